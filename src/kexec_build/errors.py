@@ -1,0 +1,54 @@
+"""One root exception for the build toolkit, one subclass per area.
+
+Only the tasks print: they turn a `BuildError` into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+
+class BuildError(Exception):
+    """A problem the user can act on; the message names the thing and the fix."""
+
+    exit_code = 1
+
+
+class RecipeError(BuildError):
+    """A recipe file is malformed, incomplete, or asked for something it does not have."""
+
+    exit_code = 2
+
+
+class FetchError(BuildError):
+    """No source could be downloaded and verified."""
+
+    exit_code = 3
+
+
+class UnpackError(BuildError):
+    """A source archive is unsafe or unreadable."""
+
+    exit_code = 4
+
+
+class ToolchainError(BuildError):
+    """A compiler, sysroot or host tool is missing."""
+
+    exit_code = 5
+
+
+class StepError(BuildError):
+    """A build step (configure, make, strip, ...) failed."""
+
+    exit_code = 6
+
+
+class CheckError(BuildError):
+    """A built binary is not what its target promises."""
+
+    exit_code = 7
+
+
+class WheelError(BuildError):
+    """A wheel or sdist could not be made or does not verify."""
+
+    exit_code = 8
