@@ -1,0 +1,155 @@
+"""A private apt root that downloads Debian packages and source files without touching the host.
+
+The archive is the one the machine already uses (read from its own apt sources), so nothing
+here names an archive host. No foreign dpkg architecture and no sources entry is added to the
+host: the state lives in a folder of its own, and root is not needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .errors import ToolchainError
+
+HOST_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
+DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One archive the host's apt reads from: its URI and the keyring that signs it."""
+
+    uri: str
+    keyring: str
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file apt would download: where from, its name and the sha256 from the signed index."""
+
+    url: str
+    name: str
+    sha256: str
+
+
+def host_archives(sources: Sequence[Path] = HOST_SOURCES) -> list[Archive]:
+    """The main archives (not -security) listed in the host's deb822 and one-line apt sources."""
+    archives: list[Archive] = []
+    for path in _source_files(sources):
+        text = path.read_text(errors="replace")
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = dict(re.findall(r"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.M))
+                if "deb" in fields.get("Types", "").split() and fields.get("Enabled", "yes") != "no":
+                    keyring = fields.get("Signed-By", DEFAULT_KEYRING)
+                    archives += [Archive(uri, keyring) for uri in fields.get("URIs", "").split()]
+        else:
+            for line in text.splitlines():
+                words = shlex.split(line.split("#", 1)[0]) if line.strip() else []
+                if words and words[0] == "deb":
+                    options = [w for w in words[1:] if w.startswith("[")]
+                    uri = [w for w in words[1:] if not w.startswith("[")][0]
+                    signed = re.search(r"signed-by=(\S+?)\]?$", " ".join(options))
+                    archives.append(Archive(uri, signed.group(1) if signed else DEFAULT_KEYRING))
+    main = [a for a in dict.fromkeys(archives) if "security" not in a.uri]
+    if not main:
+        raise ToolchainError(
+            "no Debian/Ubuntu archive found in /etc/apt/sources.list(.d): "
+            "the private apt root copies the host's archive; add one to the host's apt sources"
+        )
+    return main
+
+
+def _source_files(sources: Sequence[Path]) -> Iterator[Path]:
+    for source in sources:
+        if source.is_dir():
+            yield from sorted(p for p in source.iterdir() if p.suffix in (".sources", ".list"))
+        elif source.is_file():
+            yield source
+
+
+class PrivateApt:
+    """An apt state folder for some suites and one architecture, updated on first use."""
+
+    def __init__(self, root: Path, *, suites: Sequence[str], architecture: str,
+                 components: Sequence[str] = ("main",), archives: Sequence[Archive] | None = None) -> None:
+        self.root = root
+        self.suites = tuple(suites)
+        self.architecture = architecture
+        self.components = tuple(components)
+        self.archives = tuple(archives or host_archives())
+
+    def _options(self) -> list[str]:
+        return [
+            "-o", f"Dir::Etc::SourceList={self.root / 'etc/sources.list'}",
+            "-o", f"Dir::Etc::SourceParts={self.root / 'etc/sources.list.d'}",
+            "-o", f"Dir::Etc::Preferences={self.root / 'etc/preferences'}",
+            "-o", f"Dir::Etc::PreferencesParts={self.root / 'etc/preferences.d'}",
+            "-o", f"Dir::State={self.root / 'state'}",
+            "-o", f"Dir::State::status={self.root / 'state/status'}",
+            "-o", f"Dir::Cache={self.root / 'cache'}",
+            "-o", f"APT::Architecture={self.architecture}",
+            "-o", f"APT::Architectures={self.architecture}",
+            "-o", "Acquire::Languages=none",
+            "-o", "Debug::NoLocking=true",
+        ]
+
+    def _run(self, *args: str) -> str:
+        command = ["apt-get", "-q", *self._options(), *args]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ToolchainError(
+                f"apt-get {' '.join(args)} failed (private apt root {self.root}):\n"
+                + "\n".join(result.stderr.strip().splitlines()[-8:])
+            )
+        return result.stdout
+
+    def update(self) -> None:
+        """Write the sources and fetch the indexes, once (a lock keeps parallel callers apart)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = self.root / "state/updated"
+            if done.exists():
+                return
+            for folder in ("etc/sources.list.d", "etc/preferences.d", "state/lists/partial",
+                           "cache/archives/partial"):
+                (self.root / folder).mkdir(parents=True, exist_ok=True)
+            (self.root / "etc/sources.list").write_text("")
+            (self.root / "state/status").touch()
+            stanzas = [
+                f"Types: deb deb-src\nURIs: {archive.uri}\nSuites: {' '.join(self.suites)}\n"
+                f"Components: {' '.join(self.components)}\nSigned-By: {archive.keyring}\n"
+                for archive in self.archives
+            ]
+            (self.root / "etc/sources.list.d/private.sources").write_text("\n".join(stanzas))
+            self._run("update")
+            done.touch()
+
+    def source_files(self, package: str, suite: str) -> list[RemoteFile]:
+        """The files of `package`'s source package in `suite`, with their signed sha256."""
+        self.update()
+        listing = self._run("source", "--print-uris", f"{package}/{suite}")
+        return [
+            RemoteFile(url=url, name=name, sha256=digest)
+            for url, name, digest in re.findall(r"^'(\S+)' (\S+) \d+ SHA256:([0-9a-f]{64})$", listing, re.M)
+        ]
+
+    def download(self, packages: Sequence[str], into: Path) -> list[Path]:
+        """Download the binary packages (for this root's architecture) into `into`."""
+        self.update()
+        into.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["apt-get", "-q", *self._options(), "download", *packages],
+                                cwd=into, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ToolchainError(
+                f"could not download {', '.join(packages)} for {self.architecture} "
+                f"(suites {', '.join(self.suites)}):\n" + "\n".join(result.stderr.strip().splitlines()[-8:])
+            )
+        return sorted(into.glob("*.deb"))
