@@ -25,6 +25,10 @@ class Toolchain:
         """Variables for ./configure beyond what the pipeline sets itself (CFLAGS, LDFLAGS=-static)."""
         return {"CC": self.cc}
 
+    def tool(self, name: str) -> str:
+        """The binutils program `name` (e.g. 'strip') that matches the compiler."""
+        return self.cc[: -len("gcc")] + name if self.cc.endswith("gcc") else name
+
     def compiler_version(self) -> str:
         """The first line of `cc --version`."""
         result = subprocess.run([self.cc, "--version"], capture_output=True, text=True)

@@ -1,0 +1,126 @@
+"""recipe → source → static kexec: the build of one release for one target, top to bottom.
+
+A build whose key (release entry and patches, target, toolchain, flags, this pipeline) is
+unchanged does nothing. Two builds of the same target take turns on a lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import compile as steps_
+from . import elf, fetch, toolchain, unpack
+from .paths import build_dir
+from .recipes import Recipes, Release, Target
+
+Log = Callable[[str], None]
+# Bump when a change here alters what gets built, so that old build folders are not reused.
+PIPELINE_REVISION = "1"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished build: the static, stripped binary and what went into it."""
+
+    binary: Path
+    info: Path
+    copying: Path
+    source: Path
+    rebuilt: bool
+    seconds: float
+
+    def read_info(self) -> dict:
+        """The build-info.json beside the binary."""
+        return json.loads(self.info.read_text())
+
+
+def output_dir(release: Release, target: Target, root: Path | None = None) -> Path:
+    """Where the build of `release` for `target` lives."""
+    return (root or build_dir()) / f"kexec-tools-{release.version}" / target.name
+
+
+def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequence[str] = (),
+          jobs: int | None = None, root: Path | None = None, log: Log = print) -> Built:
+    """Build (or reuse) the static kexec of `release` for `target`."""
+    started = time.monotonic()
+    out = output_dir(release, target, root)
+    out.mkdir(parents=True, exist_ok=True)
+    label = f"kexec-tools {release.version} {target.name}"
+    tools = toolchain.for_target(target, recipes)
+    key = _build_key(release, target, tools)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _up_to_date(out, key):
+            return _built(out, release, rebuilt=False, started=started)
+        (out / "key").unlink(missing_ok=True)  # a failure below must not leave the old key claiming validity
+        log(f"build: {label}")
+        tarball = fetch.fetch(release, mirrors=mirrors, log=log)
+        source = unpack.unpack(tarball, out / "src")
+        steps = steps_.Steps(out / "logs", label)
+        steps_.apply_patches(steps, source, release.patches)
+        steps_.configure(steps, source, release, tools)
+        enabled = steps_.verify_config(source, label)
+        binary = steps_.make(steps, source, jobs or os.cpu_count() or 1)
+        steps_.strip(steps, binary, tools, out / "kexec")
+        elf.check(out / "kexec", target)
+        prefix = steps_.runner(target, recipes.native_target())
+        if prefix is not None:
+            steps_.check_runs(out / "kexec", release, prefix)
+        info = {
+            "target": target.name,
+            "kexec_tools": {
+                "version": release.version,
+                "source_url": release.urls[0],
+                "sha256": release.sha256,
+                "patches": [patch.name for patch in release.patches],
+            },
+            "configure_flags": list(release.configure_flags),
+            "compression": enabled,
+            "ran": prefix is not None,
+            **_split_versions(tools.versions()),
+        }
+        _write_atomically(out / "build-info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+        _write_atomically(out / "key", key)
+        log(f"build: {label} done: {out / 'kexec'}")
+        return _built(out, release, rebuilt=True, started=started)
+
+
+def _build_key(release: Release, target: Target, tools: toolchain.Toolchain) -> str:
+    digest = hashlib.sha256()
+    for part in (PIPELINE_REVISION, release.fingerprint(), repr(target), tools.cc, tools.fingerprint()):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _up_to_date(out: Path, key: str) -> bool:
+    stamp = out / "key"
+    return stamp.is_file() and stamp.read_text() == key and (out / "kexec").is_file()
+
+
+def _built(out: Path, release: Release, *, rebuilt: bool, started: float) -> Built:
+    return Built(
+        binary=out / "kexec",
+        info=out / "build-info.json",
+        copying=out / "src" / "COPYING",
+        source=fetch.cached_path(release),
+        rebuilt=rebuilt,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _split_versions(versions: dict[str, str]) -> dict:
+    compiler = versions.pop("compiler")
+    return {"compiler": compiler, "libraries": versions}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_text(text)
+    os.replace(partial, path)
