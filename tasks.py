@@ -1,0 +1,67 @@
+"""kexec-bin's commands: a thin layer over the kexec_build package (`inv --list`)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+from invoke import Exit, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+from kexec_build import errors, fetch as fetching, pipeline, recipes  # noqa: E402
+from kexec_build.paths import build_dir, cache_dir  # noqa: E402
+
+ARCH_HELP = "native (default), all, or a comma-separated list of targets from recipes/targets.toml"
+VERSION_HELP = "kexec-tools version from recipes/kexec-tools.toml (default: the recipe's default)"
+MIRROR_HELP = "base URL or folder holding the upstream tarball, tried before $KEXEC_BIN_MIRRORS and upstream"
+
+
+def reports_errors(function):
+    """Turn the toolkit's expected failures into a message and an exit code, without a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except errors.BuildError as error:
+            raise Exit(f"error: {error}", code=error.exit_code) from None
+
+    return wrapper
+
+
+def _mirrors(mirror: list[str]) -> list[str]:
+    return list(mirror) + fetching.mirrors_from_env()
+
+
+@task(iterable=["mirror"], help={"version": VERSION_HELP, "mirror": MIRROR_HELP})
+@reports_errors
+def fetch(c, version=None, mirror=None):
+    """Download and verify a kexec-tools tarball into the cache."""
+    release = recipes.load().release(version)
+    print(fetching.fetch(release, mirrors=_mirrors(mirror)))
+
+
+@task(iterable=["mirror"], help={"arch": ARCH_HELP, "version": VERSION_HELP, "mirror": MIRROR_HELP})
+@reports_errors
+def build(c, arch="native", version=None, mirror=None):
+    """Build a static, stripped, checked kexec for each chosen target."""
+    loaded = recipes.load()
+    release = loaded.release(version)
+    for target in loaded.select_targets(arch, release):
+        built = pipeline.build(release, target, recipes=loaded, mirrors=_mirrors(mirror))
+        state = "built" if built.rebuilt else "up to date"
+        print(f"{target.name}: {state} in {built.seconds:.2f}s: {built.binary}")
+
+
+@task(help={"cache": "also empty the download and toolchain cache"})
+def clean(c, cache=False):
+    """Remove build outputs (and, with --cache, the download cache)."""
+    import shutil
+
+    for folder in [build_dir(), Path(__file__).resolve().parent / "dist"] + ([cache_dir()] if cache else []):
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"removed {folder}")
+    if not cache:
+        fetching.clean_partials()
