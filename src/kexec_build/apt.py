@@ -78,8 +78,10 @@ class PrivateApt:
     """An apt state folder for some suites and one architecture, updated on first use."""
 
     def __init__(self, root: Path, *, suites: Sequence[str], architecture: str,
-                 components: Sequence[str] = ("main",), archives: Sequence[Archive] | None = None) -> None:
+                 components: Sequence[str] = ("main",), types: Sequence[str] = ("deb", "deb-src"),
+                 archives: Sequence[Archive] | None = None) -> None:
         self.root = root
+        self.types = tuple(types)
         self.suites = tuple(suites)
         self.architecture = architecture
         self.components = tuple(components)
@@ -124,7 +126,7 @@ class PrivateApt:
             (self.root / "etc/sources.list").write_text("")
             (self.root / "state/status").touch()
             stanzas = [
-                f"Types: deb deb-src\nURIs: {archive.uri}\nSuites: {' '.join(self.suites)}\n"
+                f"Types: {' '.join(self.types)}\nURIs: {archive.uri}\nSuites: {' '.join(self.suites)}\n"
                 f"Components: {' '.join(self.components)}\nSigned-By: {archive.keyring}\n"
                 for archive in self.archives
             ]

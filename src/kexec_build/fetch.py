@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
-from .errors import FetchError
+from .errors import BuildError, FetchError
 from .paths import cache_dir
 from .recipes import Release
 
@@ -54,7 +55,7 @@ def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None =
         if target.is_file():  # another process fetched it while we waited
             return target
         failures = []
-        for url in candidate_urls(release, mirrors):
+        for url in _all_urls(release, mirrors, target.parent.parent.parent, failures):
             try:
                 _download_verified(url, release, target, timeout=timeout, retries=retries, log=log)
                 return target
@@ -66,6 +67,30 @@ def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None =
         + "\n".join(failures)
         + f"\nput the tarball on a mirror and name it with --mirror or ${MIRRORS_ENV}"
     )
+
+
+def _all_urls(release: Release, mirrors: Sequence[str], cache: Path, failures: list[str]) -> Iterator[str]:
+    """The candidate URLs, then (only if all failed) the distribution's orig tarball."""
+    yield from candidate_urls(release, mirrors)
+    if release.debian_package and shutil.which("apt-get"):
+        try:
+            yield from distribution_urls(release, cache)
+        except BuildError as error:
+            failures.append(f"  - the distribution's {release.debian_package} source package: {error}")
+
+
+def distribution_urls(release: Release, cache: Path | None = None) -> list[str]:
+    """Where the host's apt archive has this release's orig tarball (byte-identical to upstream)."""
+    from .apt import PrivateApt
+
+    apt = PrivateApt((cache or cache_dir()) / "apt" / "sources", suites=release.debian_suites,
+                     architecture="all", types=("deb-src",))
+    return [
+        remote.url
+        for suite in release.debian_suites
+        for remote in apt.source_files(release.debian_package, suite)
+        if remote.name == release.debian_orig and remote.sha256 == release.sha256
+    ][:1]
 
 
 @contextmanager
@@ -157,10 +182,19 @@ class _Retry(Exception):
     """A server error worth another attempt."""
 
 
+_SHORT_REASONS = {
+    "Read timed out": "no answer (read timeout)",
+    "NameResolutionError": "cannot resolve the host name",
+    "Connection refused": "connection refused",
+    "ConnectTimeout": "no connection (connect timeout)",
+}
+
+
 def _reason(error: Exception) -> str:
     text = str(error)
-    if "Read timed out" in text:
-        return "no answer (read timeout)"
+    for marker, short in _SHORT_REASONS.items():
+        if marker in text:
+            return short
     return text.splitlines()[0][:200] if text else type(error).__name__
 
 

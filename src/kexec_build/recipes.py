@@ -62,6 +62,14 @@ class Release:
     patches: tuple[Path, ...]
     configure_flags: tuple[str, ...]
     targets: tuple[str, ...]
+    debian_package: str
+    debian_suites: tuple[str, ...]
+
+    @property
+    def debian_orig(self) -> str:
+        """The file name of this release's orig tarball in Debian's source package."""
+        compression = self.source.rsplit(".tar.", 1)[1]
+        return f"{self.debian_package}_{self.version}.orig.tar.{compression}"
 
     @property
     def wheel_version(self) -> str:
@@ -225,11 +233,15 @@ class _File:
         return targets
 
     def read_releases(self, recipes_dir: Path, known_targets: dict[str, Target]) -> tuple[str, dict[str, Release]]:
-        self.refuse_unknown(self.data, "", ["default", "sites", "source", "configure-flags", "release"])
+        self.refuse_unknown(self.data, "", ["default", "sites", "source", "debian-source", "configure-flags", "release"])
         default = self.get(self.data, "", "default", "a version string", lambda v: isinstance(v, str))
         sites = self.get(self.data, "", "sites", "a list of https URLs", lambda v: _is_str_list(v) and all(s.startswith("https://") for s in v)) or []
-        source = self.get(self.data, "", "source", "a file name containing {version}", lambda v: isinstance(v, str) and "{version}" in v and "/" not in v) or ""
+        source = self.get(self.data, "", "source", "a file name such as 'name-{version}.tar.xz'",
+                          lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v) or ""
         flags = self.get(self.data, "", "configure-flags", "a list of ./configure options", lambda v: _is_str_list(v) and all(f.startswith("--") for f in v)) or []
+        debian = self.get(self.data, "", "debian-source", "{package = '<name>', suites = [...]}",
+                          lambda v: isinstance(v, dict) and isinstance(v.get("package"), str) and _is_str_list(v.get("suites"))) or {}
+        self.refuse_unknown(debian, "debian-source.", ["package", "suites"])
         tables = self.get(self.data, "", "release", '[release."<version>"] tables', _is_table_of_tables) or {}
         releases = {}
         for version, table in tables.items():
@@ -258,6 +270,8 @@ class _File:
                     patches=tuple(sorted((recipes_dir / "patches" / version).glob("*.patch"))),
                     configure_flags=tuple(flags) + tuple(extra_flags),
                     targets=tuple(targets),
+                    debian_package=debian.get("package", ""),
+                    debian_suites=tuple(debian.get("suites", ())),
                 )
         if default is not None and tables and default not in tables:
             self.problems.append(f"default: {default!r} is not one of the releases ({', '.join(tables)})")

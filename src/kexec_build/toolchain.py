@@ -1,29 +1,75 @@
-"""The compiler and libraries a target is built with."""
+"""The compiler and libraries a target is built with, and what the host must install for them.
+
+A native build uses the host's gcc and its static zlib and liblzma. A cross build uses
+Debian's cross gcc with its C library (`libc6-dev-<arch>-cross`), a sysroot in the cache
+holding the target's own static zlib and liblzma (see `sysroot`), and qemu-user to run
+the result.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
+from . import sysroot as sysroots
 from .errors import ToolchainError
 from .recipes import Recipes, Target
+
+# Every cross-built binary is run under qemu-user as its final check; this package has them all.
+EMULATOR_PACKAGE = "qemu-user-static"
+# One #include per library whose version goes into the SBOM; `cc -E -dM` prints their macros.
+_VERSION_HEADERS = "#include <zlib.h>\n#include <lzma.h>\n#include <features.h>\n"
+
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Toolchain:
-    """A C compiler for one target, and the sysroot holding its static zlib and liblzma."""
+    """A C compiler for one target, and the sysroot holding its static zlib and liblzma.
+
+    `sysroot` is None for a native build, which uses the host's own libraries.
+    """
 
     target: Target
     cc: str
     sysroot: Path | None
 
+    @property
+    def cross(self) -> bool:
+        """Whether the binaries this makes are for another CPU than the host's."""
+        return self.sysroot is not None
+
+    def emulator(self) -> list[str]:
+        """The command prefix that runs this toolchain's binaries here ([] natively)."""
+        return [self.target.qemu] if self.cross else []
+
+    def include_dirs(self) -> list[Path]:
+        """The sysroot's header folders (none natively)."""
+        if self.sysroot is None:
+            return []
+        common = self.sysroot / "usr/include"
+        return [common] + [common / lib.name for lib in self.lib_dirs() if (common / lib.name).is_dir()]
+
+    def lib_dirs(self) -> list[Path]:
+        """The sysroot's multiarch library folders, e.g. usr/lib/aarch64-linux-gnu (none natively)."""
+        if self.sysroot is None:
+            return []
+        return sorted({archive.parent for archive in self.sysroot.glob("usr/lib/*/*.a")})
+
     def configure_env(self) -> dict[str, str]:
         """Variables for ./configure beyond what the pipeline sets itself (CFLAGS, LDFLAGS=-static)."""
-        return {"CC": self.cc}
+        env = {"CC": self.cc}
+        if self.sysroot is not None:
+            env["CPPFLAGS"] = " ".join(f"-I{folder}" for folder in self.include_dirs())
+            env["LDFLAGS"] = " ".join(f"-L{folder}" for folder in self.lib_dirs())
+        return env
 
     def tool(self, name: str) -> str:
         """The binutils program `name` (e.g. 'strip') that matches the compiler."""
@@ -31,48 +77,130 @@ class Toolchain:
 
     def compiler_version(self) -> str:
         """The first line of `cc --version`."""
-        result = subprocess.run([self.cc, "--version"], capture_output=True, text=True)
-        return result.stdout.splitlines()[0] if result.returncode == 0 and result.stdout else "unknown"
-
-    def header(self, name: str) -> Path | None:
-        """Where the compiler finds `name` (e.g. 'zlib.h'), or None."""
-        result = subprocess.run([self.cc, "-H", "-E", "-x", "c", "-"], input=f"#include <{name}>\n",
-                                capture_output=True, text=True, env=None)
-        first = next((line for line in result.stderr.splitlines() if line.startswith(". ")), None)
-        return Path(first[2:].strip()) if first else None
+        return _first_line(self.cc, "--version")
 
     def versions(self) -> dict[str, str]:
-        """The versions of what gets linked in, read from the headers the compiler uses."""
-        defines = {
-            "zlib": ("zlib.h", r'#define ZLIB_VERSION "([^"]+)"'),
-            "xz": ("lzma/version.h", r"#define LZMA_VERSION_(MAJOR|MINOR|PATCH) (\d+)"),
-            "glibc": ("features.h", r"#define\s+__GLIBC(?:_MINOR)?__\s+(\d+)"),
+        """The compiler and the versions of zlib, xz (liblzma) and glibc it links, from their headers."""
+        return dict(self._versions)
+
+    @functools.cached_property
+    def _versions(self) -> dict[str, str]:
+        flags = [f"-I{folder}" for folder in self.include_dirs()]
+        result = subprocess.run([self.cc, *flags, "-E", "-dM", "-x", "c", "-"], input=_VERSION_HEADERS,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ToolchainError(
+                f"{self.cc} cannot find the zlib, liblzma or C library headers for {self.target.name}: "
+                f"{result.stderr.strip()[-400:]}; run `inv toolchain --arch {self.target.name}`"
+            )
+        macros = dict(re.findall(r"^#define (\w+) (.*)$", result.stdout, re.M))
+        return {
+            "compiler": self.compiler_version(),
+            "zlib": macros["ZLIB_VERSION"].strip('"'),
+            "xz": ".".join(macros[f"LZMA_VERSION_{part}"] for part in ("MAJOR", "MINOR", "PATCH")),
+            "glibc": f"{macros['__GLIBC__']}.{macros['__GLIBC_MINOR__']}",
         }
-        found = {"compiler": self.compiler_version()}
-        for library, (header, pattern) in defines.items():
-            path = self.header(header)
-            matches = re.findall(pattern, path.read_text()) if path else []
-            if library == "xz":
-                found[library] = ".".join(number for _, number in matches[:3])
-            elif library == "glibc":
-                found[library] = ".".join(matches[:2])
-            else:
-                found[library] = matches[0] if matches else ""
-        return found
 
     def fingerprint(self) -> str:
-        """What identifies this toolchain in the rebuild key: compiler and library versions."""
-        return hashlib.sha256(repr(sorted(self.versions().items())).encode()).hexdigest()
+        """What identifies this toolchain in the rebuild key: compiler, library versions, sysroot packages."""
+        parts = sorted(self.versions().items())
+        if self.sysroot is not None:
+            parts.append(("sysroot", sysroots.manifest_text(self.sysroot)))
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def for_target(target: Target, recipes: Recipes) -> Toolchain:
     """The toolchain for `target`; raise `ToolchainError` naming what is missing and the fix."""
-    if target != recipes.native_target():
-        raise ToolchainError(f"cross-building for {target.name} is not available yet")
-    cc = f"{target.triplet}-gcc" if shutil.which(f"{target.triplet}-gcc") else "gcc"
-    if not shutil.which(cc):
+    return for_targets([target], recipes)[target]
+
+
+def for_targets(targets: Sequence[Target], recipes: Recipes) -> dict[Target, Toolchain]:
+    """The toolchains for `targets`; raise one `ToolchainError` naming everything missing and the fix."""
+    found, missing = {}, {}
+    for target in targets:
+        toolchain, problems = _look_up(target, recipes)
+        if problems:
+            missing[target.name] = problems
+        else:
+            found[target] = toolchain
+    if missing:
+        listing = "\n".join(f"  {name}: {'; '.join(problems)}" for name, problems in missing.items())
+        arch = "all" if len(missing) > 1 and len(missing) == len(recipes.targets) - 1 else ",".join(missing)
         raise ToolchainError(
-            f"no C compiler for {target.name}: install {' '.join(recipes.native_packages)} "
-            f"(inv toolchain --arch {target.name})"
+            f"no toolchain for {', '.join(missing)}:\n{listing}\nget them with: inv toolchain --arch {arch}"
         )
-    return Toolchain(target=target, cc=cc, sysroot=None)
+    return found
+
+
+def _look_up(target: Target, recipes: Recipes) -> tuple[Toolchain, list[str]]:
+    """The toolchain `target` would use, and what of it is missing (cheap: no process is started)."""
+    if target == recipes.native_target():
+        cc = f"{target.triplet}-gcc" if shutil.which(f"{target.triplet}-gcc") else "gcc"
+        problems = [] if shutil.which(cc) else [f"no C compiler (packages {', '.join(recipes.native_packages)})"]
+        return Toolchain(target=target, cc=cc, sysroot=None), problems
+    cc = f"{target.triplet}-gcc"
+    root = sysroots.path(target)
+    problems = []
+    if not shutil.which(cc):
+        problems.append(f"no {cc} (package {target.packages[0]})")
+    if not (Path("/usr") / target.triplet / "lib/libc.a").is_file():
+        problems.append(f"no static C library /usr/{target.triplet}/lib/libc.a (package {target.packages[-1]})")
+    if not sysroots.manifest_path(root).is_file():
+        problems.append(f"no sysroot with static zlib and liblzma in {root}")
+    if not shutil.which(target.qemu):
+        problems.append(f"no {target.qemu} to run the binary (package {EMULATOR_PACKAGE})")
+    return Toolchain(target=target, cc=cc, sysroot=root), problems
+
+
+def host_packages(target: Target, recipes: Recipes) -> tuple[str, ...]:
+    """The Debian packages the host needs to build (and run) `target`'s binary."""
+    if target == recipes.native_target():
+        return recipes.native_packages
+    return (*target.packages, EMULATOR_PACKAGE)
+
+
+def missing_packages(packages: Iterable[str]) -> list[str]:
+    """Those of `packages` that dpkg does not list as installed."""
+    wanted = list(dict.fromkeys(packages))
+    result = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *wanted],
+                            capture_output=True, text=True)
+    installed = {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")}
+    return [package for package in wanted if package not in installed]
+
+
+def install_command(packages: Sequence[str]) -> list[str]:
+    """The apt-get command that installs `packages` and only them (recommends pull in foreign extras)."""
+    return ["apt-get", "install", "-y", "--no-install-recommends", *packages]
+
+
+def provision(targets: Sequence[Target], recipes: Recipes, *, as_root: bool | None = None,
+              log: Log = print) -> dict[Target, Toolchain]:
+    """Install the host packages `targets` need (root only) and build their sysroots; idempotent."""
+    missing = missing_packages(package for target in targets for package in host_packages(target, recipes))
+    if missing:
+        command = install_command(missing)
+        if not (os.geteuid() == 0 if as_root is None else as_root):
+            raise ToolchainError(
+                f"missing packages: {' '.join(missing)}; as root, run:\n"
+                f"  sudo apt-get update\n  sudo {' '.join(command)}\nthen run this command again"
+            )
+        log(f"toolchain: installing {' '.join(missing)}")
+        result = subprocess.run(command, capture_output=True, text=True,
+                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if result.returncode != 0:
+            raise ToolchainError(
+                f"`{' '.join(command)}` failed (if a package was not found, run `apt-get update` first):\n"
+                + "\n".join(result.stderr.strip().splitlines()[-8:])
+            )
+    else:
+        log(f"toolchain: host packages already installed for {', '.join(t.name for t in targets)}")
+    for target in targets:
+        if target != recipes.native_target():
+            toolchain, _ = _look_up(target, recipes)
+            sysroots.ensure(target, cc=toolchain.cc, log=log)
+    return for_targets(targets, recipes)
+
+
+def _first_line(*command: str) -> str:
+    result = subprocess.run(command, capture_output=True, text=True)
+    return result.stdout.splitlines()[0] if result.returncode == 0 and result.stdout else "unknown"
