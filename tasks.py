@@ -65,3 +65,16 @@ def clean(c, cache=False):
         print(f"removed {folder}")
     if not cache:
         fetching.clean_partials()
+
+
+# --- toolchains (issue 3) ---
+
+
+@task(help={"arch": ARCH_HELP, "version": VERSION_HELP})
+@reports_errors
+def toolchain(c, arch="native", version=None):
+    """Install the cross compilers and build the sysroots the chosen targets need."""
+    from kexec_build import toolchain as toolchains
+
+    loaded = recipes.load()
+    toolchains.provision(loaded.select_targets(arch, loaded.release(version)), loaded)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ from .recipes import Recipes, Target
 EMULATOR_PACKAGE = "qemu-user-static"
 # One #include per library whose version goes into the SBOM; `cc -E -dM` prints their macros.
 _VERSION_HEADERS = "#include <zlib.h>\n#include <lzma.h>\n#include <features.h>\n"
+PROBE_SOURCE = Path(__file__).with_name("sysroot_probe.c")
 
 Log = Callable[[str], None]
 
@@ -125,9 +127,9 @@ def for_targets(targets: Sequence[Target], recipes: Recipes) -> dict[Target, Too
             found[target] = toolchain
     if missing:
         listing = "\n".join(f"  {name}: {'; '.join(problems)}" for name, problems in missing.items())
-        arch = "all" if len(missing) > 1 and len(missing) == len(recipes.targets) - 1 else ",".join(missing)
         raise ToolchainError(
-            f"no toolchain for {', '.join(missing)}:\n{listing}\nget them with: inv toolchain --arch {arch}"
+            f"no toolchain for {', '.join(missing)}:\n{listing}\n"
+            f"get them with: inv toolchain --arch {','.join(missing)}"
         )
     return found
 
@@ -195,10 +197,38 @@ def provision(targets: Sequence[Target], recipes: Recipes, *, as_root: bool | No
     else:
         log(f"toolchain: host packages already installed for {', '.join(t.name for t in targets)}")
     for target in targets:
-        if target != recipes.native_target():
-            toolchain, _ = _look_up(target, recipes)
-            sysroots.ensure(target, cc=toolchain.cc, log=log)
+        if target == recipes.native_target():
+            log(f"toolchain: {target.name} is native: {prove(for_target(target, recipes))}")
+        else:
+            cc = _look_up(target, recipes)[0].cc
+            sysroots.ensure(target, packages=recipes.sysroot_packages, log=log,
+                            prove=lambda root: prove(Toolchain(target=target, cc=cc, sysroot=root)))
     return for_targets(targets, recipes)
+
+
+def prove(toolchain: Toolchain) -> str:
+    """Link a static program using all of zlib and liblzma, run it, and return what it printed.
+
+    Raise `ToolchainError` unless it links, runs and reports the versions the headers declare.
+    """
+    with tempfile.TemporaryDirectory(prefix="kexec-bin-probe-") as scratch:
+        program = Path(scratch) / "probe"
+        compile_ = subprocess.run(
+            [toolchain.cc, "-static", "-O2", *(f"-I{d}" for d in toolchain.include_dirs()), str(PROBE_SOURCE),
+             "-o", str(program), *(f"-L{d}" for d in toolchain.lib_dirs()),
+             "-Wl,--whole-archive", "-llzma", "-lz", "-Wl,--no-whole-archive"],
+            capture_output=True, text=True)
+        if compile_.returncode != 0:
+            raise ToolchainError(f"a static program using zlib and liblzma does not link for "
+                                 f"{toolchain.target.name}:\n{compile_.stderr.strip()[-1500:]}")
+        run = subprocess.run([*toolchain.emulator(), str(program)], capture_output=True, text=True, timeout=60)
+    printed = run.stdout.strip()
+    versions = toolchain.versions()
+    expected = f"zlib {versions['zlib']} lzma {versions['xz']}"
+    if run.returncode != 0 or printed != expected:
+        raise ToolchainError(f"the {toolchain.target.name} probe printed {printed or run.stderr.strip()!r} "
+                             f"(exit {run.returncode}), expected {expected!r}")
+    return printed
 
 
 def _first_line(*command: str) -> str:
