@@ -10,7 +10,7 @@ from invoke import Exit, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from kexec_build import errors, fetch as fetching, pipeline, recipes  # noqa: E402
+from kexec_build import errors, fetch as fetching, parallel, pipeline, recipes  # noqa: E402
 from kexec_build.paths import build_dir, cache_dir  # noqa: E402
 
 ARCH_HELP = "native (default), all, or a comma-separated list of targets from recipes/targets.toml"
@@ -49,7 +49,13 @@ def build(c, arch="native", version=None, mirror=None):
     """Build a static, stripped, checked kexec for each chosen target."""
     loaded = recipes.load()
     release = loaded.release(version)
-    for target in loaded.select_targets(arch, release):
+    targets = loaded.select_targets(arch, release)
+    if len(targets) > 1:  # several targets: built side by side, then one table (issue 3)
+        outcomes = parallel.build_all(release, targets, recipes=loaded, mirrors=_mirrors(mirror))
+        print(parallel.table(outcomes))
+        parallel.raise_for_failures(outcomes)
+        return
+    for target in targets:
         built = pipeline.build(release, target, recipes=loaded, mirrors=_mirrors(mirror))
         state = "built" if built.rebuilt else "up to date"
         print(f"{target.name}: {state} in {built.seconds:.2f}s: {built.binary}")
@@ -78,3 +84,12 @@ def toolchain(c, arch="native", version=None):
 
     loaded = recipes.load()
     toolchains.provision(loaded.select_targets(arch, loaded.release(version)), loaded)
+
+
+@task(help={"output": "where to write the figures as JSON (default: build/bench.json)"})
+@reports_errors
+def bench(c, output=None):
+    """Measure speed and size goals as ratios in one run; print them, write JSON."""
+    from kexec_build import bench as benchmark
+
+    benchmark.run(Path(output) if output else build_dir() / "bench.json")

@@ -1,0 +1,110 @@
+"""`inv bench`: each figure is a ratio (or a time against its goal) measured in one run.
+
+A row compares our command with a baseline the benchmark runs itself, on the same machine in the
+same minute, so the ratio holds where absolute times do not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import fetch, recipes
+from .paths import PROJECT_ROOT
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: ours against a baseline (ratio) or against an absolute goal."""
+
+    name: str
+    ours: float
+    unit: str
+    goal: str
+    met: bool
+    baseline: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours / self.baseline if self.baseline else None
+
+
+def timed(command: list[str], *, cwd: Path, env: dict | None = None) -> float:
+    """Wall-clock seconds of one run of `command`; raise if it fails."""
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def bare_build_seconds(tarball: Path, workdir: Path, host: str | None = None) -> float:
+    """Time a plain `tar xf && ./configure && make` of `tarball`, as a user would type it."""
+    started = time.perf_counter()
+    subprocess.run(["tar", "xf", str(tarball)], cwd=workdir, check=True)
+    source = next(workdir.glob("kexec-tools-*"))
+    configure = ["./configure"] + ([f"--host={host}"] if host else [])
+    for command in (configure, ["make"]):
+        subprocess.run(command, cwd=source, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def native_build_rows(work: Path) -> list[Row]:
+    """A cold native build (source cached) against a bare configure && make; then the no-op rebuild."""
+    loaded = recipes.load()
+    release = loaded.release()
+    tarball = fetch.fetch(release, mirrors=fetch.mirrors_from_env())
+    bare_dir = work / "bare"
+    bare_dir.mkdir()
+    bare = bare_build_seconds(tarball, bare_dir)
+    env = {**os.environ, "KEXEC_BIN_BUILD": str(work / "build")}
+    invoke = [sys.executable, "-m", "invoke", "build"]
+    cold = timed(invoke, cwd=PROJECT_ROOT, env=env)
+    noop = timed(invoke, cwd=PROJECT_ROOT, env=env)
+    return [
+        Row("cold native build vs bare ./configure && make", cold, "s", "ratio <= 1.25", cold / bare <= 1.25, bare),
+        Row("no-op native rebuild (inv build)", noop, "s", "< 1 s", noop < 1.0),
+    ]
+
+
+# Each entry measures some rows in a scratch folder of its own; later issues add theirs.
+SECTIONS: list[Callable[[Path], list[Row]]] = [native_build_rows]
+
+
+def run(output: Path) -> list[Row]:
+    """Measure every section, print the table and write the rows as JSON to `output`."""
+    rows: list[Row] = []
+    for section in SECTIONS:
+        work = Path(tempfile.mkdtemp(prefix="kexec-bin-bench-"))
+        try:
+            rows += section(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(format_table(rows))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.part")
+    partial.write_text(json.dumps([{**asdict(row), "ratio": row.ratio} for row in rows], indent=2) + "\n")
+    os.replace(partial, output)
+    return rows
+
+
+def format_table(rows: list[Row]) -> str:
+    """The rows as an aligned text table."""
+    lines = [("figure", "ours", "baseline", "ratio", "goal", "met")]
+    for row in rows:
+        lines.append((
+            row.name,
+            f"{row.ours:.3f} {row.unit}",
+            f"{row.baseline:.3f} {row.unit}" if row.baseline else "-",
+            f"{row.ratio:.2f}" if row.ratio else "-",
+            row.goal,
+            "yes" if row.met else "NO",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
