@@ -1,0 +1,91 @@
+"""Build many targets at once: while one target's serial ./configure runs, another's make fills the cores.
+
+Each build keeps its own lock, logs and key (see `pipeline`); this module only decides how many
+run together and gathers their results into one table.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import pipeline, toolchain
+from .errors import BuildError
+from .recipes import Recipes, Release, Target
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one target's build ended: its result, or the error that stopped it."""
+
+    target: Target
+    built: pipeline.Built | None
+    error: BuildError | None
+    runner: str  # what runs the binary for its checks: "native" or a qemu-user program
+
+
+def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, mirrors: Sequence[str] = (),
+              workers: int | None = None, jobs: int | None = None, root: Path | None = None,
+              log: Log = print) -> list[Outcome]:
+    """Build `targets`, `workers` at a time with `make -j<jobs>` each (both default to the CPU count).
+
+    Every toolchain is looked up first, so missing ones are reported together before any build
+    starts. One target's failure does not stop the others; each outcome says how it ended.
+    """
+    runners = {target: (tools.emulator() or ["native"])[0]
+               for target, tools in toolchain.for_targets(targets, recipes).items()}
+    cores = os.cpu_count() or 1
+    lock = threading.Lock()
+
+    def locked_log(line: str) -> None:
+        with lock:
+            log(line)
+
+    def one(target: Target) -> Outcome:
+        try:
+            built = pipeline.build(release, target, recipes=recipes, mirrors=mirrors, jobs=jobs or cores,
+                                   root=root, log=locked_log)
+            return Outcome(target, built, None, runners[target])
+        except BuildError as error:
+            return Outcome(target, None, error, runners[target])
+
+    with ThreadPoolExecutor(max_workers=workers or cores) as pool:
+        return list(pool.map(one, targets))
+
+
+def table(outcomes: Sequence[Outcome]) -> str:
+    """One row per target: time, size, the zlib/lzma versions compiled in, and how it was run."""
+    rows = [("target", "time", "size", "zlib/lzma", "runs")]
+    for outcome in outcomes:
+        if outcome.built is None:
+            rows.append((outcome.target.name, "-", "-", "-", f"FAILED: {str(outcome.error).splitlines()[0]}"))
+            continue
+        info = outcome.built.read_info()
+        libraries = info["libraries"]
+        state = "" if outcome.built.rebuilt else " (no-op)"
+        runs = f"yes ({outcome.runner})" if info["ran"] else "no"
+        rows.append((
+            outcome.target.name,
+            f"{outcome.built.seconds:.1f}s{state}",
+            f"{outcome.built.binary.stat().st_size / 1024:.0f} KiB",
+            f"{libraries['zlib']}/{libraries['xz']}",
+            runs,
+        ))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+
+def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
+    """Raise one error naming every failed target (with the first failure's kind and exit code)."""
+    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    if failed:
+        kind = type(failed[0].error)
+        raise kind(f"{len(failed)} of {len(outcomes)} builds failed:\n"
+                   + "\n".join(f"{outcome.target.name}: {outcome.error}" for outcome in failed))
