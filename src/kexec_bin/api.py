@@ -1,0 +1,72 @@
+"""The Python API: load, execute and unload kernels through the same program and checks as `kexec`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from .doctor import BLOCKED, Support, explain, support
+from .errors import BlockedError, KexecError
+from .resolve import choose
+
+_SYSCALL_OPTIONS = {"auto": "--kexec-syscall-auto", "file": "--kexec-file-syscall", "load": "--kexec-syscall"}
+_SYSCALL_NAMES = {"auto": "auto", "file": "kexec_file_load", "load": "kexec_load"}
+
+
+def load(
+    kernel: str | os.PathLike[str],
+    initrd: str | os.PathLike[str] | None = None,
+    cmdline: str | None = None,
+    *,
+    reuse_cmdline: bool = False,
+    syscall: str = "auto",
+    root: str = "/",
+) -> None:
+    """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason."""
+    if syscall not in _SYSCALL_OPTIONS:
+        raise ValueError(f"syscall={syscall!r}: choose one of {', '.join(_SYSCALL_OPTIONS)}")
+    args = ["--load", os.fspath(kernel), _SYSCALL_OPTIONS[syscall]]
+    if initrd is not None:
+        args.append(f"--initrd={os.fspath(initrd)}")
+    if reuse_cmdline:
+        args.append("--reuse-cmdline")
+    if cmdline is not None:
+        args.append(f"--append={cmdline}" if reuse_cmdline else f"--command-line={cmdline}")
+    _run(args, "load", _SYSCALL_NAMES[syscall], root)
+
+
+def execute(*, root: str = "/") -> None:
+    """Boot the loaded kernel now (kexec -e); returns only if that fails, by raising."""
+    _run(["--exec"], "exec", "auto", root)
+
+
+def unload() -> None:
+    """Unload the loaded kernel (kexec -u)."""
+    _run(["--unload"], None, "auto", "/")
+
+
+def loaded(root: str = "/") -> bool:
+    """Whether a kernel is loaded for `execute()` (false too when the kernel has no kexec at all)."""
+    try:
+        return (Path(root) / "sys/kernel/kexec_loaded").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def _run(args: Sequence[str], action: str | None, syscall: str, root: str) -> None:
+    choice = choose()
+    checked: Support | None = None
+    if action:
+        checked = support(root, choice)
+        if checked.state(action, syscall) == BLOCKED:
+            raise BlockedError(explain(checked, action, syscall), checked)
+    result = subprocess.run([choice.path, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        message = f"{choice.path} {' '.join(args)} failed (exit status {result.returncode}): {output}"
+        if checked and checked.blockers(action or "load", syscall):
+            message += "\n" + "\n".join(f"  possible cause: {f.meaning} ({f.evidence})"
+                                        for f in checked.blockers(action or "load", syscall))
+        raise KexecError(message, result.returncode, output)

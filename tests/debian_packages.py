@@ -1,0 +1,66 @@
+"""Real Debian packages for tests: downloaded once through `kexec_build.apt`, unpacked with `dpkg -x`.
+
+Nothing is installed on the host: a package is fetched into the user's cache and extracted into a
+tree there, so later runs need no network.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from kexec_build.apt import PrivateApt
+from kexec_build.paths import cache_dir
+
+SUITE = "bookworm"
+# Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
+CACHE = cache_dir()
+
+
+@functools.cache
+def _apt(arch: str) -> PrivateApt:
+    return PrivateApt(CACHE / "apt" / f"{SUITE}-{arch}", suites=[SUITE], architecture=arch)
+
+
+def deb(package: str, arch: str = "amd64") -> Path:
+    """The .deb of `package` for `arch`, downloaded once into the cache."""
+    folder = CACHE / "debian" / SUITE / arch / package
+    found = sorted(folder.glob("*.deb"))
+    if not found:
+        with tempfile.TemporaryDirectory(dir=_ensure(folder.parent)) as partial:
+            (downloaded,) = _apt(arch).download([package], Path(partial) / "debs")
+            _ensure(folder)
+            found = [downloaded.rename(folder / downloaded.name)]
+    return found[0]
+
+
+def unpacked(package: str, arch: str = "amd64") -> Path:
+    """`package` extracted with `dpkg -x` into the cache, once; a metapackage is followed to its target."""
+    package_deb = deb(package, arch)
+    target = _metapackage_target(package, package_deb)
+    if target:
+        return unpacked(target, arch)
+    tree = package_deb.with_suffix(".tree")
+    if not tree.exists():
+        partial = Path(tempfile.mkdtemp(dir=tree.parent))
+        subprocess.run(["dpkg-deb", "-x", str(package_deb), str(partial)], check=True)
+        partial.rename(tree)
+    return tree
+
+
+def _metapackage_target(package: str, package_deb: Path) -> str | None:
+    """The kernel a linux-image-<flavour> metapackage points at (it ships no kernel of its own)."""
+    if not re.fullmatch(r"linux-image-[a-z][\w-]*", package):
+        return None
+    depends = subprocess.run(["dpkg-deb", "-f", str(package_deb), "Depends"],
+                             capture_output=True, text=True, check=True).stdout
+    match = re.match(r"(linux-image-\d[\w.+-]*)", depends.strip())
+    return match.group(1) if match else None
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
