@@ -1,0 +1,124 @@
+"""Boot a Debian kernel of one target in qemu-system with the harness's initramfs.
+
+A `Board` says how a target's guest is started (QEMU program and machine, console device,
+Debian kernel flavour); `boot()` returns a `Machine` at the init's prompt, and `kexec_reboot()`
+is the one step every proof repeats: load a kernel with a command line, execute it, and return
+the command line the next kernel reports.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from kexec_build import recipes
+from kexec_build.paths import build_dir, cache_dir
+from tests import debian_packages
+from tests.vm import initramfs
+from tests.vm.machine import Machine, kvm_usable
+
+# Deadlines under TCG on a loaded 2-core machine, with a wide margin (a boot takes 4-30 s).
+BOOT_SECONDS = 180
+COMMAND_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Board:
+    """How one target's guest runs: QEMU command, kernel console and Debian kernel flavour."""
+
+    target: str
+    qemu: tuple[str, ...]
+    console: str
+    flavour: str
+    memory_mb: int = 1024
+
+    @property
+    def debian_arch(self) -> str:
+        return recipes.load().target(self.target).debian_arch
+
+    def kernel(self) -> Path:
+        """The Debian kernel image of this board's flavour (the linux-image package, unpacked)."""
+        tree = debian_packages.unpacked(f"linux-image-{self.flavour}", self.debian_arch)
+        (image,) = (tree / "boot").glob("vmlinu[xz]-*")
+        return image
+
+    def busybox(self) -> Path:
+        return debian_packages.unpacked("busybox-static", self.debian_arch) / "bin" / "busybox"
+
+    def accelerator(self) -> str:
+        if self.target == "x86_64" and kvm_usable(self.kernel(), cache_dir() / "vm"):
+            return "kvm"
+        return "tcg"
+
+
+BOARDS = {
+    board.target: board
+    for board in (
+        Board("x86_64", ("qemu-system-x86_64",), "ttyS0", "amd64"),
+        Board("aarch64", ("qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"), "ttyAMA0", "arm64"),
+    )
+}
+
+
+def boot(
+    board: Board,
+    kexec: Path,
+    *,
+    log: Path,
+    workdir: Path,
+    cmdline: str = "",
+    files: dict[str, Path | bytes] | None = None,
+    firmware: Path | None = None,
+) -> Machine:
+    """Start `board`'s guest with `kexec` and `files` in its initramfs; return it at the init's prompt.
+
+    The guest's own kernel is at /boot/vmlinuz, so it can kexec into itself. QEMU's reset is
+    left enabled: `reboot -f` goes back through the firmware, which loads the same kernel again.
+    """
+    image = initramfs.build(
+        initramfs.guest_files(board.busybox(), kexec, {"boot/vmlinuz": board.kernel(), **(files or {})}),
+        workdir / f"initramfs-{board.target}.cpio.gz",
+    )
+    command = [
+        *board.qemu,
+        "-accel", board.accelerator(),
+        "-m", str(board.memory_mb),
+        "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+        "-kernel", str(board.kernel()),
+        "-initrd", str(image),
+        "-append", f"console={board.console} {cmdline}".strip(),
+    ]
+    if firmware:
+        command += ["-bios", str(firmware)]
+    machine = Machine(command, log)
+    try:
+        machine.expect("VMTEST-READY", BOOT_SECONDS)
+    except BaseException:
+        machine.close()
+        raise
+    return machine
+
+
+def kexec_reboot(machine: Machine, board: Board, options: str, cmdline: str | None) -> str:
+    """Load this guest's kernel with the running root as initrd, execute it, return the new kernel's command line.
+
+    `cmdline` None passes no command line option (for `--reuse-cmdline` in `options`).
+    """
+    machine.run("next-initrd", COMMAND_SECONDS)
+    line = "" if cmdline is None else f"--command-line={shlex.quote(f'console={board.console} {cmdline}')}"
+    machine.run(f"kexec {options} --load /boot/vmlinuz --initrd=/tmp/next.cpio {line}", COMMAND_SECONDS)
+    # On success the status line never comes: the next kernel's init reports instead.
+    machine.send('kexec --exec; echo "VMTEST-RC=$?"')
+    outcome = machine.expect(r"VMTEST-CMDLINE: (.*)\n|VMTEST-RC=(\d+)", BOOT_SECONDS)
+    if outcome.group(2) is not None:
+        machine.fail(f"`kexec --exec` returned (status {outcome.group(2)}) instead of booting the loaded kernel")
+    reported = outcome.group(1)
+    machine.expect("VMTEST-READY", COMMAND_SECONDS)
+    return reported
+
+
+def log_path(test_name: str) -> Path:
+    """Where a test's full console log is kept (build/vm-logs/, kept after the run)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in test_name)
+    return build_dir() / "vm-logs" / f"{safe}.log"

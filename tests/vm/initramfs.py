@@ -1,0 +1,73 @@
+"""The guests' initramfs: busybox, the kexec under test and an init that takes orders on the console.
+
+Written directly in the kernel's `newc` cpio format, so `/dev/console` can be a device node
+without `mknod` on the host, and the same inputs always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import stat
+from pathlib import Path
+
+# The init of every guest. It reports the command line (where the tests put their markers), then
+# runs one console line at a time: with echo off, the host reads only what the commands print.
+# `next-initrd` packs the running root into a new initrd, so any stage can kexec again (a chain).
+INIT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+echo "VMTEST-CMDLINE: $(cat /proc/cmdline)"
+stty -echo 2>/dev/null
+echo "VMTEST-READY"
+while read -r line; do eval "$line"; done
+"""
+
+NEXT_INITRD = """#!/bin/sh
+# Pack this root (not /proc, /sys, nor earlier packs) into /tmp/next.cpio for the next kernel.
+cd / && find . -xdev ! -path ./tmp/next.cpio | cpio -o -H newc > /tmp/next.cpio 2>/dev/null
+"""
+
+
+def _entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0), ino: int = 0) -> bytes:
+    fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0)
+    header = b"070701" + b"".join(b"%08X" % value for value in fields)
+    out = header + name.encode() + b"\0"
+    out += b"\0" * (-len(out) % 4) + data
+    return out + b"\0" * (-len(out) % 4)
+
+
+def build(files: dict[str, Path | bytes], destination: Path) -> Path:
+    """Write a gzip newc archive: busybox-style root dirs, /dev/console, `files` (guest path -> host file or bytes)."""
+    members: dict[str, tuple[int, bytes]] = {}
+    for directory in ("bin", "dev", "proc", "sys", "tmp", "boot"):
+        members[directory] = (stat.S_IFDIR | 0o755, b"")
+    for guest_path, source in sorted(files.items()):
+        parts = guest_path.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            members.setdefault("/".join(parts[:depth]), (stat.S_IFDIR | 0o755, b""))
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        members["/".join(parts)] = (stat.S_IFREG | 0o755, data)
+    stream = io.BytesIO()
+    for ino, (name, (mode, data)) in enumerate(sorted(members.items()), start=1):
+        stream.write(_entry(name, mode, data, ino=ino))
+    stream.write(_entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1), ino=len(members) + 1))
+    stream.write(_entry("TRAILER!!!", 0))
+    partial = destination.with_name(destination.name + ".partial")
+    with gzip.GzipFile(partial, "wb", mtime=0, compresslevel=1) as out:
+        out.write(stream.getvalue())
+    partial.rename(destination)
+    return destination
+
+
+def guest_files(busybox: Path, kexec: Path, extra: dict[str, Path | bytes] | None = None) -> dict[str, Path | bytes]:
+    """The files every guest needs, plus `extra` (kernels to load, installer images ...)."""
+    return {
+        "init": INIT.encode(),
+        "bin/busybox": busybox,
+        "bin/next-initrd": NEXT_INITRD.encode(),
+        "sbin/kexec": kexec,
+        **(extra or {}),
+    }
