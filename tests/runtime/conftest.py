@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from tests.debian_packages import unpacked
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "kexec_bin"
+SCRIPTS = SOURCE.parent / "scripts"
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.
 XEN_LIBRARIES = ("libxenmisc4.17", "libxencall1", "libxendevicemodel1", "libxenevtchn1",
                  "libxenforeignmemory1", "libxengnttab1", "libxentoollog1", "libxentoolcore1")
@@ -120,11 +122,15 @@ def tree(tmp_path: Path, debian_kernel: DebianKernel) -> Tree:
 
 @dataclass(frozen=True)
 class Install:
-    """kexec_bin installed under `site` with console scripts in `scripts`, as pip lays out a wheel."""
+    """kexec_bin installed into a fresh venv as pip lays out a wheel: package, binary and both commands."""
 
+    venv: Path
     site: Path
-    scripts: Path
     bundled: Path
+
+    @property
+    def scripts(self) -> Path:
+        return self.venv / "bin"
 
     @property
     def kexec(self) -> Path:
@@ -135,22 +141,25 @@ class Install:
         return self.scripts / "kexec-bin"
 
 
-_CONSOLE_SCRIPT = """#!{python}
+# What pip writes for a [project.scripts] entry point.
+_ENTRY_POINT_SCRIPT = """#!{python}
 # -*- coding: utf-8 -*-
 import re
 import sys
-sys.path.insert(0, {site!r})
-from {module} import main
-if __name__ == "__main__":
-    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+from kexec_bin.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
     sys.exit(main())
 """
 
 
 def install(folder: Path, binary: Path | None, *, target: str = "x86_64", uname: tuple[str, ...] = ("x86_64",),
             elf_machine: str = "EM_X86_64") -> Install:
-    """Lay out the package with `binary` as its bundled kexec (None: a source checkout, no build info)."""
-    package = folder / "site" / "kexec_bin"
+    """Install the package with `binary` as its bundled kexec (None: no binary nor build info, as in a checkout)."""
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    package = site / "kexec_bin"
     shutil.copytree(SOURCE, package, ignore=shutil.ignore_patterns("__pycache__", "_build_info.py", "bin"))
     bundled = package / "bin" / "kexec"
     if binary is not None:
@@ -159,10 +168,11 @@ def install(folder: Path, binary: Path | None, *, target: str = "x86_64", uname:
         (package / "_build_info.py").write_text(
             f'TARGET = "{target}"\nUNAME = {uname!r}\nELF_MACHINE = "{elf_machine}"\nKEXEC_TOOLS_VERSION = "2.0.32"\n'
         )
-    scripts = folder / "scripts"
-    scripts.mkdir()
-    for name, module in (("kexec", "kexec_bin.shim"), ("kexec-bin", "kexec_bin.cli")):
-        script = scripts / name
-        script.write_text(_CONSOLE_SCRIPT.format(python=sys.executable, site=str(folder / "site"), module=module))
+    python = venv / "bin" / "python"
+    # The installers point a shipped script's shebang at the environment's Python.
+    kexec_script = (SCRIPTS / "kexec").read_text().split("\n", 1)[1]
+    for name, text in (("kexec", f"#!{python}\n{kexec_script}"), ("kexec-bin", _ENTRY_POINT_SCRIPT.format(python=python))):
+        script = venv / "bin" / name
+        script.write_text(text)
         script.chmod(0o755)
-    return Install(folder / "site", scripts, bundled)
+    return Install(venv, site, bundled)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,9 @@ def kexec_bin_module(tmp_path):
     wheel = install(tmp_path / "wheel", Path("/bin/echo"))
 
     def run(*args):
-        environ = {"PYTHONPATH": str(wheel.site), "PATH": "/usr/bin:/bin"}
-        return subprocess.run([sys.executable, "-m", "kexec_bin", *args], capture_output=True, text=True, env=environ)
+        python = wheel.venv / "bin" / "python"
+        return subprocess.run([str(python), "-m", "kexec_bin", *args], capture_output=True, text=True,
+                              env={"PATH": "/usr/bin:/bin"})
 
     return run
 

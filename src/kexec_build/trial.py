@@ -1,0 +1,58 @@
+"""A wheel tried the way a user gets it: built from this checkout, pip-installed into a fresh venv."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import fetch, recipes, wheel
+from .errors import WheelError
+
+
+@dataclass(frozen=True)
+class Venv:
+    """A virtual environment holding one installed kexec-bin wheel."""
+
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    def script(self, name: str) -> Path:
+        """A console script the wheel installed (kexec, kexec-bin)."""
+        return self.root / "bin" / name
+
+    def bundled(self) -> Path:
+        """Where pip put the bundled kexec."""
+        found = sorted(self.root.glob("lib/python*/site-packages/kexec_bin/bin/kexec"))
+        if not found:
+            raise WheelError(f"no kexec_bin/bin/kexec under {self.root}: the wheel carries no binary")
+        return found[0]
+
+
+def native_wheel(outdir: Path, *, log=print) -> Path:
+    """This machine's wheel of the default release, built from the checkout (the binary is reused when built)."""
+    loaded = recipes.load()
+    release = loaded.release()
+    target = loaded.native_target()
+    wheel.build_binaries([target], release, loaded=loaded, mirrors=fetch.mirrors_from_env(), log=log)
+    (built,) = wheel.build_wheels([target], release, outdir=outdir, log=log)
+    return built
+
+
+def fresh_venv(folder: Path, wheel_file: Path) -> Venv:
+    """A new venv in `folder` with `wheel_file` installed by pip and nothing else (no network)."""
+    _run([sys.executable, "-m", "venv", "--without-pip", str(folder)])
+    venv = Venv(folder)
+    _run([sys.executable, "-m", "pip", "--python", str(venv.python), "install", "--quiet", "--no-index",
+          "--no-deps", str(wheel_file)])
+    return venv
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise WheelError(f"{' '.join(command)} failed:\n{result.stderr.strip()}")
