@@ -15,9 +15,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-from . import fetch, recipes
+from . import fetch, recipes, toolchain
 from .paths import PROJECT_ROOT
 
 
@@ -44,14 +44,16 @@ def timed(command: list[str], *, cwd: Path, env: dict | None = None) -> float:
     return time.perf_counter() - started
 
 
-def bare_build_seconds(tarball: Path, workdir: Path, host: str | None = None) -> float:
+def bare_build_seconds(tarball: Path, workdir: Path, host: str | None = None, *,
+                       configure_args: Sequence[str] = (), make_args: Sequence[str] = (),
+                       env: dict | None = None) -> float:
     """Time a plain `tar xf && ./configure && make` of `tarball`, as a user would type it."""
     started = time.perf_counter()
     subprocess.run(["tar", "xf", str(tarball)], cwd=workdir, check=True)
     source = next(workdir.glob("kexec-tools-*"))
-    configure = ["./configure"] + ([f"--host={host}"] if host else [])
-    for command in (configure, ["make"]):
-        subprocess.run(command, cwd=source, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    configure = ["./configure"] + ([f"--host={host}"] if host else []) + list(configure_args)
+    for command in (configure, ["make", *make_args]):
+        subprocess.run(command, cwd=source, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -73,8 +75,35 @@ def native_build_rows(work: Path) -> list[Row]:
     ]
 
 
+def cross_build_rows(work: Path) -> list[Row]:
+    """All targets built cold (sources cached, toolchains installed) against the same bare
+    configure && make -j<cores> of each, one after the other; then the no-op `--arch all` rebuild.
+    """
+    loaded = recipes.load()
+    release = loaded.release()
+    tarball = fetch.fetch(release, mirrors=fetch.mirrors_from_env())
+    targets = loaded.select_targets("all", release)
+    bare = 0.0
+    for target, tools in toolchain.for_targets(targets, loaded).items():
+        extra = tools.configure_env()
+        env = {**os.environ, **extra, "CFLAGS": "-O2", "LDFLAGS": f"-static {extra.get('LDFLAGS', '')}"}
+        folder = work / "bare" / target.name
+        folder.mkdir(parents=True)
+        bare += bare_build_seconds(tarball, folder, target.triplet, configure_args=release.configure_flags,
+                                   make_args=[f"-j{os.cpu_count() or 1}"], env=env)
+    env = {**os.environ, "KEXEC_BIN_BUILD": str(work / "build")}
+    invoke = [sys.executable, "-m", "invoke", "build", "--arch", "all"]
+    cold = timed(invoke, cwd=PROJECT_ROOT, env=env)
+    noop = timed(invoke, cwd=PROJECT_ROOT, env=env)
+    return [
+        Row(f"cold --arch all ({len(targets)} targets) vs bare builds one by one", cold, "s", "ratio <= 0.8",
+            cold / bare <= 0.8, bare),
+        Row("no-op --arch all rebuild (inv build --arch all)", noop, "s", "< 1 s", noop < 1.0),
+    ]
+
+
 # Each entry measures some rows in a scratch folder of its own; later issues add theirs.
-SECTIONS: list[Callable[[Path], list[Row]]] = [native_build_rows]
+SECTIONS: list[Callable[[Path], list[Row]]] = [native_build_rows, cross_build_rows]
 
 
 def run(output: Path) -> list[Row]:

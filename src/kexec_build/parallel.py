@@ -33,7 +33,7 @@ class Outcome:
 def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, mirrors: Sequence[str] = (),
               workers: int | None = None, jobs: int | None = None, root: Path | None = None,
               log: Log = print) -> list[Outcome]:
-    """Build `targets`, `workers` at a time with `make -j<jobs>` each (both default to the CPU count).
+    """Build `targets`, `workers` at a time (default: cores + 1) with `make -j<jobs>` each (default: cores).
 
     Every toolchain is looked up first, so missing ones are reported together before any build
     starts. One target's failure does not stop the others; each outcome says how it ended.
@@ -55,7 +55,9 @@ def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, 
         except BuildError as error:
             return Outcome(target, None, error, runners[target])
 
-    with ThreadPoolExecutor(max_workers=workers or cores) as pool:
+    # One build more than cores: configure spends much of its time waiting on short-lived
+    # compiler processes, which leaves a core idle unless a third build is ready to use it.
+    with ThreadPoolExecutor(max_workers=workers or cores + 1) as pool:
         return list(pool.map(one, targets))
 
 
