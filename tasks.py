@@ -93,3 +93,32 @@ def bench(c, output=None):
     from kexec_build import bench as benchmark
 
     benchmark.run(Path(output) if output else build_dir() / "bench.json")
+
+
+# --- wheels and sdist (issue 4) ---
+
+
+@task(iterable=["mirror"], help={
+    "arch": ARCH_HELP, "version": VERSION_HELP, "mirror": MIRROR_HELP,
+    "check_repro": "build each wheel again from the sdist in a fresh folder and build tree; fail unless byte-identical",
+})
+@reports_errors
+def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
+    """Build one wheel per chosen target into dist/, and dist/SHA256SUMS."""
+    from kexec_build import wheel as wheels
+    from kexec_build.paths import dist_dir
+
+    loaded = recipes.load()
+    release = loaded.release(version)
+    wheels.make_wheels(loaded.select_targets(arch, release), release, loaded=loaded, mirrors=_mirrors(mirror),
+                       dist=dist_dir(), check_repro=check_repro)
+
+
+@task(iterable=["mirror"], help={"version": VERSION_HELP, "mirror": MIRROR_HELP})
+@reports_errors
+def sdist(c, version=None, mirror=None):
+    """Build the sdist (sources, recipes, upstream tarball) into dist/, and dist/SHA256SUMS."""
+    from kexec_build import wheel as wheels
+    from kexec_build.paths import dist_dir
+
+    wheels.make_sdist(recipes.load().release(version), mirrors=_mirrors(mirror), dist=dist_dir())

@@ -20,13 +20,14 @@ from typing import Callable, Mapping, Sequence
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from . import fetch, pipeline, recipes, sbom, unpack
+from . import fetch, parallel, pipeline, recipes, sbom, unpack
 from .errors import WheelError
 from .paths import PROJECT_ROOT
 from .recipes import Recipes, Release, Target
 
 ARCH_ENV = "KEXEC_BIN_ARCH"
 VERSION_ENV = "KEXEC_BIN_VERSION"
+BUILD_ENV = "KEXEC_BIN_BUILD"  # read by paths.build_dir()
 # The sdist's folder holding the upstream tarball: a local mirror for building from the sdist.
 BUNDLED_SOURCES = "upstream"
 BINARY = "kexec_bin/bin/kexec"
@@ -172,6 +173,33 @@ def sdist_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     return Contents(files={str(tarball): f"{BUNDLED_SOURCES}/{release.source}"}, epoch=source_date_epoch(tarball))
 
 
+def make_wheels(targets: Sequence[Target], release: Release, *, loaded: Recipes, mirrors: Sequence[str],
+                dist: Path, check_repro: bool = False, log: Log = print) -> list[Path]:
+    """`inv wheel`: build the binaries (side by side), then one wheel per target into `dist`, then
+    SHA256SUMS; with `check_repro`, prove the wheels reproducible first."""
+    build_binaries(targets, release, loaded=loaded, mirrors=mirrors, log=log)
+    wheels = build_wheels(targets, release, outdir=dist, env=_mirrors_env(mirrors), log=log)
+    if check_repro:
+        check_reproducible(wheels, targets, release, mirrors=mirrors, log=log)
+    log(f"wheel: {write_sums(dist)}")
+    return wheels
+
+
+def make_sdist(release: Release, *, mirrors: Sequence[str], dist: Path, log: Log = print) -> Path:
+    """`inv sdist`: the sdist of `release` into `dist`, then SHA256SUMS."""
+    sdist = build_sdist(release, outdir=dist, env=_mirrors_env(mirrors), log=log)
+    log(f"sdist: {write_sums(dist)}")
+    return sdist
+
+
+def build_binaries(targets: Sequence[Target], release: Release, *, loaded: Recipes, mirrors: Sequence[str],
+                   log: Log = print) -> None:
+    """Build (or reuse) every target's binary, side by side, before any wheel asks for one."""
+    outcomes = parallel.build_all(release, targets, recipes=loaded, mirrors=mirrors, log=log)
+    log(parallel.table(outcomes))
+    parallel.raise_for_failures(outcomes)
+
+
 def build_wheels(targets: Sequence[Target], release: Release, *, outdir: Path, root: Path = PROJECT_ROOT,
                  env: Mapping[str, str] | None = None, log: Log = print) -> list[Path]:
     """Make one wheel per target in `outdir` from the project (or unpacked sdist) at `root`."""
@@ -183,9 +211,9 @@ def build_wheels(targets: Sequence[Target], release: Release, *, outdir: Path, r
     return wheels
 
 
-def build_sdist(release: Release, *, outdir: Path, log: Log = print) -> Path:
+def build_sdist(release: Release, *, outdir: Path, env: Mapping[str, str] | None = None, log: Log = print) -> Path:
     """Make the sdist of `release` in `outdir`: the project's sources and the upstream tarball."""
-    sdist = _run_backend("sdist", PROJECT_ROOT, outdir, {VERSION_ENV: release.version})
+    sdist = _run_backend("sdist", PROJECT_ROOT, outdir, {**(env or {}), VERSION_ENV: release.version})
     log(f"sdist: {sdist} ({sdist.stat().st_size // 1024} KiB)")
     return sdist
 
@@ -197,14 +225,15 @@ def write_sums(dist: Path) -> Path:
 
 
 def check_reproducible(wheels: Sequence[Path], targets: Sequence[Target], release: Release, *,
-                       log: Log = print) -> None:
+                       mirrors: Sequence[str] = (), log: Log = print) -> None:
     """Make `wheels` again from the sdist, unpacked in a fresh folder and compiled in a fresh build
     tree; raise `WheelError` naming every difference."""
     with tempfile.TemporaryDirectory(prefix="kexec-bin-repro-") as scratch:
         folder = Path(scratch)
-        root = unpack.unpack(build_sdist(release, outdir=folder, log=log), folder / "sdist")
+        sdist = build_sdist(release, outdir=folder, env=_mirrors_env(mirrors), log=log)
+        root = unpack.unpack(sdist, folder / "sdist")
         again = build_wheels(targets, release, outdir=folder / "dist", root=root,
-                             env={"KEXEC_BIN_BUILD": str(folder / "build")}, log=log)
+                             env={BUILD_ENV: str(folder / "build")}, log=log)
         problems = [
             f"{first.name}: {difference}"
             for first, second in zip(wheels, again)
@@ -238,14 +267,19 @@ def differences(first: Path, second: Path) -> list[str]:
 
 
 def measure(targets: Sequence[Target], release: Release, *, outdir: Path, log: Log = print) -> WheelFigures:
-    """Build each target's binary, then time making all their wheels; the sizes are the wheels'."""
+    """For `inv bench`: build the binaries, then time making all their wheels; and each wheel's size."""
     loaded = recipes.load()
-    for target in targets:
-        pipeline.build(release, target, recipes=loaded, mirrors=fetch.mirrors_from_env(), log=log)
+    mirrors = fetch.mirrors_from_env()
+    build_binaries(targets, release, loaded=loaded, mirrors=mirrors, log=log)
     started = time.monotonic()
-    wheels = build_wheels(targets, release, outdir=outdir, log=log)
+    wheels = build_wheels(targets, release, outdir=outdir, env=_mirrors_env(mirrors), log=log)
     seconds = time.monotonic() - started
     return WheelFigures(sizes={target.name: wheel.stat().st_size for target, wheel in zip(targets, wheels)}, seconds=seconds)
+
+
+def _mirrors_env(mirrors: Sequence[str]) -> dict[str, str]:
+    """The environment that hands `mirrors` to the build hook, which runs in another process."""
+    return {fetch.MIRRORS_ENV: " ".join(mirrors)}
 
 
 def _run_backend(distribution: str, root: Path, outdir: Path, env: Mapping[str, str]) -> Path:

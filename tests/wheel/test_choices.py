@@ -1,0 +1,83 @@
+"""What the build hook decides before any wheel is made: tags, release, target, licenses."""
+
+from __future__ import annotations
+
+import tarfile
+
+import pytest
+from packaging.tags import Tag, parse_tag
+
+from kexec_build import wheel
+from kexec_build.errors import RecipeError, WheelError
+from kexec_build.paths import PROJECT_ROOT
+
+
+def platform_arch(platform: str, target) -> str:
+    """The CPU part of a platform tag: what follows its policy prefix (e.g. 'manylinux_2_17_')."""
+    matching = [uname for uname in target.uname if platform.endswith(f"_{uname}")]
+    assert matching, f"{platform} names none of {target.name}'s CPUs {target.uname}"
+    return matching[0]
+
+
+def test_every_target_tag_is_any_python_no_abi_and_its_own_cpu(recipe_set):
+    for target in recipe_set.targets.values():
+        tags = parse_tag(wheel.wheel_tag(target))
+        assert tags == {Tag("py3", "none", platform) for platform in target.wheel_tags}
+        for platform in target.wheel_tags:
+            assert recipe_set.target(platform_arch(platform, target)) == target
+
+
+def test_each_release_maps_to_its_wheel_version_and_back(recipe_set):
+    for release in recipe_set.releases.values():
+        assert wheel.release_of(recipe_set, release.wheel_version) == release
+    with pytest.raises(WheelError, match=r"kexec-bin 9\.9\.9\.0 matches no release .*2\.0\.32\.0"):
+        wheel.release_of(recipe_set, "9.9.9.0")
+
+
+def test_the_version_environment_variable_chooses_the_release(recipe_set, monkeypatch):
+    monkeypatch.setenv(wheel.VERSION_ENV, "2.0.25")
+    assert wheel.chosen_release(recipe_set).version == "2.0.25"
+    monkeypatch.delenv(wheel.VERSION_ENV)
+    assert wheel.chosen_release(recipe_set) == recipe_set.release()
+    monkeypatch.setenv(wheel.VERSION_ENV, "2.0.99")
+    with pytest.raises(RecipeError, match="unknown kexec-tools version '2.0.99'"):
+        wheel.chosen_release(recipe_set)
+
+
+def test_the_arch_environment_variable_names_exactly_one_target(recipe_set, monkeypatch):
+    release = recipe_set.release()
+    monkeypatch.delenv(wheel.ARCH_ENV, raising=False)
+    assert wheel.chosen_target(recipe_set, release) == recipe_set.native_target()
+    monkeypatch.setenv(wheel.ARCH_ENV, "aarch64")
+    assert wheel.chosen_target(recipe_set, release).name == "aarch64"
+    monkeypatch.setenv(wheel.ARCH_ENV, "all")
+    with pytest.raises(WheelError, match=rf"names {len(release.targets)} targets, and a wheel holds one binary: use `inv wheel --arch all`"):
+        wheel.chosen_target(recipe_set, release)
+    monkeypatch.setenv(wheel.ARCH_ENV, "arm64")
+    with pytest.raises(RecipeError, match="unknown arch 'arm64'"):
+        wheel.chosen_target(recipe_set, release)
+
+
+def test_each_release_has_its_reviewed_copying_byte_for_byte(recipe_set, upstream_dir, tmp_path):
+    for release in recipe_set.releases.values():
+        with tarfile.open(upstream_dir / release.source) as archive:
+            archive.extract(f"kexec-tools-{release.version}/COPYING", tmp_path, filter="data")
+        copying = tmp_path / f"kexec-tools-{release.version}" / "COPYING"
+        wheel.check_license(PROJECT_ROOT, release, copying)
+        assert wheel.license_files(release) == ["LICENSE", f"licenses/kexec-tools-{release.version}/COPYING"]
+
+
+def test_a_missing_or_changed_copying_stops_the_wheel_with_the_fix(recipe_set, tmp_path):
+    release = recipe_set.release()
+    copying = tmp_path / "COPYING"
+    copying.write_text("GNU GENERAL PUBLIC LICENSE, as upstream ships it\n")
+    root = tmp_path / "project"
+    with pytest.raises(WheelError, match=rf"licenses/kexec-tools-{release.version}/COPYING is missing .*: review it, then: mkdir -p .* && cp {copying} "):
+        wheel.check_license(root, release, copying)
+    recorded = root / wheel.kexec_tools_license(release)
+    recorded.parent.mkdir(parents=True)
+    recorded.write_text("an older text\n")
+    with pytest.raises(WheelError, match="differs from the COPYING in kexec-tools .*upstream changed its license text"):
+        wheel.check_license(root, release, copying)
+    recorded.write_bytes(copying.read_bytes())
+    wheel.check_license(root, release, copying)

@@ -1,0 +1,79 @@
+"""Each target's wheel, checked by the tools a publisher and an installer use, and run."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+import pytest
+from packaging.tags import parse_tag
+
+from kexec_build import compile as steps, elf, recipes, wheel
+from tests.wheel.conftest import member, run, tool
+
+pytestmark = pytest.mark.build
+TARGETS = recipes.load().release().targets
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_twine_and_check_wheel_contents_accept_it(all_wheels, name):
+    run(tool("twine"), "check", "--strict", all_wheels[name])
+    run(tool("check-wheel-contents"), all_wheels[name])
+
+
+@pytest.mark.parametrize("name", [name for name in TARGETS if any("manylinux" in tag for tag in recipes.load().target(name).wheel_tags)])
+def test_auditwheel_sees_no_shared_library_and_a_policy_the_tag_covers(all_wheels, recipe_set, name):
+    shown = run(tool("auditwheel"), "show", all_wheels[name])
+    text = " ".join(shown.stdout.split())
+    assert "The wheel requires no external shared libraries!" in text
+    policy = re.search(r'consistent with the following platform tag: "manylinux_(\d+)_(\d+)_', text)
+    assert policy, text
+    floor = min(_glibc(platform) for platform in recipe_set.target(name).wheel_tags if "manylinux" in platform)
+    assert (int(policy[1]), int(policy[2])) <= floor
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_the_binary_is_executable_and_built_for_the_cpu_of_every_tag(all_wheels, recipe_set, tmp_path, name):
+    target = recipe_set.target(name)
+    with zipfile.ZipFile(all_wheels[name]) as archive:
+        info = archive.getinfo(wheel.BINARY)
+        assert info.external_attr >> 16 == 0o100755
+        binary = archive.extract(info, tmp_path)
+    machine = elf.check(binary, target).machine
+    for tag in parse_tag(all_wheels[name].name.removesuffix(".whl").split("-", 2)[2]):
+        cpu = next(uname for uname in target.uname if tag.platform.endswith(f"_{uname}"))
+        assert recipe_set.target(cpu).elf_machine == machine
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_pip_installs_it_for_each_of_its_platform_tags_and_the_binary_runs(all_wheels, recipe_set, tmp_path, name):
+    target = recipe_set.target(name)
+    prefix = steps.runner(target, recipe_set.native_target())
+    assert prefix is not None, f"{target.qemu} is missing: scripts/setup --test installs qemu-user-static"
+    for platform in target.wheel_tags:
+        folder = tmp_path / platform
+        run(tool("pip"), "install", "--no-index", "--find-links", all_wheels[name].parent, "--only-binary=:all:",
+            "--platform", platform, "--target", folder, "--disable-pip-version-check", "kexec-bin")
+        (installed,) = folder.glob("kexec_bin-*.dist-info")
+        assert installed.name == f"kexec_bin-{recipe_set.release().wheel_version}.dist-info"
+        ran = run(*prefix, folder / wheel.BINARY, "--version")
+        assert f"kexec-tools {recipe_set.release().version}" in ran.stdout + ran.stderr
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_build_info_tells_the_runtime_what_it_bundles(all_wheels, recipe_set, name):
+    target = recipe_set.target(name)
+    values: dict = {}
+    exec(member(all_wheels[name], wheel.BUILD_INFO).decode(), values)
+    assert (values["TARGET"], values["UNAME"], values["ELF_MACHINE"], values["KEXEC_TOOLS_VERSION"]) == (
+        target.name, target.uname, target.elf_machine, recipe_set.release().version)
+
+
+def _glibc(platform: str) -> tuple[int, int]:
+    """The glibc version a manylinux platform tag promises (manylinux2014 is 2.17)."""
+    legacy = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
+    policy = platform.split("_", 1)[0]
+    if policy in legacy:
+        return legacy[policy]
+    major, minor = re.match(r"manylinux_(\d+)_(\d+)_", platform).groups()
+    return int(major), int(minor)
