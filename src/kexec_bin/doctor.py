@@ -77,12 +77,10 @@ class Support:
         """The report for machines: verdict, per-operation states, program and every finding."""
         document = {
             "verdict": self.verdict,
+            "exec": self.state("exec"),
             "operations": {
-                "load": self.verdict,
-                "load kexec_load": self.state("load", LOAD),
-                "load kexec_file_load": self.state("load", FILE),
-                "panic": self.state("panic"),
-                "exec": self.state("exec"),
+                action: {syscall: self.state(action, syscall) for syscall in ("auto", *SYSCALLS)}
+                for action in ("load", "panic")
             },
             "root": self.root,
             "program": {"path": self.program, "source": self.program_source},
@@ -165,6 +163,10 @@ def _syscalls(kernel: Kernel, config: Reading, program: Choice | None) -> Iterab
     """Is each syscall built in? From the config, else from the sysfs files that KEXEC_CORE creates."""
     options = config.value
     if isinstance(options, dict):
+        if "y" not in (options.get("KEXEC_CORE"), options.get("KEXEC"), options.get("KEXEC_FILE")):
+            yield Finding("kexec", BLOCKED, f"{config.path}: CONFIG_KEXEC_CORE is not set",
+                          "the kernel was built without kexec", EVERYTHING + ("panic",),
+                          fix=_REBUILD.format(option="KEXEC"))
         for name, option in ((LOAD, "KEXEC"), (FILE, "KEXEC_FILE")):
             value = options.get(option, "n")
             if value == "y":
@@ -238,10 +240,11 @@ def _lockdown(kernel: Kernel, config: Reading, program: Choice | None) -> Iterab
                       else "locked down without CONFIG_KEXEC_SIG: kexec_file_load cannot verify, so refuses",
                       (FILE,), fix="load a kernel signed by a key the kernel trusts, with kexec -s")
     elif mode.value == "none":
-        yield Finding("lockdown", OK, f"{mode.path}: [none]", "the kernel is not locked down")
+        shown = "[none]" if kernel.exists("/sys/kernel/security/lockdown") else "absent (no lockdown LSM)"
+        yield Finding("lockdown", OK, f"{mode.path}: {shown}", "the kernel is not locked down")
     else:
-        yield Finding("lockdown", INFO, f"{mode.path}: unreadable or absent",
-                      "lockdown state unknown (the file is readable by root only, and exists with the lockdown LSM)")
+        yield Finding("lockdown", INFO, f"{mode.path}: unreadable, or securityfs not mounted",
+                      "lockdown state unknown (the file is readable by root only)")
 
 
 def _secure_boot(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:

@@ -42,7 +42,8 @@ class Kernel:
         except OSError:  # absent, or root-only (lockdown, efivars): unknown
             return None
 
-    def _exists(self, path: str) -> bool:
+    def exists(self, path: str) -> bool:
+        """Whether `path` (as seen on the machine) exists under root."""
         return os.path.exists(self.path(path))
 
     def release(self) -> str | None:
@@ -79,7 +80,7 @@ class Kernel:
 
     def sysfs_mounted(self) -> bool:
         """Whether /sys/kernel is there at all: without it a missing kexec file proves nothing."""
-        return self._exists("/sys/kernel")
+        return self.exists("/sys/kernel")
 
     def cmdline(self) -> Reading:
         text = self._read("/proc/cmdline")
@@ -92,17 +93,29 @@ class Kernel:
         return Reading(self.path(path), text.strip() if text is not None else None)
 
     def lockdown(self) -> Reading:
-        """The selected lockdown mode ('none', 'integrity', 'confidentiality'), from "none [integrity] ..."."""
+        """The selected lockdown mode ('none', 'integrity', 'confidentiality'), from "none [integrity] ...".
+
+        None when unknown: unreadable (root only), or absent while securityfs is not mounted. With
+        securityfs mounted and no lockdown file, the kernel has no lockdown LSM: 'none'.
+        """
         path = "/sys/kernel/security/lockdown"
         text = self._read(path)
         mode = None
         if text and "[" in text:
             mode = text[text.index("[") + 1:text.index("]")]
+        elif text is None and not self.exists(path) and self._securityfs_mounted():
+            mode = "none"
         return Reading(self.path(path), mode)
+
+    def _securityfs_mounted(self) -> bool:
+        try:
+            return bool(os.listdir(self.path("/sys/kernel/security")))
+        except OSError:
+            return False
 
     def efi(self) -> bool:
         """Whether the kernel was booted by EFI firmware."""
-        return self._exists("/sys/firmware/efi")
+        return self.exists("/sys/firmware/efi")
 
     def efi_variable(self, name: str) -> Reading:
         """A one-byte EFI global variable (SecureBoot, SetupMode) as True/False, after its 4 attribute bytes."""
@@ -137,7 +150,7 @@ class Kernel:
         hypervisor = self._read("/sys/hypervisor/type")
         if hypervisor is not None and hypervisor.strip() == "xen":
             return Reading(self.path("/sys/hypervisor/type"), "domU")
-        return Reading(self.path("/proc/xen"), "domU" if self._exists("/proc/xen") else False)
+        return Reading(self.path("/proc/xen"), "domU" if self.exists("/proc/xen") else False)
 
 
 def parse_config(text: str) -> dict[str, str]:

@@ -15,11 +15,13 @@ from .errors import KexecBinError
 NO_CHECK = "KEXEC_BIN_NO_CHECK"
 # Options after which kexec neither loads nor boots: never blocked, never checked.
 _INFO = {"-h", "--help", "-v", "--version", "-S", "--status", "-u", "--unload", "--print-ckr-size"}
-# The last action option wins, as in kexec-tools' own parsing.
+# The last action option wins, as in kexec-tools' own parsing. -f loads, then boots at once: a load
+# needs everything a boot does, so it is checked as a load.
 _ACTIONS = {
     "-l": "load", "--load": "load", "--load-preserve-context": "load", "--load-jump-back-helper": "load",
+    "-f": "load", "--force": "load",
     "-p": "panic", "--load-panic": "panic",
-    "-e": "exec", "--exec": "exec", "-f": "exec", "--force": "exec",
+    "-e": "exec", "--exec": "exec",
 }
 _SYSCALLS = {
     "-s": "kexec_file_load", "--kexec-file-syscall": "kexec_file_load",

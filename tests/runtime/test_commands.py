@@ -51,7 +51,8 @@ def test_doctor_json(tree, kexec_bin_module):
     report = json.loads(result.stdout)
     assert result.returncode == 0  # a signed kernel still loads
     assert report["verdict"] == "signed-only"
-    assert report["operations"]["load kexec_load"] == "blocked"
+    assert report["operations"]["load"] == {"auto": "signed-only", "kexec_load": "blocked",
+                                            "kexec_file_load": "signed-only"}
     lockdown = [f for f in report["findings"] if f["check"] == "lockdown"]
     assert {f["status"] for f in lockdown} == {"blocked", "signed-only"}
     assert all(f["evidence"] == f"{tree.root}/sys/kernel/security/lockdown: [integrity]" for f in lockdown)

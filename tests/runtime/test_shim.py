@@ -180,7 +180,7 @@ def test_information_is_never_checked(args):
     (["-l", "vmlinuz", "--initrd=initrd.img", "--reuse-cmdline"], ("load", "auto")),
     (["--load", "linux", "--command-line=console=ttyS0 priority=low"], ("load", "auto")),
     (["-e"], ("exec", "auto")),
-    (["-f", "vmlinuz"], ("exec", "auto")),
+    (["-f", "vmlinuz"], ("load", "auto")),
     (["-p", "vmlinuz", "-s"], ("panic", "kexec_file_load")),
     (["-sl", "vmlinuz"], ("load", "kexec_file_load")),
     (["-c", "-l", "vmlinuz"], ("load", "kexec_load")),

@@ -37,6 +37,7 @@ def test_kernel_without_kexec_is_blocked(tree, debian_kernel):
         tree.remove(f"/sys/kernel/{name}")
     result = check(tree)
     assert result.verdict == BLOCKED
+    assert result.state("exec") == BLOCKED and result.state("panic") == BLOCKED
     assert "CONFIG_KEXEC is not set" in checks_named(result, LOAD)[0].evidence
     assert "CONFIG_KEXEC_FILE is not set" in checks_named(result, FILE)[0].evidence
     with pytest.raises(BlockedError, match="built without the kexec_load system call") as raised:
@@ -129,14 +130,22 @@ def test_config_from_boot_when_proc_has_none(tree, debian_kernel):
 def test_sig_force_with_secure_boot_needs_signed_kernels(tree, debian_kernel):
     tree.set_config(set_options(debian_kernel.config, KEXEC_SIG_FORCE="y"))
     tree.set_efi_variable("SecureBoot", True)
-    # Debian's kernel locks itself down under Secure Boot; as a non-root reader the file is unreadable.
-    tree.remove("/sys/kernel/security/lockdown")
+    # Debian's kernel locks itself down under Secure Boot; here securityfs is not mounted, so only the config tells.
+    tree.remove("/sys/kernel/security")
     result = check(tree)
     assert result.state("load", LOAD) == BLOCKED
     assert result.state("load", FILE) == SIGNED
     assert result.verdict == SIGNED
     reasons = " ".join(f.meaning for f in result.blockers("load", LOAD))
     assert "IMA refuses kexec_load" in reasons and "locks itself down" in reasons
+
+
+def test_kernel_without_the_lockdown_lsm(tree):
+    # securityfs is mounted (it lists the active LSMs) but has no lockdown file.
+    tree.remove("/sys/kernel/security/lockdown")
+    tree.write("/sys/kernel/security/lsm", "capability,landlock,yama,apparmor")
+    (finding,) = checks_named(check(tree), "lockdown")
+    assert (finding.status, finding.evidence) == (OK, f"{tree.root}/sys/kernel/security/lockdown: absent (no lockdown LSM)")
 
 
 def test_secure_boot_in_setup_mode_does_not_enforce(tree):
