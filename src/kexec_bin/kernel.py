@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 
 # The EFI global-variable vendor GUID, under which SecureBoot and SetupMode live.
@@ -64,7 +65,7 @@ class Kernel:
                 with open(self.path(candidate), "rb") as file:
                     raw = file.read()
                 text = (gzip.decompress(raw) if candidate.endswith(".gz") else raw).decode(errors="replace")
-            except (OSError, EOFError):
+            except (OSError, EOFError, zlib.error):  # absent, or a damaged config.gz: try the next
                 continue
             return Reading(self.path(candidate), parse_config(text))
         return Reading(" or ".join(self.path(c) for c in candidates))

@@ -161,3 +161,11 @@ def test_panic_load_needs_reserved_memory(tree):
     assert result.state("panic") == BLOCKED
     with pytest.raises(BlockedError, match="crashkernel=256M"):
         preflight(("panic", "auto"), SYSTEM, root=str(tree.root))
+
+
+def test_damaged_config_gz_falls_back_to_boot(tree, debian_kernel):
+    tree.write("/proc/config.gz", tree.root.joinpath("proc/config.gz").read_bytes()[:4096])
+    tree.write(f"/boot/config-{debian_kernel.release}", debian_kernel.config)
+    result = check(tree)
+    assert result.verdict == OK
+    assert checks_named(result, LOAD)[0].evidence.startswith(f"{tree.root}/boot/config-")
