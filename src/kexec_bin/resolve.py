@@ -15,7 +15,8 @@ CHOICES = ("system", "bundled")
 # Searched after PATH: a user's PATH often lacks the sbin folders where kexec-tools installs.
 SYSTEM_DIRS = ("/usr/sbin", "/sbin")
 BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "kexec")
-# How a console script generated for this package spells its import; such a script is never "the system's".
+# What every kexec-bin `kexec` script imports (src/scripts/kexec, or an older entry-point wrapper):
+# another venv's script on PATH is never "the system's" kexec, or two shims would call each other.
 _SHIM_MARK = b"kexec_bin"
 
 

@@ -1,4 +1,4 @@
-"""The `kexec` console script: choose the program, check the kernel before a load, then become it.
+"""The `kexec` command: choose the program, check the kernel before a load, then become it.
 
 `os.execv` replaces this process, so the arguments reach kexec verbatim and its exit status and
 signals are the caller's to see. Only a load or an exec is checked; the check's modules are

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import fetch, recipes, wheel
 from .errors import WheelError
@@ -33,7 +34,7 @@ class Venv:
         return found[0]
 
 
-def native_wheel(outdir: Path, *, log=print) -> Path:
+def native_wheel(outdir: Path, *, log: Callable[[str], None] = print) -> Path:
     """This machine's wheel of the default release, built from the checkout (the binary is reused when built)."""
     loaded = recipes.load()
     release = loaded.release()
