@@ -64,5 +64,5 @@ def test_python_m_kexec_bin(venv):
 
 def test_api_binary(venv):
     result = subprocess.run([str(venv.python), "-c", "import kexec_bin; print(kexec_bin.binary())"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert result.stdout.strip() == str(venv.bundled())
