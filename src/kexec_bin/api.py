@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from .doctor import BLOCKED, Support, explain, support
-from .errors import BlockedError, KexecError
+from .doctor import preflight
+from .errors import KexecError
 from .resolve import choose
 
 _SYSCALL_OPTIONS = {"auto": "--kexec-syscall-auto", "file": "--kexec-file-syscall", "load": "--kexec-syscall"}
@@ -57,16 +57,11 @@ def loaded(root: str = "/") -> bool:
 
 def _run(args: Sequence[str], action: str | None, syscall: str, root: str) -> None:
     choice = choose()
-    checked: Support | None = None
-    if action:
-        checked = support(root, choice)
-        if checked.state(action, syscall) == BLOCKED:
-            raise BlockedError(explain(checked, action, syscall), checked)
+    checked = preflight((action, syscall), choice, root) if action else None
     result = subprocess.run([choice.path, *args], capture_output=True, text=True)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
         message = f"{choice.path} {' '.join(args)} failed (exit status {result.returncode}): {output}"
-        if checked and checked.blockers(action or "load", syscall):
-            message += "\n" + "\n".join(f"  possible cause: {f.meaning} ({f.evidence})"
-                                        for f in checked.blockers(action or "load", syscall))
+        causes = checked.blockers(action, syscall) if checked and action else []
+        message += "".join(f"\n  possible cause: {f.meaning} ({f.evidence})" for f in causes)
         raise KexecError(message, result.returncode, output)

@@ -50,7 +50,7 @@ class Support:
         """ok, signed-only (only a signed kernel loads), unknown or blocked."""
         if action == "exec":
             return self._state_of("exec")
-        states = [self._state_of(name) for name in (SYSCALLS if syscall == "auto" else (syscall,))]
+        states = [self._state_of(name) for name in _chosen(syscall)]
         best = min(states, key=_RANK.__getitem__)
         if action == "panic":
             best = max(best, self._state_of("panic"), key=_RANK.__getitem__)
@@ -63,7 +63,7 @@ class Support:
 
     def blockers(self, action: str = "load", syscall: str = "auto") -> list[Finding]:
         """The findings that make `action` blocked (or unknown, or signed-only), worst first."""
-        names = ("exec",) if action == "exec" else (SYSCALLS if syscall == "auto" else (syscall,))
+        names = ("exec",) if action == "exec" else _chosen(syscall)
         if action == "panic":
             names = (*names, "panic")
         found = [f for f in self.findings if f.status in (BLOCKED, UNKNOWN, SIGNED) and set(f.affects) & set(names)]
@@ -99,6 +99,11 @@ class Support:
                 lines += [f"{'':<12}   $ {command}" for command in finding.commands]
         lines += ["", f"verdict: {_VERDICTS[self.verdict]}"]
         return "\n".join(lines)
+
+
+def _chosen(syscall: str) -> tuple[str, ...]:
+    """The syscalls kexec may use: both in "auto" mode (kexec_file_load, then kexec_load), else the one named."""
+    return SYSCALLS if syscall == "auto" else (syscall,)
 
 
 _VERDICTS = {

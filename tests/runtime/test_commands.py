@@ -156,3 +156,13 @@ def test_binary_in_a_source_checkout_names_the_fix():
 def test_public_names_resolve():
     assert sorted(dir(kexec_bin)) == sorted(kexec_bin.__all__)
     assert all(getattr(kexec_bin, name) for name in kexec_bin.__all__)
+
+
+def test_a_failing_kexec_names_the_doctors_likely_causes(tree, debian_kexec, tmp_path, monkeypatch, debian_kernel):
+    system = debian_system_kexec(tmp_path / "real", debian_kexec)
+    monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
+    monkeypatch.setenv("LD_LIBRARY_PATH", debian_kexec.library_path)
+    tree.write("/sys/kernel/security/lockdown", "none [integrity] confidentiality\n")
+    with pytest.raises(kexec_bin.KexecError) as raised:
+        kexec_bin.load(tree.write("/boot/config", debian_kernel.config), root=str(tree.root))
+    assert "possible cause: the kernel is locked down (integrity): kexec_load is refused" in str(raised.value)
