@@ -123,10 +123,16 @@ def test_load_on_a_blocked_kernel_raises_with_the_explanation(tree, recording_ke
     assert not recording_kexec.exists()  # kexec never ran
 
 
-def test_a_failing_kexec_raises_its_own_words(tree, debian_kexec, tmp_path, monkeypatch, debian_kernel):
+@pytest.fixture
+def debian_kexec_on_path(debian_kexec, tmp_path, monkeypatch):
+    """Debian's real kexec as the system kexec of this test process."""
     system = debian_system_kexec(tmp_path / "real", debian_kexec)
     monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
     monkeypatch.setenv("LD_LIBRARY_PATH", debian_kexec.library_path)
+
+
+@pytest.mark.usefixtures("debian_kexec_on_path")
+def test_a_failing_kexec_raises_its_own_words(tree, debian_kernel):
     # Not a kernel (the kernel's config file): the real kexec refuses it on any host, and loads nothing.
     not_a_kernel = tree.write("/boot/config", debian_kernel.config)
     with pytest.raises(kexec_bin.KexecError) as raised:
@@ -158,10 +164,8 @@ def test_public_names_resolve():
     assert all(getattr(kexec_bin, name) for name in kexec_bin.__all__)
 
 
-def test_a_failing_kexec_names_the_doctors_likely_causes(tree, debian_kexec, tmp_path, monkeypatch, debian_kernel):
-    system = debian_system_kexec(tmp_path / "real", debian_kexec)
-    monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
-    monkeypatch.setenv("LD_LIBRARY_PATH", debian_kexec.library_path)
+@pytest.mark.usefixtures("debian_kexec_on_path")
+def test_a_failing_kexec_names_the_doctors_likely_causes(tree, debian_kernel):
     tree.write("/sys/kernel/security/lockdown", "none [integrity] confidentiality\n")
     with pytest.raises(kexec_bin.KexecError) as raised:
         kexec_bin.load(tree.write("/boot/config", debian_kernel.config), root=str(tree.root))
