@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tarfile
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,6 @@ BINARY = "kexec_bin/bin/kexec"
 BUILD_INFO = "kexec_bin/_build_info.py"
 SUMS = "SHA256SUMS"
 PROJECT_LICENSE = "LICENSE"
-SIZE_GOAL = 600 * 1024
 
 Log = Callable[[str], None]
 
@@ -51,14 +49,6 @@ class Contents:
     """The wheel tag (the sdist has none)."""
     sboms: tuple[str, ...] = ()
     """SBOM files for `.dist-info/sboms/`."""
-
-
-@dataclass(frozen=True)
-class WheelFigures:
-    """What `inv bench` reports about the wheels: each one's size, and the time to make them all."""
-
-    sizes: dict[str, int]
-    seconds: float
 
 
 def chosen_release(loaded: Recipes) -> Release:
@@ -178,7 +168,7 @@ def make_wheels(targets: Sequence[Target], release: Release, *, loaded: Recipes,
     """`inv wheel`: build the binaries (side by side), then one wheel per target into `dist`, then
     SHA256SUMS; with `check_repro`, prove the wheels reproducible first."""
     build_binaries(targets, release, loaded=loaded, mirrors=mirrors, log=log)
-    wheels = build_wheels(targets, release, outdir=dist, env=_mirrors_env(mirrors), log=log)
+    wheels = build_wheels(targets, release, outdir=dist, env=mirrors_env(mirrors), log=log)
     if check_repro:
         check_reproducible(wheels, targets, release, mirrors=mirrors, log=log)
     log(f"wheel: {write_sums(dist)}")
@@ -187,7 +177,7 @@ def make_wheels(targets: Sequence[Target], release: Release, *, loaded: Recipes,
 
 def make_sdist(release: Release, *, mirrors: Sequence[str], dist: Path, log: Log = print) -> Path:
     """`inv sdist`: the sdist of `release` into `dist`, then SHA256SUMS."""
-    sdist = build_sdist(release, outdir=dist, env=_mirrors_env(mirrors), log=log)
+    sdist = build_sdist(release, outdir=dist, env=mirrors_env(mirrors), log=log)
     log(f"sdist: {write_sums(dist)}")
     return sdist
 
@@ -230,7 +220,7 @@ def check_reproducible(wheels: Sequence[Path], targets: Sequence[Target], releas
     tree; raise `WheelError` naming every difference."""
     with tempfile.TemporaryDirectory(prefix="kexec-bin-repro-") as scratch:
         folder = Path(scratch)
-        sdist = build_sdist(release, outdir=folder, env=_mirrors_env(mirrors), log=log)
+        sdist = build_sdist(release, outdir=folder, env=mirrors_env(mirrors), log=log)
         root = unpack.unpack(sdist, folder / "sdist")
         again = build_wheels(targets, release, outdir=folder / "dist", root=root,
                              env={BUILD_ENV: str(folder / "build")}, log=log)
@@ -266,18 +256,7 @@ def differences(first: Path, second: Path) -> list[str]:
     return sorted(found) or ["the archives differ outside their members (zip headers)"]
 
 
-def measure(targets: Sequence[Target], release: Release, *, outdir: Path, log: Log = print) -> WheelFigures:
-    """For `inv bench`: build the binaries, then time making all their wheels; and each wheel's size."""
-    loaded = recipes.load()
-    mirrors = fetch.mirrors_from_env()
-    build_binaries(targets, release, loaded=loaded, mirrors=mirrors, log=log)
-    started = time.monotonic()
-    wheels = build_wheels(targets, release, outdir=outdir, env=_mirrors_env(mirrors), log=log)
-    seconds = time.monotonic() - started
-    return WheelFigures(sizes={target.name: wheel.stat().st_size for target, wheel in zip(targets, wheels)}, seconds=seconds)
-
-
-def _mirrors_env(mirrors: Sequence[str]) -> dict[str, str]:
+def mirrors_env(mirrors: Sequence[str]) -> dict[str, str]:
     """The environment that hands `mirrors` to the build hook, which runs in another process."""
     return {fetch.MIRRORS_ENV: " ".join(mirrors)}
 
