@@ -102,14 +102,19 @@ def cross_build_rows(work: Path) -> list[Row]:
     ]
 
 
-# Each entry measures some rows in a scratch folder of its own; later issues add theirs.
-SECTIONS: list[Callable[[Path], list[Row]]] = [native_build_rows, cross_build_rows]
+# Each section measures its rows in a scratch folder of its own.
+def _sections() -> list[Callable[[Path], list[Row]]]:
+    # Imported here: those modules import Row and timed from this one.
+    from .bench_runtime import runtime_rows
+    from .bench_wheel import wheel_rows
+
+    return [native_build_rows, cross_build_rows, wheel_rows, runtime_rows]
 
 
 def run(output: Path) -> list[Row]:
     """Measure every section, print the table and write the rows as JSON to `output`."""
     rows: list[Row] = []
-    for section in SECTIONS:
+    for section in _sections():
         work = Path(tempfile.mkdtemp(prefix="kexec-bin-bench-"))
         try:
             rows += section(work)
