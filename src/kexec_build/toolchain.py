@@ -65,12 +65,20 @@ class Toolchain:
             return []
         return sorted({archive.parent for archive in self.sysroot.glob("usr/lib/*/*.a")})
 
+    def cppflags(self) -> list[str]:
+        """Preprocessor options that find the sysroot's headers."""
+        return [f"-I{folder}" for folder in self.include_dirs()]
+
+    def ldflags(self) -> list[str]:
+        """Linker options that find the sysroot's static libraries."""
+        return [f"-L{folder}" for folder in self.lib_dirs()]
+
     def configure_env(self) -> dict[str, str]:
         """Variables for ./configure beyond what the pipeline sets itself (CFLAGS, LDFLAGS=-static)."""
         env = {"CC": self.cc}
         if self.sysroot is not None:
-            env["CPPFLAGS"] = " ".join(f"-I{folder}" for folder in self.include_dirs())
-            env["LDFLAGS"] = " ".join(f"-L{folder}" for folder in self.lib_dirs())
+            env["CPPFLAGS"] = " ".join(self.cppflags())
+            env["LDFLAGS"] = " ".join(self.ldflags())
         return env
 
     def tool(self, name: str) -> str:
@@ -79,7 +87,8 @@ class Toolchain:
 
     def compiler_version(self) -> str:
         """The first line of `cc --version`."""
-        return _first_line(self.cc, "--version")
+        result = subprocess.run([self.cc, "--version"], capture_output=True, text=True)
+        return result.stdout.splitlines()[0] if result.returncode == 0 and result.stdout else "unknown"
 
     def versions(self) -> dict[str, str]:
         """The compiler and the versions of zlib, xz (liblzma) and glibc it links, from their headers."""
@@ -87,8 +96,7 @@ class Toolchain:
 
     @functools.cached_property
     def _versions(self) -> dict[str, str]:
-        flags = [f"-I{folder}" for folder in self.include_dirs()]
-        result = subprocess.run([self.cc, *flags, "-E", "-dM", "-x", "c", "-"], input=_VERSION_HEADERS,
+        result = subprocess.run([self.cc, *self.cppflags(), "-E", "-dM", "-x", "c", "-"], input=_VERSION_HEADERS,
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise ToolchainError(
@@ -144,9 +152,9 @@ def _look_up(target: Target, recipes: Recipes) -> tuple[Toolchain, list[str]]:
     root = sysroots.path(target)
     problems = []
     if not shutil.which(cc):
-        problems.append(f"no {cc} (package {target.packages[0]})")
+        problems.append(f"no {cc} (package {_package(target, 'gcc-')})")
     if not (Path("/usr") / target.triplet / "lib/libc.a").is_file():
-        problems.append(f"no static C library /usr/{target.triplet}/lib/libc.a (package {target.packages[-1]})")
+        problems.append(f"no static C library /usr/{target.triplet}/lib/libc.a (package {_package(target, 'libc6-dev-')})")
     if not sysroots.manifest_path(root).is_file():
         problems.append(f"no sysroot with static zlib and liblzma in {root}")
     if not shutil.which(target.qemu):
@@ -214,9 +222,8 @@ def prove(toolchain: Toolchain) -> str:
     with tempfile.TemporaryDirectory(prefix="kexec-bin-probe-") as scratch:
         program = Path(scratch) / "probe"
         compile_ = subprocess.run(
-            [toolchain.cc, "-static", "-O2", *(f"-I{d}" for d in toolchain.include_dirs()), str(PROBE_SOURCE),
-             "-o", str(program), *(f"-L{d}" for d in toolchain.lib_dirs()),
-             "-Wl,--whole-archive", "-llzma", "-lz", "-Wl,--no-whole-archive"],
+            [toolchain.cc, "-static", "-O2", *toolchain.cppflags(), str(PROBE_SOURCE), "-o", str(program),
+             *toolchain.ldflags(), "-Wl,--whole-archive", "-llzma", "-lz", "-Wl,--no-whole-archive"],
             capture_output=True, text=True)
         if compile_.returncode != 0:
             raise ToolchainError(f"a static program using zlib and liblzma does not link for "
@@ -231,6 +238,6 @@ def prove(toolchain: Toolchain) -> str:
     return printed
 
 
-def _first_line(*command: str) -> str:
-    result = subprocess.run(command, capture_output=True, text=True)
-    return result.stdout.splitlines()[0] if result.returncode == 0 and result.stdout else "unknown"
+def _package(target: Target, prefix: str) -> str:
+    """The package of `target`'s recipe whose name starts with `prefix` (all of them if none does)."""
+    return next((package for package in target.packages if package.startswith(prefix)), " ".join(target.packages))
