@@ -82,7 +82,7 @@ def ensure(target: Target, *, packages: tuple[str, ...], prove: Prove, log: Log 
             with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=root.parent) as scratch:
                 candidate = Path(scratch) / "root"
                 try:
-                    versions = _unpack(target, suite, packages, Path(scratch) / "debs", candidate)
+                    versions = _unpack(target, suite, packages, Path(scratch), candidate)
                     evidence = prove(candidate)
                 except ToolchainError as error:
                     rejected.append(f"{suite}: {error}")
@@ -102,12 +102,15 @@ def ensure(target: Target, *, packages: tuple[str, ...], prove: Prove, log: Log 
         )
 
 
-def _unpack(target: Target, suite: str, packages: tuple[str, ...], debs: Path, into: Path) -> dict[str, str]:
-    """Download `packages` for `target` from `suite` and unpack them into `into`; return their versions."""
-    apt = PrivateApt(cache_dir() / "apt-sysroots" / f"{suite}-{target.debian_arch}",
-                     suites=[suite], architecture=target.debian_arch)
+def _unpack(target: Target, suite: str, packages: tuple[str, ...], scratch: Path, into: Path) -> dict[str, str]:
+    """Download `packages` for `target` from `suite` and unpack them into `into`; return their versions.
+
+    The apt state (tens of MB of indexes) lives in `scratch` and goes with it: a finished sysroot
+    never needs it again.
+    """
+    apt = PrivateApt(scratch / "apt", suites=[suite], architecture=target.debian_arch)
     versions = {}
-    for deb in apt.download(packages, debs):
+    for deb in apt.download(packages, scratch / "debs"):
         fields = _run("dpkg-deb", "--show", "--showformat", "${Package} ${Version}", str(deb)).split()
         versions[fields[0]] = fields[1]
         _run("dpkg-deb", "-x", str(deb), str(into))
