@@ -18,17 +18,39 @@ def kexec_binary() -> Callable[[str], Path]:
     return kexec_from_wheel
 
 
-@pytest.fixture
-def boot(request, kexec_binary, tmp_path) -> Iterator[Callable[..., Machine]]:
-    """Start a guest of a target (see `guests.boot`); every guest is stopped after the test."""
-    started: list[Machine] = []
+class Guests:
+    """The guests one test starts: each keeps its console log in build/vm-logs; all stop at the end."""
 
-    def start(target: str, **options) -> Machine:
-        log = guests.log_path(f"{request.node.name}-{len(started)}")
-        machine = guests.boot(guests.BOARDS[target], kexec_binary(target), log=log, workdir=tmp_path, **options)
-        started.append(machine)
+    def __init__(self, name: str, kexec_binary: Callable[[str], Path], workdir: Path) -> None:
+        self.name = name
+        self.kexec_binary = kexec_binary
+        self.workdir = workdir
+        self.started: list[Machine] = []
+
+    def _next_log(self) -> Path:
+        return guests.log_path(f"{self.name}-{len(self.started)}")
+
+    def boot(self, target: str, **options) -> Machine:
+        """A guest on the harness's initramfs with the kexec under test (see `guests.boot`)."""
+        board = guests.BOARDS[target]
+        machine = guests.boot(board, self.kexec_binary(target), log=self._next_log(), workdir=self.workdir, **options)
+        self.started.append(machine)
         return machine
 
-    yield start
-    for machine in started:
-        machine.close()
+    def start(self, target: str, **options) -> Machine:
+        """A guest on any kernel and initrd (see `guests.start`)."""
+        machine = guests.start(guests.BOARDS[target], log=self._next_log(), **options)
+        self.started.append(machine)
+        return machine
+
+    def stop(self) -> None:
+        for machine in self.started:
+            machine.close()
+
+
+@pytest.fixture
+def vm(request, kexec_binary, tmp_path) -> Iterator[Guests]:
+    """Start guests for one test; they are stopped after it."""
+    started = Guests(request.node.name, kexec_binary, tmp_path)
+    yield started
+    started.stop()

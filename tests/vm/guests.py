@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from kexec_build import recipes
 from kexec_build.paths import build_dir, cache_dir
@@ -57,6 +58,11 @@ BOARDS = {
     for board in (
         Board("x86_64", ("qemu-system-x86_64",), "ttyS0", "amd64"),
         Board("aarch64", ("qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"), "ttyAMA0", "arm64"),
+        Board("i686", ("qemu-system-i386",), "ttyS0", "686"),
+        Board("armv7l", ("qemu-system-arm", "-M", "virt", "-cpu", "cortex-a15"), "ttyAMA0", "armmp"),
+        Board("ppc64le", ("qemu-system-ppc64", "-M", "pseries"), "hvc0", "powerpc64le"),
+        Board("s390x", ("qemu-system-s390x", "-M", "s390-ccw-virtio"), "ttysclp0", "s390x"),
+        Board("mips64el", ("qemu-system-mips64el", "-M", "malta", "-cpu", "5KEc"), "ttyS0", "5kc-malta"),
     )
 }
 
@@ -69,28 +75,37 @@ def boot(
     workdir: Path,
     cmdline: str = "",
     files: dict[str, Path | bytes] | None = None,
-    firmware: Path | None = None,
+    qemu_options: Sequence[str] = (),
 ) -> Machine:
     """Start `board`'s guest with `kexec` and `files` in its initramfs; return it at the init's prompt.
 
-    The guest's own kernel is at /boot/vmlinuz, so it can kexec into itself. QEMU's reset is
-    left enabled: `reboot -f` goes back through the firmware, which loads the same kernel again.
+    The guest's own kernel is at /boot/vmlinuz, so it can kexec into itself.
     """
     image = initramfs.build(
         initramfs.guest_files(board.busybox(), kexec, {"boot/vmlinuz": board.kernel(), **(files or {})}),
         workdir / f"initramfs-{board.target}.cpio.gz",
     )
+    return start(board, kernel=board.kernel(), initrd=image, cmdline=cmdline, log=log, qemu_options=qemu_options)
+
+
+def start(
+    board: Board, *, kernel: Path, initrd: Path, cmdline: str, log: Path, qemu_options: Sequence[str] = ()
+) -> Machine:
+    """Run QEMU on `kernel` and `initrd` with the board's console; return it at the init's prompt.
+
+    QEMU's reset is left enabled: `reboot -f` goes back through the firmware, which loads the
+    same kernel again.
+    """
     command = [
         *board.qemu,
         "-accel", board.accelerator(),
         "-m", str(board.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-        "-kernel", str(board.kernel()),
-        "-initrd", str(image),
+        "-kernel", str(kernel),
+        "-initrd", str(initrd),
         "-append", f"console={board.console} {cmdline}".strip(),
+        *qemu_options,
     ]
-    if firmware:
-        command += ["-bios", str(firmware)]
     machine = Machine(command, log)
     try:
         machine.expect("VMTEST-READY", BOOT_SECONDS)
@@ -108,14 +123,18 @@ def kexec_reboot(machine: Machine, board: Board, options: str, cmdline: str | No
     machine.run("next-initrd", COMMAND_SECONDS)
     line = "" if cmdline is None else f"--command-line={shlex.quote(f'console={board.console} {cmdline}')}"
     machine.run(f"kexec {options} --load /boot/vmlinuz --initrd=/tmp/next.cpio {line}", COMMAND_SECONDS)
+    return kexec_exec(machine)
+
+
+def kexec_exec(machine: Machine) -> str:
+    """Run `kexec --exec` on the loaded kernel; return the command line the next kernel's init reports."""
     # On success the status line never comes: the next kernel's init reports instead.
     machine.send('kexec --exec; echo "VMTEST-RC=$?"')
     outcome = machine.expect(r"VMTEST-CMDLINE: (.*)\n|VMTEST-RC=(\d+)", BOOT_SECONDS)
     if outcome.group(2) is not None:
         machine.fail(f"`kexec --exec` returned (status {outcome.group(2)}) instead of booting the loaded kernel")
-    reported = outcome.group(1)
     machine.expect("VMTEST-READY", COMMAND_SECONDS)
-    return reported
+    return outcome.group(1)
 
 
 def log_path(test_name: str) -> Path:

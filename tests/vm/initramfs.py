@@ -11,20 +11,27 @@ import io
 import stat
 from pathlib import Path
 
-# The init of every guest. It reports the command line (where the tests put their markers), then
-# runs one console line at a time: with echo off, the host reads only what the commands print.
-# `next-initrd` packs the running root into a new initrd, so any stage can kexec again (a chain).
-INIT = """#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mkdir -p /proc /sys /tmp
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-echo "VMTEST-CMDLINE: $(cat /proc/cmdline)"
+# What every guest's init does after its own setup: report the command line (where the tests
+# put their markers), then run one console line at a time. With echo off, the host reads only
+# what the commands print.
+CONSOLE_LOOP = """echo "VMTEST-CMDLINE: $(cat /proc/cmdline)"
 stty -echo 2>/dev/null
 echo "VMTEST-READY"
 while read -r line; do eval "$line"; done
 """
+BUSYBOX_SETUP = """/bin/busybox --install -s /bin
+mkdir -p /proc /sys /tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+"""
 
+
+def init_script(setup: str, shell: str = "/bin/sh") -> str:
+    """An init that runs `setup`, then the console loop."""
+    return f"#!{shell}\n{setup}{CONSOLE_LOOP}"
+
+
+# `next-initrd` packs the running root into a new initrd, so any stage can kexec again (a chain).
 NEXT_INITRD = """#!/bin/sh
 # Pack this root (not /proc, /sys, nor earlier packs) into /tmp/next.cpio for the next kernel.
 cd / && find . -xdev ! -path ./tmp/next.cpio | cpio -o -H newc > /tmp/next.cpio 2>/dev/null
@@ -65,7 +72,7 @@ def build(files: dict[str, Path | bytes], destination: Path) -> Path:
 def guest_files(busybox: Path, kexec: Path, extra: dict[str, Path | bytes] | None = None) -> dict[str, Path | bytes]:
     """The files every guest needs, plus `extra` (kernels to load, installer images ...)."""
     return {
-        "init": INIT.encode(),
+        "init": init_script(BUSYBOX_SETUP, shell="/bin/busybox sh").encode(),
         "bin/busybox": busybox,
         "bin/next-initrd": NEXT_INITRD.encode(),
         "sbin/kexec": kexec,

@@ -15,9 +15,9 @@ MAIN_MENU = r"(?s)Debian installer main menu.*Choose the next step in the instal
 INSTALLER_SECONDS = 300
 
 
-def test_kexec_into_the_debian_installer_reaches_its_main_menu(boot):
+def test_kexec_into_the_debian_installer_reaches_its_main_menu(vm):
     images = debian_packages.unpacked(INSTALLER, "amd64") / IMAGES
-    machine = boot("x86_64", files={"di/linux": images / "linux", "di/initrd.gz": images / "initrd.gz"})
+    machine = vm.boot("x86_64", files={"di/linux": images / "linux", "di/initrd.gz": images / "initrd.gz"})
     machine.run('kexec --load /di/linux --initrd=/di/initrd.gz --command-line="console=ttyS0 priority=low"')
     machine.send("kexec --exec")
     machine.expect(MAIN_MENU, INSTALLER_SECONDS)

@@ -19,25 +19,25 @@ CHAIN_LENGTH = 5
 
 
 @pytest.mark.parametrize(("target", "options"), X86_MODES + ARM_MODES)
-def test_second_kernel_reports_the_marker(boot, target, options):
-    machine = boot(target)
+def test_second_kernel_reports_the_marker(vm, target, options):
+    machine = vm.boot(target)
     marker = secrets.token_hex(8)
     cmdline = kexec_reboot(machine, BOARDS[target], options, f"vmtest.marker={marker}")
     assert f"vmtest.marker={marker}" in cmdline.split()
 
 
 @pytest.mark.parametrize("target", ["x86_64", "aarch64"])
-def test_reuse_cmdline_keeps_the_first_kernels_command_line(boot, target):
+def test_reuse_cmdline_keeps_the_first_kernels_command_line(vm, target):
     nonce = secrets.token_hex(8)
-    machine = boot(target, cmdline=f"vmtest.nonce={nonce}")
+    machine = vm.boot(target, cmdline=f"vmtest.nonce={nonce}")
     first = machine.run("cat /proc/cmdline")
     second = kexec_reboot(machine, BOARDS[target], "--reuse-cmdline", None)
     assert second == first
     assert f"vmtest.nonce={nonce}" in second.split()
 
 
-def test_chain_of_five_kexec_reboots(boot):
-    machine = boot("x86_64")
+def test_chain_of_five_kexec_reboots(vm):
+    machine = vm.boot("x86_64")
     for generation in range(1, CHAIN_LENGTH + 1):
         marker = f"vmtest.generation={generation}-{secrets.token_hex(4)}"
         assert marker in kexec_reboot(machine, BOARDS["x86_64"], "", marker).split()

@@ -1,0 +1,91 @@
+"""A small Debian system for the user story: debootstrap'd, with python3 and pip, without kexec-tools.
+
+The root file system is an ext4 image made with `mkfs.ext4 -d`; its kernel and initrd are kept
+beside it so QEMU can start it directly. The image is built once and cached; guests boot it with
+`-snapshot`, so a test never changes the cached copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from kexec_build.apt import host_archives
+from kexec_build.paths import cache_dir
+from tests.vm import initramfs
+
+SUITE = "bookworm"
+# The kernel comes with its initramfs-tools initrd, as on any installed Debian; no kexec-tools.
+PACKAGES = ("linux-image-amd64", "initramfs-tools", "python3", "python3-pip")
+INIT = "/vmtest-init"
+# Root file system setup before the shared console loop (the initrd has mounted / read-only).
+SETUP = """export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -o remount,rw /
+mkdir -p /mnt && mount -o ro /dev/vdb /mnt
+"""
+
+
+@dataclass(frozen=True)
+class DebianGuest:
+    """The cached guest: root image, and the kernel and initrd from its /boot."""
+
+    image: Path
+    kernel: Path
+    initrd: Path
+
+    @property
+    def version(self) -> str:
+        """The kernel release, as in /boot/vmlinuz-<version>."""
+        return self.kernel.name.removeprefix("vmlinuz-")
+
+
+def debian_guest(arch: str = "amd64") -> DebianGuest:
+    """The guest for `arch`, debootstrapped and imaged on first use (minutes), then cached."""
+    # A change to what goes into the guest names a new cache entry.
+    recipe = hashlib.sha256(repr((PACKAGES, SETUP, initramfs.CONSOLE_LOOP)).encode()).hexdigest()[:12]
+    folder = cache_dir() / "vm" / f"debian-guest-{SUITE}-{arch}-{recipe}"
+    if not folder.exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=folder.name, dir=folder.parent))
+        try:
+            _build(partial, arch)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        partial.rename(folder)
+    (kernel,) = folder.glob("vmlinuz-*")
+    (initrd,) = folder.glob("initrd.img-*")
+    return DebianGuest(image=folder / "root.ext4", kernel=kernel, initrd=initrd)
+
+
+def _build(into: Path, arch: str) -> None:
+    tree = into / "tree"
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", f"--arch={arch}", f"--include={','.join(PACKAGES)}",
+         SUITE, str(tree), host_archives()[0].uri],
+        check=True, capture_output=True,
+    )
+    for deb in (tree / "var/cache/apt/archives").glob("*.deb"):
+        deb.unlink()
+    init = tree / INIT.lstrip("/")
+    init.write_text(initramfs.init_script(SETUP))
+    init.chmod(0o755)
+    for pattern in ("vmlinuz-*", "initrd.img-*"):
+        (found,) = (tree / "boot").glob(pattern)
+        shutil.copyfile(found, into / found.name)
+    make_ext4(tree, into / "root.ext4")
+    shutil.rmtree(tree)
+
+
+def make_ext4(tree: Path, image: Path) -> Path:
+    """An ext4 image holding `tree`, with room to spare for what the guest writes."""
+    used_kib = int(subprocess.run(["du", "-sk", str(tree)], capture_output=True, text=True, check=True).stdout.split()[0])
+    size_mib = used_kib * 13 // 10 // 1024 + 64
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image), f"{size_mib}M"], check=True, capture_output=True)
+    return image

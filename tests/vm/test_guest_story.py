@@ -1,0 +1,58 @@
+"""The user story end to end: in a plain Debian guest without kexec-tools, pip install the wheel and reboot with it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.vm.binaries import wheel_for
+from tests.vm.debian_guest import INIT, debian_guest, make_ext4
+from tests.vm.guests import COMMAND_SECONDS, kexec_exec
+
+pytestmark = pytest.mark.vm
+
+# pip under TCG: unpacking and byte-compiling the runtime takes a while.
+PIP_SECONDS = 300
+
+
+def _json(output: str) -> dict:
+    """The JSON object a command printed (the guest boots `quiet`, so no kernel line interrupts it)."""
+    return json.loads(output[output.index("{"): output.rindex("}") + 1])
+
+
+def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
+    guest = debian_guest()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = Path(shutil.copy(wheel_for("x86_64"), wheels))
+    nonce = secrets.token_hex(8)
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=f"root=/dev/vda ro init={INIT} quiet vmtest.nonce={nonce}",
+        qemu_options=[
+            "-snapshot",
+            "-drive", f"file={guest.image},if=virtio,format=raw",
+            "-drive", f"file={make_ext4(wheels, tmp_path / 'wheels.ext4')},if=virtio,format=raw",
+        ],
+    )
+    assert machine.run("command -v kexec || echo absent") == "absent"
+
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
+    doctor = _json(machine.run("kexec-bin doctor --json", COMMAND_SECONDS))
+    assert doctor["verdict"] == "ok", doctor
+    which = _json(machine.run("kexec-bin which --json", COMMAND_SECONDS))
+    assert which["source"] == "bundled", which
+    assert which["path"].endswith("/kexec_bin/bin/kexec"), which
+
+    first = machine.run("cat /proc/cmdline")
+    machine.run(
+        f"kexec --load /boot/vmlinuz-{guest.version} --initrd=/boot/initrd.img-{guest.version} --reuse-cmdline",
+        COMMAND_SECONDS,
+    )
+    assert kexec_exec(machine) == first
