@@ -96,6 +96,15 @@ def test_rebuilt_from_the_sdist_in_another_folder_the_wheel_is_byte_identical(na
                              mirrors=[str(upstream_dir)], log=quiet)
 
 
+def test_python_m_build_makes_the_same_sdist_and_wheel(native_wheel, sdist, upstream_dir, tmp_path):
+    # Its default path: the sdist first, then the wheel from that sdist, unpacked elsewhere.
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("KEXEC_BIN_")}
+    environ["KEXEC_BIN_MIRRORS"] = str(upstream_dir)
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", tmp_path, PROJECT_ROOT, env=environ)
+    assert (tmp_path / sdist.name).read_bytes() == sdist.read_bytes()
+    assert (tmp_path / native_wheel.name).read_bytes() == native_wheel.read_bytes()
+
+
 def test_a_changed_member_is_named_as_the_difference(native_wheel, tmp_path):
     changed = tmp_path / native_wheel.name
     with zipfile.ZipFile(native_wheel) as source, zipfile.ZipFile(changed, "w") as copy:
