@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.metadata.plugin.interface import MetadataHookInterface
@@ -22,13 +23,24 @@ from hatchling.metadata.plugin.interface import MetadataHookInterface
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from kexec_build import recipes, wheel  # noqa: E402
+from kexec_build.errors import BuildError  # noqa: E402
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """A toolkit error ends the backend with its message alone: it names the problem and the fix."""
+    try:
+        yield
+    except BuildError as error:
+        raise SystemExit(f"kexec-bin: {error}") from None
 
 
 class KexecBinMetadata(MetadataHookInterface):
     """Set `version` and `license-files` from the chosen release."""
 
     def update(self, metadata: dict[str, Any]) -> None:
-        release = wheel.chosen_release(recipes.load())
+        with _reported():
+            release = wheel.chosen_release(recipes.load())
         metadata["version"] = release.wheel_version
         metadata["license-files"] = wheel.license_files(release)
 
@@ -40,13 +52,15 @@ class KexecBinBuild(BuildHookInterface):
         if version == "editable":  # an editable install runs src/kexec_bin, which bundles no binary
             return
         root = Path(self.root)
-        if self.target_name == "wheel":
-            contents = wheel.wheel_contents(root, self.metadata.version, log=self.app.display_info)
+        with _reported():
+            if self.target_name == "wheel":
+                contents = wheel.wheel_contents(root, self.metadata.version, log=self.app.display_info)
+            else:
+                contents = wheel.sdist_contents(root, self.metadata.version, log=self.app.display_info)
+        if contents.tag:
             build_data["tag"] = contents.tag
             build_data["pure_python"] = False
             build_data["sbom_files"].extend(contents.sboms)
-        else:
-            contents = wheel.sdist_contents(root, self.metadata.version, log=self.app.display_info)
         build_data["force_include"].update(contents.files)
         # The archive's timestamps; a value the caller set wins, as reproducible-builds.org asks.
         os.environ.setdefault("SOURCE_DATE_EPOCH", str(contents.epoch))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -81,3 +84,14 @@ def test_a_missing_or_changed_copying_stops_the_wheel_with_the_fix(recipe_set, t
         wheel.check_license(root, release, copying)
     recorded.write_bytes(copying.read_bytes())
     wheel.check_license(root, release, copying)
+
+
+def test_a_bad_choice_ends_python_m_build_with_the_reason_and_no_traceback(tmp_path):
+    environ = {**os.environ, wheel.VERSION_ENV: "1.0"}
+    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
+                             str(PROJECT_ROOT)], capture_output=True, text=True, env=environ)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "kexec-bin: unknown kexec-tools version '1.0': recipes/kexec-tools.toml has" in output
+    assert "Traceback" not in output
+    assert not list(tmp_path.iterdir())
