@@ -86,7 +86,7 @@ def ensure(target: Target, *, packages: tuple[str, ...], prove: Prove, log: Log 
                     evidence = prove(candidate)
                 except ToolchainError as error:
                     rejected.append(f"{suite}: {error}")
-                    log(f"sysroot: {target.name}: {suite} does not do: {str(error).splitlines()[0]}")
+                    log(f"sysroot: {target.name}: not from {suite}: {str(error).splitlines()[0]}")
                     continue
                 manifest = {"suite": suite, "architecture": target.debian_arch, "packages": versions,
                             "proof": evidence}
