@@ -1,0 +1,87 @@
+"""A Debian host of another CPU, small enough for a test: its C library and Python, run by qemu-user.
+
+The packages come from the host's own archive through a private apt root (`kexec_build.apt`), are
+unpacked with `dpkg-deb -x` into the user's cache once, and run with `qemu-<arch>-static -L`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from packaging.tags import Tag, parse_tag
+
+import packaging
+from kexec_build.apt import PrivateApt
+from kexec_build.errors import ToolchainError
+from kexec_build.paths import cache_dir
+from kexec_build.recipes import Target
+from kexec_build.sysroot import candidate_suites
+
+# Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
+CACHE = cache_dir()
+# What `python3.X -c 'import packaging.tags'` needs besides the interpreter's own two packages.
+RUNTIME = ("libc6", "libgcc-s1", "zlib1g", "libexpat1")
+
+
+def python_root(target: Target) -> tuple[Path, str]:
+    """A tree holding `target`'s Debian libc and python3 (from the first suite that has them)."""
+    problems = []
+    for suite in candidate_suites():
+        tree = CACHE / "debian-hosts" / f"{suite}-{target.debian_arch}"
+        if (tree / ".complete").exists():
+            return tree, (tree / ".complete").read_text()
+        apt = PrivateApt(CACHE / "apt" / f"{suite}-{target.debian_arch}", suites=[suite], architecture=target.debian_arch)
+        with tempfile.TemporaryDirectory(dir=_ensure(tree.parent)) as scratch:
+            try:
+                (meta,) = apt.download(["python3-minimal"], Path(scratch) / "meta")
+            except ToolchainError as error:
+                problems.append(f"{suite}: {error}")
+                continue
+            depends = _run("dpkg-deb", "-f", meta, "Pre-Depends", "Depends").stdout
+            python = re.search(r"\b(python3\.\d+)-minimal\b", depends).group(1)
+            partial = Path(scratch) / "tree"
+            for deb in apt.download([*RUNTIME, f"lib{python}-minimal", f"{python}-minimal"], Path(scratch) / "debs"):
+                _run("dpkg-deb", "-x", deb, partial)
+            _settle(partial)
+            (partial / ".complete").write_text(python)
+            partial.rename(tree)
+        return tree, python
+    raise AssertionError(f"no suite has python3 for {target.debian_arch}:\n" + "\n".join(problems))
+
+
+def supported_tags(target: Target) -> set[Tag]:
+    """The tags `packaging.tags.sys_tags()` yields on a Debian host of `target`'s CPU: what pip accepts there."""
+    tree, python = python_root(target)
+    # python3.X-minimal has no json: one tag a line.
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import packaging.tags; print(*packaging.tags.sys_tags(), sep='\\n')"
+    library = Path(packaging.__file__).parent.parent
+    ran = _run(target.qemu, "-L", tree, tree / "usr" / "bin" / python, "-I", "-c", code, library)
+    return {tag for line in ran.stdout.split() for tag in parse_tag(line)}
+
+
+def _settle(tree: Path) -> None:
+    """Make the unpacked tree whole on its own, as qemu-user -L needs it: absolute links point
+    into the tree, and a usr-merged suite gets its /lib, /lib64 and /bin links."""
+    for link in [path for path in tree.rglob("*") if path.is_symlink()]:
+        target = os.readlink(link)
+        if target.startswith("/"):
+            link.unlink()
+            link.symlink_to(os.path.relpath(tree / target.lstrip("/"), link.parent))
+    for name in ("bin", "lib", "lib64"):
+        if not (tree / name).exists() and (tree / "usr" / name).is_dir():
+            (tree / name).symlink_to(f"usr/{name}")
+
+
+def _run(*command) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(part) for part in command], capture_output=True, text=True)
+    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stderr}"
+    return result
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
