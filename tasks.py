@@ -89,7 +89,7 @@ def toolchain(c, arch="native", version=None):
 @task(help={"output": "where to write the figures as JSON (default: build/bench.json)"})
 @reports_errors
 def bench(c, output=None):
-    """Measure speed and size goals as ratios in one run; print them, write JSON."""
+    """Measure the speed and size goals as ratios in one run."""
     from kexec_build import bench as benchmark
 
     benchmark.run(Path(output) if output else build_dir() / "bench.json")

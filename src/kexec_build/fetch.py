@@ -22,6 +22,8 @@ from .errors import BuildError, FetchError
 from .paths import cache_dir
 from .recipes import Release
 
+__all__ = ["fetch", "cached_path", "candidate_urls", "distribution_urls", "mirrors_from_env", "clean_partials", "MIRRORS_ENV"]
+
 MIRRORS_ENV = "KEXEC_BIN_MIRRORS"
 CHUNK = 64 * 1024
 RETRIED_STATUSES = (500, 502, 503, 504)
@@ -220,5 +222,3 @@ def clean_partials(cache: Path | None = None) -> int:
         removed += 1
     return removed
 
-
-__all__ = ["fetch", "cached_path", "candidate_urls", "mirrors_from_env", "clean_partials", "MIRRORS_ENV"]
