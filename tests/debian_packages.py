@@ -53,7 +53,7 @@ def unpacked(package: str, arch: str = "amd64") -> Path:
 
 def _metapackage_target(package: str, package_deb: Path) -> str | None:
     """The kernel a linux-image-<flavour> metapackage points at (it ships no kernel of its own)."""
-    if not re.fullmatch(r"linux-image-[a-z][\w-]*", package):
+    if not re.fullmatch(r"linux-image-(?!\d+\.)[\w-]+", package):
         return None
     depends = subprocess.run(["dpkg-deb", "-f", str(package_deb), "Depends"],
                              capture_output=True, text=True, check=True).stdout
