@@ -23,7 +23,8 @@ from kexec_build.sysroot import candidate_suites
 
 # Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
 CACHE = cache_dir()
-# What `python3.X -c 'import packaging.tags'` needs besides the interpreter's own two packages.
+# What the interpreter needs besides its own packages (python3.X-minimal, libpython3.X-minimal and
+# -stdlib: the runtime's json and argparse live in the last).
 RUNTIME = ("libc6", "libgcc-s1", "zlib1g", "libexpat1")
 
 
@@ -44,7 +45,8 @@ def python_root(target: Target) -> tuple[Path, str]:
             depends = _run("dpkg-deb", "-f", meta, "Pre-Depends", "Depends").stdout
             python = re.search(r"\b(python3\.\d+)-minimal\b", depends).group(1)
             partial = Path(scratch) / "tree"
-            for deb in apt.download([*RUNTIME, f"lib{python}-minimal", f"{python}-minimal"], Path(scratch) / "debs"):
+            interpreter = [f"{python}-minimal", f"lib{python}-minimal", f"lib{python}-stdlib"]
+            for deb in apt.download([*RUNTIME, *interpreter], Path(scratch) / "debs"):
                 _run("dpkg-deb", "-x", deb, partial)
             _settle(partial)
             (partial / ".complete").write_text(python)
@@ -53,14 +55,17 @@ def python_root(target: Target) -> tuple[Path, str]:
     raise AssertionError(f"no suite has python3 for {target.debian_arch}:\n" + "\n".join(problems))
 
 
+def run_python(target: Target, code: str, *args: object, env: dict[str, str] | None = None) -> str:
+    """Run `code` in Debian's python3 for `target`'s CPU (isolated: `args` are its sys.argv[1:]); its output."""
+    tree, python = python_root(target)
+    return _run(target.qemu, "-L", tree, tree / "usr" / "bin" / python, "-I", "-c", code, *args, env=env).stdout
+
+
 def supported_tags(target: Target) -> set[Tag]:
     """The tags `packaging.tags.sys_tags()` yields on a Debian host of `target`'s CPU: what pip accepts there."""
-    tree, python = python_root(target)
-    # python3.X-minimal has no json: one tag a line.
     code = "import sys; sys.path.insert(0, sys.argv[1]); import packaging.tags; print(*packaging.tags.sys_tags(), sep='\\n')"
-    library = Path(packaging.__file__).parent.parent
-    ran = _run(target.qemu, "-L", tree, tree / "usr" / "bin" / python, "-I", "-c", code, library)
-    return {tag for line in ran.stdout.split() for tag in parse_tag(line)}
+    output = run_python(target, code, Path(packaging.__file__).parent.parent)
+    return {tag for line in output.split() for tag in parse_tag(line)}
 
 
 def _settle(tree: Path) -> None:
@@ -76,8 +81,8 @@ def _settle(tree: Path) -> None:
             (tree / name).symlink_to(f"usr/{name}")
 
 
-def _run(*command) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True)
+def _run(*command, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, env=env)
     assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stderr}"
     return result
 

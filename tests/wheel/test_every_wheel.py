@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import zipfile
 
@@ -11,7 +13,7 @@ from packaging.utils import parse_wheel_filename
 
 from kexec_build import compile as steps, elf, recipes, wheel
 from tests.wheel.conftest import member, run, tool
-from tests.wheel.debian_hosts import supported_tags
+from tests.wheel.debian_hosts import run_python, supported_tags
 
 pytestmark = pytest.mark.build
 TARGETS = recipes.load().release().targets
@@ -67,6 +69,19 @@ def test_packaging_on_a_debian_host_of_that_cpu_accepts_it(all_wheels, recipe_se
     # Debian's own python3 for that CPU, run by qemu-user, asks packaging.tags what pip may install.
     _, _, _, tags = parse_wheel_filename(all_wheels[name].name)
     assert tags & supported_tags(recipe_set.target(name))
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_the_runtime_on_that_cpu_takes_the_bundled_binary(all_wheels, recipe_set, tmp_path, name):
+    # The installed runtime in Debian's python3 for that CPU: qemu-user reports the CPU as uname -m,
+    # so the runtime's own checks (uname against _build_info, the ELF header) run as on such a host.
+    target = recipe_set.target(name)
+    run(tool("pip"), "install", "--no-index", "--find-links", all_wheels[name].parent, "--only-binary=:all:",
+        "--platform", target.wheel_tags[0], "--target", tmp_path, "--disable-pip-version-check", "kexec-bin")
+    code = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = ['which', '--json']; "
+            "runpy.run_module('kexec_bin', run_name='__main__')")
+    chosen = json.loads(run_python(target, code, tmp_path, env={**os.environ, "KEXEC_BIN_PREFER": "bundled"}))
+    assert (chosen["source"], chosen["path"]) == ("bundled", str(tmp_path / wheel.BINARY))
 
 
 @pytest.mark.parametrize("name", TARGETS)
