@@ -95,3 +95,11 @@ def test_a_bad_choice_ends_python_m_build_with_the_reason_and_no_traceback(tmp_p
     assert "kexec-bin: unknown kexec-tools version '1.0': recipes/kexec-tools.toml has" in output
     assert "Traceback" not in output
     assert not list(tmp_path.iterdir())
+
+
+def test_inv_wheel_and_sdist_refuse_bad_choices_with_the_reason(tmp_path):
+    for args, expected in ((["wheel", "--arch", "arm64"], "unknown arch 'arm64'"),
+                           (["sdist", "--version", "2.0.99"], "unknown kexec-tools version '2.0.99'")):
+        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, capture_output=True, text=True)
+        assert result.returncode == RecipeError.exit_code, result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr
