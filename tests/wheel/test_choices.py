@@ -97,7 +97,7 @@ def test_a_bad_choice_ends_python_m_build_with_the_reason_and_no_traceback(tmp_p
     assert not list(tmp_path.iterdir())
 
 
-def test_inv_wheel_and_sdist_refuse_bad_choices_with_the_reason(tmp_path):
+def test_inv_wheel_and_sdist_refuse_bad_choices_with_the_reason():
     for args, expected in ((["wheel", "--arch", "arm64"], "unknown arch 'arm64'"),
                            (["sdist", "--version", "2.0.99"], "unknown kexec-tools version '2.0.99'")):
         result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, capture_output=True, text=True)
