@@ -21,28 +21,28 @@ CACHE = cache_dir()
 
 
 @functools.cache
-def _apt(arch: str) -> PrivateApt:
-    return PrivateApt(CACHE / "apt" / f"{SUITE}-{arch}", suites=[SUITE], architecture=arch)
+def _apt(arch: str, suite: str = SUITE) -> PrivateApt:
+    return PrivateApt(CACHE / "apt" / f"{suite}-{arch}", suites=[suite], architecture=arch)
 
 
-def deb(package: str, arch: str = "amd64") -> Path:
-    """The .deb of `package` for `arch`, downloaded once into the cache."""
-    folder = CACHE / "debian" / SUITE / arch / package
+def deb(package: str, arch: str = "amd64", suite: str = SUITE) -> Path:
+    """The .deb of `package` for `arch` from `suite`, downloaded once into the cache."""
+    folder = CACHE / "debian" / suite / arch / package
     found = sorted(folder.glob("*.deb"))
     if not found:
         with tempfile.TemporaryDirectory(dir=_ensure(folder.parent)) as partial:
-            (downloaded,) = _apt(arch).download([package], Path(partial) / "debs")
+            (downloaded,) = _apt(arch, suite).download([package], Path(partial) / "debs")
             _ensure(folder)
             found = [downloaded.rename(folder / downloaded.name)]
     return found[0]
 
 
-def unpacked(package: str, arch: str = "amd64") -> Path:
+def unpacked(package: str, arch: str = "amd64", suite: str = SUITE) -> Path:
     """`package` extracted with `dpkg -x` into the cache, once; a metapackage is followed to its target."""
-    package_deb = deb(package, arch)
+    package_deb = deb(package, arch, suite)
     target = _metapackage_target(package, package_deb)
     if target:
-        return unpacked(target, arch)
+        return unpacked(target, arch, suite)
     tree = package_deb.with_suffix(".tree")
     if not tree.exists():
         partial = Path(tempfile.mkdtemp(dir=tree.parent))

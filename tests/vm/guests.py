@@ -35,6 +35,8 @@ class Board:
     memory_mb: int = 1024
     load_options: str = ""
     """kexec --load options this board's kernel needs (each with its reason in BOARDS)."""
+    suite: str = debian_packages.SUITE
+    """The Debian release whose kernel and busybox the guest runs."""
 
     @property
     def debian_arch(self) -> str:
@@ -42,12 +44,14 @@ class Board:
 
     def kernel(self) -> Path:
         """The Debian kernel image of this board's flavour (the linux-image package, unpacked)."""
-        tree = debian_packages.unpacked(f"linux-image-{self.flavour}", self.debian_arch)
+        tree = debian_packages.unpacked(f"linux-image-{self.flavour}", self.debian_arch, self.suite)
         (image,) = (tree / "boot").glob("vmlinu[xz]-*")
         return image
 
     def busybox(self) -> Path:
-        return debian_packages.unpacked("busybox-static", self.debian_arch) / "bin" / "busybox"
+        tree = debian_packages.unpacked("busybox-static", self.debian_arch, self.suite)
+        # Releases after bookworm ship it under the merged /usr.
+        return next(path for path in (tree / "bin/busybox", tree / "usr/bin/busybox") if path.exists())
 
     def accelerator(self) -> str:
         if self.target == "x86_64" and kvm_usable(self.kernel(), cache_dir() / "vm"):
@@ -67,6 +71,8 @@ BOARDS = {
               load_options="--image-size=0x4000000"),
         Board("ppc64le", ("qemu-system-ppc64", "-M", "pseries"), "hvc0", "powerpc64le"),
         Board("s390x", ("qemu-system-s390x", "-M", "s390-ccw-virtio"), "ttysclp0", "s390x"),
+        # bookworm has no riscv64 port; trixie, the first release with one, provides the kernel.
+        Board("riscv64", ("qemu-system-riscv64", "-M", "virt"), "ttyS0", "riscv64", suite="trixie"),
     )
 }
 

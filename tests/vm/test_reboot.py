@@ -16,7 +16,9 @@ X86_MODES = [pytest.param("x86_64", option, id=f"x86_64-{name}") for name, optio
 # arm64's Debian kernel has no kexec_file_load, so only the paths that can work there.
 ARM_MODES = [pytest.param("aarch64", MODES[name], id=f"aarch64-{name}") for name in ("default", "syscall-load")]
 # Every other target whose Debian kernel boots in qemu-system here (README: Proven by a real reboot).
-OTHER_TARGETS = [pytest.param(name, "", id=f"{name}-default") for name in ("i686", "armv7l", "ppc64le", "s390x")]
+OTHER_TARGETS = [
+    pytest.param(name, "", id=f"{name}-default") for name in ("i686", "armv7l", "ppc64le", "s390x", "riscv64")
+]
 CHAIN_LENGTH = 5
 
 
