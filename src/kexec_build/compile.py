@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import CheckError, StepError
-from .recipes import Release, Target
+from .recipes import Release
 from .toolchain import Toolchain
 
 TAIL_LINES = 25
@@ -102,13 +102,6 @@ def strip(steps: Steps, binary: Path, toolchain: Toolchain, output: Path) -> Non
     partial = output.with_name(f".{output.name}.part")
     steps.run("strip", [toolchain.tool("strip"), "--strip-all", "-o", str(partial), str(binary)], cwd=binary.parent)
     os.replace(partial, output)
-
-
-def runner(target: Target, native: Target) -> list[str] | None:
-    """The command prefix that runs a `target` binary here ([] natively), or None if nothing can."""
-    if target == native:
-        return []
-    return [target.qemu] if shutil.which(target.qemu) else None
 
 
 def check_runs(binary: Path, release: Release, prefix: list[str]) -> None:

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,9 @@ def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequen
         binary = steps_.make(steps, source, jobs or os.cpu_count() or 1)
         steps_.strip(steps, binary, tools, out / "kexec")
         elf.check(out / "kexec", target)
-        prefix = steps_.runner(target, recipes.native_target())
-        if prefix is not None:
+        prefix = tools.emulator()
+        runs_here = not prefix or shutil.which(prefix[0]) is not None
+        if runs_here:
             steps_.check_runs(out / "kexec", release, prefix)
         info = {
             "target": target.name,
@@ -83,7 +85,7 @@ def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequen
             },
             "configure_flags": list(release.configure_flags),
             "compression": enabled,
-            "ran": prefix is not None,
+            "ran": runs_here,
             **_split_versions(tools.versions()),
         }
         _write_atomically(out / "build-info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")

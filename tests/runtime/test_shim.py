@@ -131,7 +131,7 @@ def test_bundled_binary_without_exec_bit(tmp_path):
     wheel.bundled.chmod(0o644)
     result = run(wheel, "--version")
     assert result.returncode == 1
-    assert f"not executable (mode 644)" in result.stderr and f"chmod +x {wheel.bundled}" in result.stderr
+    assert "not executable (mode 644)" in result.stderr and f"chmod +x {wheel.bundled}" in result.stderr
 
 
 def test_wheel_for_another_machine(tmp_path):

@@ -52,7 +52,7 @@ def test_doctor_explains_this_machine(venv):
     expected = support(choice=Choice(str(venv.bundled()), "bundled", "")).verdict
     assert report["verdict"] == expected
     assert text.returncode == (0 if expected in ("ok", "signed-only") else 1)
-    assert f"`kexec` runs the bundled kexec" in text.stdout
+    assert "`kexec` runs the bundled kexec" in text.stdout
     assert {f["check"] for f in report["findings"]} >= {"program", "capability", "user namespace", "secure boot"}
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import zipfile
 
 import pytest
 from packaging.tags import parse_tag
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import compile as steps, elf, recipes, wheel
+from kexec_build import elf, recipes, toolchain, wheel
 from tests.wheel.conftest import member, run, tool
 from tests.wheel.debian_hosts import run_python, supported_tags
 
@@ -52,8 +53,8 @@ def test_the_binary_is_executable_and_built_for_the_cpu_of_every_tag(all_wheels,
 @pytest.mark.parametrize("name", TARGETS)
 def test_pip_installs_it_for_each_of_its_platform_tags_and_the_binary_runs(all_wheels, recipe_set, tmp_path, name):
     target = recipe_set.target(name)
-    prefix = steps.runner(target, recipe_set.native_target())
-    assert prefix is not None, f"{target.qemu} is missing: scripts/setup --test installs qemu-user-static"
+    prefix = toolchain.for_target(target, recipe_set).emulator()
+    assert not prefix or shutil.which(prefix[0]), f"{target.qemu} is missing: scripts/setup --test installs qemu-user-static"
     for platform in target.wheel_tags:
         folder = tmp_path / platform
         run(tool("pip"), "install", "--no-index", "--find-links", all_wheels[name].parent, "--only-binary=:all:",

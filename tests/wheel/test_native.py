@@ -10,12 +10,11 @@ import sys
 import tarfile
 import zipfile
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-from packaging.tags import parse_tag, sys_tags
+from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
 from kexec_build import fetch, pipeline, sbom, wheel
