@@ -45,14 +45,13 @@ def timed(command: list[str], *, cwd: Path, env: dict | None = None) -> float:
 
 
 def bare_build_seconds(tarball: Path, workdir: Path, host: str | None = None, *,
-                       configure_args: Sequence[str] = (), make_args: Sequence[str] = (),
-                       env: dict | None = None) -> float:
+                       configure_args: Sequence[str] = (), env: dict | None = None) -> float:
     """Time a plain `tar xf && ./configure && make` of `tarball`, as a user would type it."""
     started = time.perf_counter()
     subprocess.run(["tar", "xf", str(tarball)], cwd=workdir, check=True)
     source = next(workdir.glob("kexec-tools-*"))
     configure = ["./configure"] + ([f"--host={host}"] if host else []) + list(configure_args)
-    for command in (configure, ["make", *make_args]):
+    for command in (configure, ["make"]):
         subprocess.run(command, cwd=source, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
@@ -77,7 +76,8 @@ def native_build_rows(work: Path) -> list[Row]:
 
 def cross_build_rows(work: Path) -> list[Row]:
     """All targets built cold (sources cached, toolchains installed) against the same bare
-    configure && make -j<cores> of each, one after the other; then the no-op `--arch all` rebuild.
+    configure && make as the native row, of each target one after the other; then the no-op
+    `--arch all` rebuild.
     """
     loaded = recipes.load()
     release = loaded.release()
@@ -89,8 +89,7 @@ def cross_build_rows(work: Path) -> list[Row]:
         env = {**os.environ, **extra, "CFLAGS": "-O2", "LDFLAGS": f"-static {extra.get('LDFLAGS', '')}"}
         folder = work / "bare" / target.name
         folder.mkdir(parents=True)
-        bare += bare_build_seconds(tarball, folder, target.triplet, configure_args=release.configure_flags,
-                                   make_args=[f"-j{os.cpu_count() or 1}"], env=env)
+        bare += bare_build_seconds(tarball, folder, target.triplet, configure_args=release.configure_flags, env=env)
     env = {**os.environ, "KEXEC_BIN_BUILD": str(work / "build")}
     invoke = [sys.executable, "-m", "invoke", "build", "--arch", "all"]
     cold = timed(invoke, cwd=PROJECT_ROOT, env=env)
@@ -103,7 +102,8 @@ def cross_build_rows(work: Path) -> list[Row]:
 
 
 # Each section measures its rows in a scratch folder of its own.
-def _sections() -> list[Callable[[Path], list[Row]]]:
+def sections() -> list[Callable[[Path], list[Row]]]:
+    """The toolkit's own sections: builds, wheels and the runtime."""
     # Imported here: those modules import Row and timed from this one.
     from .bench_runtime import runtime_rows
     from .bench_wheel import wheel_rows
@@ -111,10 +111,10 @@ def _sections() -> list[Callable[[Path], list[Row]]]:
     return [native_build_rows, cross_build_rows, wheel_rows, runtime_rows]
 
 
-def run(output: Path) -> list[Row]:
-    """Measure every section, print the table and write the rows as JSON to `output`."""
+def run(output: Path, extra: Sequence[Callable[[Path], list[Row]]] = ()) -> list[Row]:
+    """Measure each section (ours, then `extra`), print the table and write the rows as JSON to `output`."""
     rows: list[Row] = []
-    for section in _sections():
+    for section in [*sections(), *extra]:
         work = Path(tempfile.mkdtemp(prefix="kexec-bin-bench-"))
         try:
             rows += section(work)
