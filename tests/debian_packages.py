@@ -21,7 +21,8 @@ CACHE = cache_dir()
 
 
 @functools.cache
-def _apt(arch: str, suite: str = SUITE) -> PrivateApt:
+def apt_root(arch: str, suite: str = SUITE) -> PrivateApt:
+    """The private apt root for one Debian architecture and suite, kept in the cache."""
     return PrivateApt(CACHE / "apt" / f"{suite}-{arch}", suites=[suite], architecture=arch)
 
 
@@ -31,7 +32,7 @@ def deb(package: str, arch: str = "amd64", suite: str = SUITE) -> Path:
     found = sorted(folder.glob("*.deb"))
     if not found:
         with tempfile.TemporaryDirectory(dir=_ensure(folder.parent)) as partial:
-            (downloaded,) = _apt(arch, suite).download([package], Path(partial) / "debs")
+            (downloaded,) = apt_root(arch, suite).download([package], Path(partial) / "debs")
             _ensure(folder)
             found = [downloaded.rename(folder / downloaded.name)]
     return found[0]

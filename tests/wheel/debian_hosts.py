@@ -15,11 +15,11 @@ from pathlib import Path
 from packaging.tags import Tag, parse_tag
 
 import packaging
-from kexec_build.apt import PrivateApt
 from kexec_build.errors import ToolchainError
 from kexec_build.paths import cache_dir
 from kexec_build.recipes import Target
 from kexec_build.sysroot import candidate_suites
+from tests.debian_packages import apt_root
 
 # Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
 CACHE = cache_dir()
@@ -35,7 +35,7 @@ def python_root(target: Target) -> tuple[Path, str]:
         tree = CACHE / "debian-hosts" / f"{suite}-{target.debian_arch}"
         if (tree / ".complete").exists():
             return tree, (tree / ".complete").read_text()
-        apt = PrivateApt(CACHE / "apt" / f"{suite}-{target.debian_arch}", suites=[suite], architecture=target.debian_arch)
+        apt = apt_root(target.debian_arch, suite)
         with tempfile.TemporaryDirectory(dir=_ensure(tree.parent)) as scratch:
             try:
                 (meta,) = apt.download(["python3-minimal"], Path(scratch) / "meta")
