@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import fetch, recipes, toolchain
+from . import atomic, fetch, recipes, toolchain
 from .paths import PROJECT_ROOT
 
 
@@ -121,10 +121,7 @@ def run(output: Path, extra: Sequence[Callable[[Path], list[Row]]] = ()) -> list
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(format_table(rows))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.part")
-    partial.write_text(json.dumps([{**asdict(row), "ratio": row.ratio} for row in rows], indent=2) + "\n")
-    os.replace(partial, output)
+    atomic.write_text(output, json.dumps([{**asdict(row), "ratio": row.ratio} for row in rows], indent=2) + "\n")
     return rows
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import compile as steps_
-from . import elf, fetch, toolchain, unpack
+from . import atomic, elf, fetch, toolchain, unpack
 from .paths import build_dir
 from .recipes import Recipes, Release, Target
 
@@ -88,8 +88,8 @@ def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequen
             "ran": runs_here,
             **_split_versions(tools.versions()),
         }
-        _write_atomically(out / "build-info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-        _write_atomically(out / "key", key)
+        atomic.write_text(out / "build-info.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+        atomic.write_text(out / "key", key)
         log(f"build: {label} done: {out / 'kexec'}")
         return _built(out, release, rebuilt=True, started=started)
 
@@ -120,9 +120,3 @@ def _built(out: Path, release: Release, *, rebuilt: bool, started: float) -> Bui
 def _split_versions(versions: dict[str, str]) -> dict:
     compiler = versions.pop("compiler")
     return {"compiler": compiler, "libraries": versions}
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(text)
-    os.replace(partial, path)

@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from . import fetch, parallel, pipeline, recipes, sbom, unpack
+from . import atomic, fetch, parallel, pipeline, recipes, sbom, unpack
 from .errors import WheelError
 from .paths import PROJECT_ROOT
 from .recipes import Recipes, Release, Target
@@ -145,9 +145,9 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     check_license(root, release, built.copying)
     epoch = source_date_epoch(built.source)
     staging = built.binary.parent / "wheel"
-    info = _write(staging / "_build_info.py", build_info_module(target, release))
+    info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
     document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=built.binary, epoch=epoch)
-    sbom_file = _write(staging / sbom.FILE_NAME, sbom.dumps(document))
+    sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     return Contents(
         files={str(built.binary): BINARY, str(info): BUILD_INFO},
         epoch=epoch,
@@ -211,7 +211,7 @@ def build_sdist(release: Release, *, outdir: Path, env: Mapping[str, str] | None
 def write_sums(dist: Path) -> Path:
     """Write `dist/SHA256SUMS` for every wheel and sdist in `dist` (`sha256sum -c` reads it)."""
     artifacts = sorted([*dist.glob("*.whl"), *dist.glob("*.tar.gz")])
-    return _write(dist / SUMS, "".join(f"{sbom.sha256_of(path)}  {path.name}\n" for path in artifacts))
+    return atomic.write_text(dist / SUMS, "".join(f"{sbom.sha256_of(path)}  {path.name}\n" for path in artifacts))
 
 
 def check_reproducible(wheels: Sequence[Path], targets: Sequence[Target], release: Release, *,
@@ -279,13 +279,4 @@ def _run_backend(distribution: str, root: Path, outdir: Path, env: Mapping[str, 
         final = outdir / built.name
         os.replace(built, final)
     return final
-
-
-def _write(path: Path, text: str) -> Path:
-    """Write `text` to `path` atomically (a temporary file beside it, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    partial.write_text(text)
-    os.replace(partial, path)
-    return path
 

@@ -1,0 +1,15 @@
+"""Atomic writes: a file the toolkit writes appears whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` by a temporary file beside it (named per process), then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_text(text)
+    os.replace(partial, path)
+    return path
