@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import atomic, fetch, recipes, toolchain
+from . import atomic, columns, fetch, recipes, toolchain
 from .paths import PROJECT_ROOT
 
 
@@ -137,5 +137,4 @@ def format_table(rows: list[Row]) -> str:
             row.goal,
             "yes" if row.met else "NO",
         ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+    return columns.align(lines)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import pipeline, toolchain
+from . import columns, pipeline, toolchain
 from .errors import BuildError
 from .recipes import Recipes, Release, Target
 
@@ -79,9 +79,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
             f"{libraries['zlib']}/{libraries['xz']}",
             runs,
         ))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
-
+    return columns.align(rows)
 
 
 def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
