@@ -43,6 +43,11 @@ class Kernel:
         except OSError:  # absent, or root-only (lockdown, efivars): unknown
             return None
 
+    def _stripped(self, path: str) -> Reading:
+        """`path`'s text without surrounding whitespace; value None when absent or unreadable."""
+        text = self._read(path)
+        return Reading(self.path(path), text.strip() if text is not None else None)
+
     def exists(self, path: str) -> bool:
         """Whether `path` (as seen on the machine) exists under root."""
         return os.path.exists(self.path(path))
@@ -72,26 +77,19 @@ class Kernel:
 
     def sysfs_kexec(self) -> dict[str, Reading]:
         """kexec_loaded, kexec_crash_loaded, kexec_crash_size: they exist only with CONFIG_KEXEC_CORE."""
-        found = {}
-        for name in ("kexec_loaded", "kexec_crash_loaded", "kexec_crash_size"):
-            path = f"/sys/kernel/{name}"
-            text = self._read(path)
-            found[name] = Reading(self.path(path), text.strip() if text is not None else None)
-        return found
+        return {name: self._stripped(f"/sys/kernel/{name}")
+                for name in ("kexec_loaded", "kexec_crash_loaded", "kexec_crash_size")}
 
     def sysfs_mounted(self) -> bool:
         """Whether /sys/kernel is there at all: without it a missing kexec file proves nothing."""
         return self.exists("/sys/kernel")
 
     def cmdline(self) -> Reading:
-        text = self._read("/proc/cmdline")
-        return Reading(self.path("/proc/cmdline"), text.strip() if text is not None else None)
+        return self._stripped("/proc/cmdline")
 
     def sysctl(self, name: str) -> Reading:
         """A /proc/sys/kernel value such as kexec_load_disabled, as text."""
-        path = f"/proc/sys/kernel/{name}"
-        text = self._read(path)
-        return Reading(self.path(path), text.strip() if text is not None else None)
+        return self._stripped(f"/proc/sys/kernel/{name}")
 
     def lockdown(self) -> Reading:
         """The selected lockdown mode ('none', 'integrity', 'confidentiality'), from "none [integrity] ...".
