@@ -200,9 +200,14 @@ _REBUILD = ("boot a kernel built with CONFIG_{option}=y (every major distributio
             "kexec cannot work around a missing syscall")
 
 
+def _options(config: Reading) -> dict[str, str]:
+    """The kernel's build options; none when its config is not published."""
+    return config.value if isinstance(config.value, dict) else {}
+
+
 def _signatures(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """KEXEC_SIG_FORCE: kexec_file_load accepts only kernels signed by a trusted key."""
-    options = config.value if isinstance(config.value, dict) else {}
+    options = _options(config)
     if options.get("KEXEC_SIG_FORCE") == "y":
         yield Finding("signature", SIGNED, f"{config.path}: CONFIG_KEXEC_SIG_FORCE=y",
                       "kexec_file_load accepts only kernels signed by a key the kernel trusts", (FILE,),
@@ -233,7 +238,7 @@ def _load_disabled(kernel: Kernel, config: Reading, program: Choice | None) -> I
 def _lockdown(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """Lockdown refuses kexec_load; kexec_file_load then needs a signed kernel."""
     mode = kernel.lockdown()
-    options = config.value if isinstance(config.value, dict) else {}
+    options = _options(config)
     if mode.value in ("integrity", "confidentiality"):
         yield Finding("lockdown", BLOCKED, f"{mode.path}: [{mode.value}]",
                       f"the kernel is locked down ({mode.value}): kexec_load is refused", (LOAD,),
@@ -266,7 +271,7 @@ def _secure_boot(kernel: Kernel, config: Reading, program: Choice | None) -> Ite
         state = "off" if not secure.value else "in setup mode (not enforcing)"
         yield Finding("secure boot", OK, f"{secure.path}: {int(secure.value)}", f"Secure Boot is {state}")
         return
-    options = config.value if isinstance(config.value, dict) else {}
+    options = _options(config)
     evidence = f"{secure.path}: 1"
     yield Finding("secure boot", INFO, evidence, "Secure Boot is on")
     if options.get("KEXEC_SIG") == "y" and options.get("IMA") == "y":
