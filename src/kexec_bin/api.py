@@ -7,12 +7,16 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from .doctor import preflight
+from .doctor import FILE, LOAD, preflight
 from .errors import KexecError
 from .resolve import choose
 
-_SYSCALL_OPTIONS = {"auto": "--kexec-syscall-auto", "file": "--kexec-file-syscall", "load": "--kexec-syscall"}
-_SYSCALL_NAMES = {"auto": "auto", "file": "kexec_file_load", "load": "kexec_load"}
+# load(syscall=...): kexec-tools' option for it, and the doctor's name for the syscalls it allows.
+_SYSCALLS = {
+    "auto": ("--kexec-syscall-auto", "auto"),
+    "file": ("--kexec-file-syscall", FILE),
+    "load": ("--kexec-syscall", LOAD),
+}
 
 
 def load(
@@ -25,16 +29,17 @@ def load(
     root: str = "/",
 ) -> None:
     """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason."""
-    if syscall not in _SYSCALL_OPTIONS:
-        raise ValueError(f"syscall={syscall!r}: choose one of {', '.join(_SYSCALL_OPTIONS)}")
-    args = ["--load", os.fspath(kernel), _SYSCALL_OPTIONS[syscall]]
+    if syscall not in _SYSCALLS:
+        raise ValueError(f"syscall={syscall!r}: choose one of {', '.join(_SYSCALLS)}")
+    option, checked_as = _SYSCALLS[syscall]
+    args = ["--load", os.fspath(kernel), option]
     if initrd is not None:
         args.append(f"--initrd={os.fspath(initrd)}")
     if reuse_cmdline:
         args.append("--reuse-cmdline")
     if cmdline is not None:
         args.append(f"--append={cmdline}" if reuse_cmdline else f"--command-line={cmdline}")
-    _run(args, "load", _SYSCALL_NAMES[syscall], root)
+    _run(args, "load", checked_as, root)
 
 
 def execute(*, root: str = "/") -> None:
