@@ -11,7 +11,7 @@ from invoke import Exit, task
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from kexec_build import errors, fetch as fetching, parallel, pipeline, recipes  # noqa: E402
-from kexec_build.paths import build_dir, cache_dir  # noqa: E402
+from kexec_build.paths import build_dir, cache_dir, dist_dir  # noqa: E402
 
 ARCH_HELP = "native (default), all, or a comma-separated list of targets from recipes/targets.toml"
 VERSION_HELP = "kexec-tools version from recipes/kexec-tools.toml (default: the recipe's default)"
@@ -66,7 +66,7 @@ def clean(c, cache=False):
     """Remove build outputs (and, with --cache, the download cache)."""
     import shutil
 
-    for folder in [build_dir(), Path(__file__).resolve().parent / "dist"] + ([cache_dir()] if cache else []):
+    for folder in [build_dir(), dist_dir()] + ([cache_dir()] if cache else []):
         shutil.rmtree(folder, ignore_errors=True)
         print(f"removed {folder}")
     if not cache:
@@ -104,7 +104,6 @@ def bench(c, output=None):
 def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
     """Build one wheel per chosen target into dist/ (and SHA256SUMS)."""
     from kexec_build import wheel as wheels
-    from kexec_build.paths import dist_dir
 
     loaded = recipes.load()
     release = loaded.release(version)
@@ -117,6 +116,5 @@ def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
 def sdist(c, version=None, mirror=None):
     """Build the sdist, upstream tarball included, into dist/."""
     from kexec_build import wheel as wheels
-    from kexec_build.paths import dist_dir
 
     wheels.make_sdist(recipes.load().release(version), mirrors=_mirrors(mirror), dist=dist_dir())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import atomic, columns, fetch, recipes, toolchain
-from .paths import PROJECT_ROOT
+from .paths import BUILD_ENV, PROJECT_ROOT
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def native_build_rows(work: Path) -> list[Row]:
     bare_dir = work / "bare"
     bare_dir.mkdir()
     bare = bare_build_seconds(tarball, bare_dir)
-    env = {**os.environ, "KEXEC_BIN_BUILD": str(work / "build")}
+    env = {**os.environ, BUILD_ENV: str(work / "build")}
     invoke = [sys.executable, "-m", "invoke", "build"]
     cold = timed(invoke, cwd=PROJECT_ROOT, env=env)
     noop = timed(invoke, cwd=PROJECT_ROOT, env=env)
@@ -90,7 +90,7 @@ def cross_build_rows(work: Path) -> list[Row]:
         folder = work / "bare" / target.name
         folder.mkdir(parents=True)
         bare += bare_build_seconds(tarball, folder, target.triplet, configure_args=release.configure_flags, env=env)
-    env = {**os.environ, "KEXEC_BIN_BUILD": str(work / "build")}
+    env = {**os.environ, BUILD_ENV: str(work / "build")}
     invoke = [sys.executable, "-m", "invoke", "build", "--arch", "all"]
     cold = timed(invoke, cwd=PROJECT_ROOT, env=env)
     noop = timed(invoke, cwd=PROJECT_ROOT, env=env)

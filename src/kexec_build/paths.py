@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BUILD_ENV = "KEXEC_BIN_BUILD"
 
 
 def cache_dir() -> Path:
@@ -18,7 +19,7 @@ def cache_dir() -> Path:
 
 def build_dir() -> Path:
     """The build tree: $KEXEC_BIN_BUILD, else build/ in the project."""
-    return Path(os.environ.get("KEXEC_BIN_BUILD") or PROJECT_ROOT / "build")
+    return Path(os.environ.get(BUILD_ENV) or PROJECT_ROOT / "build")
 
 
 def dist_dir() -> Path:

@@ -20,8 +20,9 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 from .errors import RecipeError
+from .paths import PROJECT_ROOT
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = PROJECT_ROOT / "recipes"
 RELEASES_FILE = "kexec-tools.toml"
 TARGETS_FILE = "targets.toml"
 

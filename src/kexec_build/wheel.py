@@ -21,12 +21,11 @@ from packaging.version import Version
 
 from . import atomic, fetch, parallel, pipeline, recipes, sbom, unpack
 from .errors import WheelError
-from .paths import PROJECT_ROOT
+from .paths import BUILD_ENV, PROJECT_ROOT
 from .recipes import Recipes, Release, Target
 
 ARCH_ENV = "KEXEC_BIN_ARCH"
 VERSION_ENV = "KEXEC_BIN_VERSION"
-BUILD_ENV = "KEXEC_BIN_BUILD"  # read by paths.build_dir()
 # The sdist's folder holding the upstream tarball: a local mirror for building from the sdist.
 BUNDLED_SOURCES = "upstream"
 BINARY = "kexec_bin/bin/kexec"
