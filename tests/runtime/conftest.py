@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from kexec_build import recipes
+from kexec_build.wheel import build_info_module
 from tests.debian_packages import unpacked
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "kexec_bin"
@@ -153,9 +155,11 @@ if __name__ == '__main__':
 """
 
 
-def install(folder: Path, binary: Path | None, *, target: str = "x86_64", uname: tuple[str, ...] = ("x86_64",),
-            elf_machine: str = "EM_X86_64") -> Install:
-    """Install the package with `binary` as its bundled kexec (None: no binary nor build info, as in a checkout)."""
+def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Install:
+    """Install the package with `binary` as its bundled kexec for `target`, with the build info the build writes.
+
+    `binary` None installs neither the binary nor its build info, as in a source checkout.
+    """
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (site,) = venv.glob("lib/python*/site-packages")
@@ -165,9 +169,8 @@ def install(folder: Path, binary: Path | None, *, target: str = "x86_64", uname:
     if binary is not None:
         bundled.parent.mkdir()
         shutil.copy2(binary, bundled)
-        (package / "_build_info.py").write_text(
-            f'TARGET = "{target}"\nUNAME = {uname!r}\nELF_MACHINE = "{elf_machine}"\nKEXEC_TOOLS_VERSION = "2.0.32"\n'
-        )
+        recipe_set = recipes.load()
+        (package / "_build_info.py").write_text(build_info_module(recipe_set.target(target), recipe_set.release()))
     python = venv / "bin" / "python"
     # The installers point a shipped script's shebang at the environment's Python.
     kexec_script = (SCRIPTS / "kexec").read_text().split("\n", 1)[1]

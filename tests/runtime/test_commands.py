@@ -11,6 +11,7 @@ import pytest
 import kexec_bin
 from kexec_bin.doctor import support
 from kexec_bin.resolve import Choice
+from kexec_build import recipes
 
 from .conftest import install
 from .test_shim import debian_system_kexec, system_kexec
@@ -74,7 +75,7 @@ def test_which_names_the_bundled_binary(tmp_path):
     assert result.returncode == 0
     assert result.stdout.splitlines()[:2] == [str(wheel.bundled),
                                               "  bundled: no kexec-tools on PATH, /usr/sbin or /sbin; "
-                                              "using the kexec 2.0.32 bundled in the wheel"]
+                                              f"using the kexec {recipes.load().release().version} bundled in the wheel"]
 
 
 def test_which_json_names_the_system_kexec(tmp_path, debian_kexec):

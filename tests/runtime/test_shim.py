@@ -135,8 +135,7 @@ def test_bundled_binary_without_exec_bit(tmp_path):
 
 
 def test_wheel_for_another_machine(tmp_path):
-    wheel = install(tmp_path, Path("/bin/echo"), target="aarch64", uname=("aarch64", "armv8b", "armv8l"),
-                    elf_machine="EM_AARCH64")
+    wheel = install(tmp_path, Path("/bin/echo"), target="aarch64")
     result = run(wheel, "--version")
     assert result.returncode == 1
     assert f"built for aarch64 but this machine is {os.uname().machine}" in result.stderr
