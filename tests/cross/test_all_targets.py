@@ -6,22 +6,18 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from kexec_build import elf, pipeline
+from tests.inv import inv
 
 pytestmark = pytest.mark.cross
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def inv_build_all(version: str, mirror: str) -> str:
     """Run `inv build --arch all --version <version>` against the loopback mirror; return its output."""
-    env = {**os.environ, "KEXEC_BIN_MIRRORS": mirror}
-    result = subprocess.run([sys.executable, "-m", "invoke", "build", "--arch", "all", "--version", version],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+    result = inv("build", "--arch", "all", "--version", version, env={**os.environ, "KEXEC_BIN_MIRRORS": mirror})
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -6,23 +6,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kexec_build import recipes, sysroot, toolchain
 from kexec_build.errors import ToolchainError
+from tests.inv import inv
 
 pytestmark = pytest.mark.cross
-ROOT = Path(__file__).resolve().parents[2]
 TARGETS = [name for name in recipes.load().targets]
-
-
-def inv(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env or dict(os.environ))
 
 
 @pytest.mark.parametrize("name", TARGETS)

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kexec_build import compile as steps_, elf, pipeline, toolchain, unpack
 from kexec_build.errors import StepError
+from kexec_build.paths import PROJECT_ROOT
+from tests.inv import INVOKE, inv
 
 pytestmark = pytest.mark.build
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def inv(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env or dict(os.environ))
 
 
 @pytest.mark.parametrize("version", ["2.0.32", "2.0.25"])
@@ -71,7 +66,7 @@ def test_configure_dropping_zlib_is_an_error(tmp_path, source_tree, recipe_set, 
 def test_two_builds_of_the_same_target_at_once_both_end_well(isolated, mirror):
     env = {**os.environ, "KEXEC_BIN_MIRRORS": mirror}
     first, second = (
-        subprocess.Popen([sys.executable, "-m", "invoke", "build"], cwd=ROOT, env=env,
+        subprocess.Popen([*INVOKE, "build"], cwd=PROJECT_ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(2)
     )

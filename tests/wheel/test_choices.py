@@ -13,6 +13,7 @@ from packaging.tags import Tag, parse_tag
 from kexec_build import wheel
 from kexec_build.errors import RecipeError, WheelError
 from kexec_build.paths import PROJECT_ROOT
+from tests.inv import inv
 
 
 def platform_arch(platform: str, target) -> str:
@@ -100,6 +101,6 @@ def test_a_bad_choice_ends_python_m_build_with_the_reason_and_no_traceback(tmp_p
 def test_inv_wheel_and_sdist_refuse_bad_choices_with_the_reason():
     for args, expected in ((["wheel", "--arch", "arm64"], "unknown arch 'arm64'"),
                            (["sdist", "--version", "2.0.99"], "unknown kexec-tools version '2.0.99'")):
-        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, capture_output=True, text=True)
+        result = inv(*args)
         assert result.returncode == RecipeError.exit_code, result.stderr
         assert expected in result.stderr and "Traceback" not in result.stderr
