@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kexec_build import wheel
+from kexec_build.recipes import Target
 
 
 def quiet(line: str) -> None:
@@ -57,6 +58,13 @@ def run(*command, **options) -> subprocess.CompletedProcess:
 def tool(name: str) -> Path:
     """A program installed in this venv (twine, auditwheel, ...)."""
     return Path(sys.executable).parent / name
+
+
+def platform_arch(platform: str, target: Target) -> str:
+    """The CPU part of a platform tag: what follows its policy prefix (e.g. 'manylinux_2_17_')."""
+    matching = [uname for uname in target.uname if platform.endswith(f"_{uname}")]
+    assert matching, f"{platform} names none of {target.name}'s CPUs {target.uname}"
+    return matching[0]
 
 
 def member(path: Path, name: str) -> bytes:

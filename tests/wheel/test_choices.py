@@ -14,13 +14,7 @@ from kexec_build import wheel
 from kexec_build.errors import RecipeError, WheelError
 from kexec_build.paths import PROJECT_ROOT
 from tests.inv import inv
-
-
-def platform_arch(platform: str, target) -> str:
-    """The CPU part of a platform tag: what follows its policy prefix (e.g. 'manylinux_2_17_')."""
-    matching = [uname for uname in target.uname if platform.endswith(f"_{uname}")]
-    assert matching, f"{platform} names none of {target.name}'s CPUs {target.uname}"
-    return matching[0]
+from tests.wheel.conftest import platform_arch
 
 
 def test_every_target_tag_is_any_python_no_abi_and_its_own_cpu(recipe_set):

@@ -7,13 +7,13 @@ import os
 import re
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
-from packaging.tags import parse_tag
 from packaging.utils import parse_wheel_filename
 
 from kexec_build import elf, recipes, toolchain, wheel
-from tests.wheel.conftest import member, run, tool
+from tests.wheel.conftest import member, platform_arch, run, tool
 from tests.wheel.debian_hosts import run_python, supported_tags
 
 pytestmark = pytest.mark.build
@@ -45,9 +45,9 @@ def test_the_binary_is_executable_and_built_for_the_cpu_of_every_tag(all_wheels,
         assert info.external_attr >> 16 == 0o100755
         binary = archive.extract(info, tmp_path)
     machine = elf.check(binary, target).machine
-    for tag in parse_tag(all_wheels[name].name.removesuffix(".whl").split("-", 2)[2]):
-        cpu = next(uname for uname in target.uname if tag.platform.endswith(f"_{uname}"))
-        assert recipe_set.target(cpu).elf_machine == machine
+    _, _, _, tags = parse_wheel_filename(all_wheels[name].name)
+    for tag in tags:
+        assert recipe_set.target(platform_arch(tag.platform, target)).elf_machine == machine
 
 
 @pytest.mark.parametrize("name", TARGETS)
@@ -57,8 +57,7 @@ def test_pip_installs_it_for_each_of_its_platform_tags_and_the_binary_runs(all_w
     assert not prefix or shutil.which(prefix[0]), f"{target.qemu} is missing: scripts/setup --test installs qemu-user-static"
     for platform in target.wheel_tags:
         folder = tmp_path / platform
-        run(tool("pip"), "install", "--no-index", "--find-links", all_wheels[name].parent, "--only-binary=:all:",
-            "--platform", platform, "--target", folder, "--disable-pip-version-check", "kexec-bin")
+        pip_install_for(platform, all_wheels[name], folder)
         (installed,) = folder.glob("kexec_bin-*.dist-info")
         assert installed.name == f"kexec_bin-{recipe_set.release().wheel_version}.dist-info"
         ran = run(*prefix, folder / wheel.BINARY, "--version")
@@ -77,8 +76,7 @@ def test_the_runtime_on_that_cpu_takes_the_bundled_binary(all_wheels, recipe_set
     # The installed runtime in Debian's python3 for that CPU: qemu-user reports the CPU as uname -m,
     # so the runtime's own checks (uname against _build_info, the ELF header) run as on such a host.
     target = recipe_set.target(name)
-    run(tool("pip"), "install", "--no-index", "--find-links", all_wheels[name].parent, "--only-binary=:all:",
-        "--platform", target.wheel_tags[0], "--target", tmp_path, "--disable-pip-version-check", "kexec-bin")
+    pip_install_for(target.wheel_tags[0], all_wheels[name], tmp_path)
     code = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = ['which', '--json']; "
             "runpy.run_module('kexec_bin', run_name='__main__')")
     chosen = json.loads(run_python(target, code, tmp_path, env={**os.environ, "KEXEC_BIN_PREFER": "bundled"}))
@@ -92,6 +90,12 @@ def test_build_info_tells_the_runtime_what_it_bundles(all_wheels, recipe_set, na
     exec(member(all_wheels[name], wheel.BUILD_INFO).decode(), values)
     assert (values["TARGET"], values["UNAME"], values["ELF_MACHINE"], values["KEXEC_TOOLS_VERSION"]) == (
         target.name, target.uname, target.elf_machine, recipe_set.release().version)
+
+
+def pip_install_for(platform: str, built: Path, folder: Path) -> None:
+    """pip install kexec-bin into `folder` as for a host of `platform`, choosing among the wheels beside `built`."""
+    run(tool("pip"), "install", "--no-index", "--find-links", built.parent, "--only-binary=:all:",
+        "--platform", platform, "--target", folder, "--disable-pip-version-check", "kexec-bin")
 
 
 def _glibc(platform: str) -> tuple[int, int]:
