@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -16,13 +15,11 @@ from packaging.tags import Tag, parse_tag
 
 import packaging
 from kexec_build.errors import ToolchainError
-from kexec_build.paths import cache_dir
 from kexec_build.recipes import Target
 from kexec_build.sysroot import candidate_suites
-from tests.debian_packages import apt_root
+from tests.debian_packages import CACHE, apt_root
+from tests.wheel.conftest import run
 
-# Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
-CACHE = cache_dir()
 # What the interpreter needs besides its own packages (python3.X-minimal, libpython3.X-minimal and
 # -stdlib: the runtime's json and argparse live in the last).
 RUNTIME = ("libc6", "libgcc-s1", "zlib1g", "libexpat1")
@@ -36,18 +33,19 @@ def python_root(target: Target) -> tuple[Path, str]:
         if (tree / ".complete").exists():
             return tree, (tree / ".complete").read_text()
         apt = apt_root(target.debian_arch, suite)
-        with tempfile.TemporaryDirectory(dir=_ensure(tree.parent)) as scratch:
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=tree.parent) as scratch:
             try:
                 (meta,) = apt.download(["python3-minimal"], Path(scratch) / "meta")
             except ToolchainError as error:
                 problems.append(f"{suite}: {error}")
                 continue
-            depends = _run("dpkg-deb", "-f", meta, "Pre-Depends", "Depends").stdout
+            depends = run("dpkg-deb", "-f", meta, "Pre-Depends", "Depends").stdout
             python = re.search(r"\b(python3\.\d+)-minimal\b", depends).group(1)
             partial = Path(scratch) / "tree"
             interpreter = [f"{python}-minimal", f"lib{python}-minimal", f"lib{python}-stdlib"]
             for deb in apt.download([*RUNTIME, *interpreter], Path(scratch) / "debs"):
-                _run("dpkg-deb", "-x", deb, partial)
+                run("dpkg-deb", "-x", deb, partial)
             _settle(partial)
             (partial / ".complete").write_text(python)
             partial.rename(tree)
@@ -58,7 +56,7 @@ def python_root(target: Target) -> tuple[Path, str]:
 def run_python(target: Target, code: str, *args: object, env: dict[str, str] | None = None) -> str:
     """Run `code` in Debian's python3 for `target`'s CPU (isolated: `args` are its sys.argv[1:]); its output."""
     tree, python = python_root(target)
-    return _run(target.qemu, "-L", tree, tree / "usr" / "bin" / python, "-I", "-c", code, *args, env=env).stdout
+    return run(target.qemu, "-L", tree, tree / "usr" / "bin" / python, "-I", "-c", code, *args, env=env).stdout
 
 
 def supported_tags(target: Target) -> set[Tag]:
@@ -79,14 +77,3 @@ def _settle(tree: Path) -> None:
     for name in ("bin", "lib", "lib64"):
         if not (tree / name).exists() and (tree / "usr" / name).is_dir():
             (tree / name).symlink_to(f"usr/{name}")
-
-
-def _run(*command, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stderr}"
-    return result
-
-
-def _ensure(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
