@@ -51,9 +51,7 @@ def build(c, arch="native", version=None, mirror=None):
     release = loaded.release(version)
     targets = loaded.select_targets(arch, release)
     if len(targets) > 1:  # several targets: built side by side, then one table (issue 3)
-        outcomes = parallel.build_all(release, targets, recipes=loaded, mirrors=_mirrors(mirror))
-        print(parallel.table(outcomes))
-        parallel.raise_for_failures(outcomes)
+        parallel.build_and_report(release, targets, recipes=loaded, mirrors=_mirrors(mirror))
         return
     for target in targets:
         built = pipeline.build(release, target, recipes=loaded, mirrors=_mirrors(mirror))

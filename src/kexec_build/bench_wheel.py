@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import fetch, recipes, wheel
+from . import fetch, parallel, recipes, wheel
 
 if TYPE_CHECKING:
     from .bench import Row
@@ -23,7 +23,7 @@ def wheel_rows(work: Path) -> list[Row]:
     release = loaded.release()
     targets = loaded.select_targets("all", release)
     mirrors = fetch.mirrors_from_env()
-    wheel.build_binaries(targets, release, loaded=loaded, mirrors=mirrors, log=lambda line: None)
+    parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=lambda line: None)
     started = time.perf_counter()
     wheels = wheel.build_wheels(targets, release, outdir=work / "dist", env=wheel.mirrors_env(mirrors), log=lambda line: None)
     seconds = time.perf_counter() - started

@@ -61,6 +61,15 @@ def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, 
         return list(pool.map(one, targets))
 
 
+def build_and_report(release: Release, targets: Sequence[Target], *, recipes: Recipes,
+                     mirrors: Sequence[str] = (), log: Log = print) -> list[Outcome]:
+    """Build `targets` side by side, log one table of how each ended, then raise if any failed."""
+    outcomes = build_all(release, targets, recipes=recipes, mirrors=mirrors, log=log)
+    log(table(outcomes))
+    raise_for_failures(outcomes)
+    return outcomes
+
+
 def table(outcomes: Sequence[Outcome]) -> str:
     """One row per target: time, size, the zlib/lzma versions compiled in, and how it was run."""
     rows = [("target", "time", "size", "zlib/lzma", "runs")]

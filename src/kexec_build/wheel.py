@@ -166,7 +166,7 @@ def make_wheels(targets: Sequence[Target], release: Release, *, loaded: Recipes,
                 dist: Path, check_repro: bool = False, log: Log = print) -> list[Path]:
     """`inv wheel`: build the binaries (side by side), then one wheel per target into `dist`, then
     SHA256SUMS; with `check_repro`, prove the wheels reproducible first."""
-    build_binaries(targets, release, loaded=loaded, mirrors=mirrors, log=log)
+    parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=log)
     wheels = build_wheels(targets, release, outdir=dist, env=mirrors_env(mirrors), log=log)
     if check_repro:
         check_reproducible(wheels, targets, release, mirrors=mirrors, log=log)
@@ -179,14 +179,6 @@ def make_sdist(release: Release, *, mirrors: Sequence[str], dist: Path, log: Log
     sdist = build_sdist(release, outdir=dist, env=mirrors_env(mirrors), log=log)
     log(f"sdist: {write_sums(dist)}")
     return sdist
-
-
-def build_binaries(targets: Sequence[Target], release: Release, *, loaded: Recipes, mirrors: Sequence[str],
-                   log: Log = print) -> None:
-    """Build (or reuse) every target's binary, side by side, before any wheel asks for one."""
-    outcomes = parallel.build_all(release, targets, recipes=loaded, mirrors=mirrors, log=log)
-    log(parallel.table(outcomes))
-    parallel.raise_for_failures(outcomes)
 
 
 def build_wheels(targets: Sequence[Target], release: Release, *, outdir: Path, root: Path = PROJECT_ROOT,
