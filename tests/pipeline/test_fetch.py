@@ -41,9 +41,7 @@ class RawServer:
         self.socket = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         self.behaviour = behaviour
-        self.threads: list[threading.Thread] = []
-        thread = threading.Thread(target=self._serve, daemon=True)
-        thread.start()
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
@@ -51,8 +49,7 @@ class RawServer:
                 connection, _ = self.socket.accept()
             except OSError:
                 return
-            worker = threading.Thread(target=self._handle, args=(connection,), daemon=True)
-            worker.start()
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
 
     def _handle(self, connection: socket.socket) -> None:
         with connection:
