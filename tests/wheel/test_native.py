@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -120,7 +121,7 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
         names = {name.split("/", 1)[1] for name in archive.getnames()}
         top = archive.getnames()[0].split("/")[0]
         bundled = archive.extractfile(f"{top}/{wheel.BUNDLED_SOURCES}/{release.source}").read()
-    assert __import__("hashlib").sha256(bundled).hexdigest() == release.sha256
+    assert hashlib.sha256(bundled).hexdigest() == release.sha256
     for needed in ("hatch_build.py", "pyproject.toml", "PKG-INFO", "LICENSE", wheel.kexec_tools_license(release),
                    "recipes/kexec-tools.toml", "recipes/targets.toml", "src/kexec_build/pipeline.py", "src/kexec_bin/shim.py"):
         assert needed in names
