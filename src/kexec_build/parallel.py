@@ -80,13 +80,12 @@ def table(outcomes: Sequence[Outcome]) -> str:
         info = outcome.built.read_info()
         libraries = info["libraries"]
         state = "" if outcome.built.rebuilt else " (no-op)"
-        runs = f"yes ({outcome.runner})" if info["ran"] else "no"
         rows.append((
             outcome.target.name,
             f"{outcome.built.seconds:.1f}s{state}",
             f"{outcome.built.binary.stat().st_size / 1024:.0f} KiB",
             f"{libraries['zlib']}/{libraries['xz']}",
-            runs,
+            f"yes ({outcome.runner})",
         ))
     return columns.align(rows)
 
