@@ -10,13 +10,10 @@ import os
 import statistics
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .bench import Row, timed
 from .errors import WheelError
 from .trial import fresh_venv, native_wheel
-
-if TYPE_CHECKING:
-    from .bench import Row
 
 ROUNDS = 60
 GOAL = 1.10
@@ -24,8 +21,6 @@ GOAL = 1.10
 
 def runtime_rows(work: Path) -> list[Row]:
     """`kexec --version` through the installed script against `python -c pass` and the binary run directly."""
-    from .bench import Row, timed  # here, so that bench.py may list this function in its SECTIONS
-
     venv = fresh_venv(work / "venv", native_wheel(work / "dist"))
     # The installed package (not one PYTHONPATH points at) and its bundled kexec, whatever the host has.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import fetch, parallel, recipes, wheel
-
-if TYPE_CHECKING:
-    from .bench import Row
+from .bench import Row
 
 SIZE_GOAL = 600 * 1024
 SECONDS_PER_WHEEL_GOAL = 1.0
@@ -17,8 +14,6 @@ SECONDS_PER_WHEEL_GOAL = 1.0
 
 def wheel_rows(work: Path) -> list[Row]:
     """Build every target's binary of the default release, then time making their wheels in `work`."""
-    from .bench import Row  # here, so that bench.py may list this function in its SECTIONS
-
     loaded = recipes.load()
     release = loaded.release()
     targets = loaded.select_targets("all", release)
