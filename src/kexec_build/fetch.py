@@ -57,7 +57,7 @@ def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None =
         if target.is_file():  # another process fetched it while we waited
             return target
         failures = []
-        for url in _all_urls(release, mirrors, target.parent.parent.parent, failures):
+        for url in _all_urls(release, mirrors, cache, failures):
             try:
                 _download_verified(url, release, target, timeout=timeout, retries=retries, log=log)
                 return target
@@ -71,7 +71,7 @@ def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None =
     )
 
 
-def _all_urls(release: Release, mirrors: Sequence[str], cache: Path, failures: list[str]) -> Iterator[str]:
+def _all_urls(release: Release, mirrors: Sequence[str], cache: Path | None, failures: list[str]) -> Iterator[str]:
     """The candidate URLs, then (only if all failed) the distribution's orig tarball."""
     yield from candidate_urls(release, mirrors)
     if release.debian_package and shutil.which("apt-get"):
