@@ -40,7 +40,7 @@ def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
     tops = set()
     for member in members:
         name = member.name
-        if name.startswith("/") or posixpath.isabs(name):
+        if posixpath.isabs(name):
             raise UnpackError(f"{archive}: refusing member {name!r}: absolute path")
         if ".." in name.split("/"):
             raise UnpackError(f"{archive}: refusing member {name!r}: '..' leaves the tree")
