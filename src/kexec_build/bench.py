@@ -56,6 +56,13 @@ def bare_build_seconds(tarball: Path, workdir: Path, host: str | None = None, *,
     return time.perf_counter() - started
 
 
+def cold_and_noop_build(work: Path, *options: str) -> tuple[float, float]:
+    """Time `inv build <options>` in a fresh build tree under `work`, then again (a no-op)."""
+    env = {**os.environ, BUILD_ENV: str(work / "build")}
+    invoke = [sys.executable, "-m", "invoke", "build", *options]
+    return timed(invoke, cwd=PROJECT_ROOT, env=env), timed(invoke, cwd=PROJECT_ROOT, env=env)
+
+
 def native_build_rows(work: Path) -> list[Row]:
     """A cold native build (source cached) against a bare configure && make; then the no-op rebuild."""
     loaded = recipes.load()
@@ -64,10 +71,7 @@ def native_build_rows(work: Path) -> list[Row]:
     bare_dir = work / "bare"
     bare_dir.mkdir()
     bare = bare_build_seconds(tarball, bare_dir)
-    env = {**os.environ, BUILD_ENV: str(work / "build")}
-    invoke = [sys.executable, "-m", "invoke", "build"]
-    cold = timed(invoke, cwd=PROJECT_ROOT, env=env)
-    noop = timed(invoke, cwd=PROJECT_ROOT, env=env)
+    cold, noop = cold_and_noop_build(work)
     return [
         Row("cold native build vs bare ./configure && make", cold, "s", "ratio <= 1.25", cold / bare <= 1.25, bare),
         Row("no-op native rebuild (inv build)", noop, "s", "< 1 s", noop < 1.0),
@@ -90,10 +94,7 @@ def cross_build_rows(work: Path) -> list[Row]:
         folder = work / "bare" / target.name
         folder.mkdir(parents=True)
         bare += bare_build_seconds(tarball, folder, target.triplet, configure_args=release.configure_flags, env=env)
-    env = {**os.environ, BUILD_ENV: str(work / "build")}
-    invoke = [sys.executable, "-m", "invoke", "build", "--arch", "all"]
-    cold = timed(invoke, cwd=PROJECT_ROOT, env=env)
-    noop = timed(invoke, cwd=PROJECT_ROOT, env=env)
+    cold, noop = cold_and_noop_build(work, "--arch", "all")
     return [
         Row(f"cold --arch all ({len(targets)} targets) vs bare builds one by one", cold, "s", "ratio <= 0.8",
             cold / bare <= 0.8, bare),
