@@ -73,7 +73,7 @@ def configure(steps: Steps, source: Path, release: Release, toolchain: Toolchain
               cwd=source, env=env)
 
 
-def verify_config(source: Path, label: str) -> dict[str, bool]:
+def verify_config(source: Path, label: str, *, arch: str) -> dict[str, bool]:
     """Raise `StepError` unless configure enabled zlib and lzma; return what it enabled."""
     header = source / "include" / "config.h"
     text = header.read_text()
@@ -86,7 +86,7 @@ def verify_config(source: Path, label: str) -> dict[str, bool]:
         raise StepError(
             f"{label}: configure dropped {' and '.join(missing)} ({header} lacks "
             f"{', '.join(d for d, lib in REQUIRED_DEFINES.items() if lib in missing)}): the static "
-            f"library is missing for this target; run `inv toolchain --arch {label.split()[-1]}`"
+            f"library is missing for this target; run `inv toolchain --arch {arch}`"
         )
     return enabled
 

@@ -66,7 +66,7 @@ def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequen
         steps = steps_.Steps(out / "logs", label)
         steps_.apply_patches(steps, source, release.patches)
         steps_.configure(steps, source, release, tools)
-        enabled = steps_.verify_config(source, label)
+        enabled = steps_.verify_config(source, label, arch=target.name)
         binary = steps_.make(steps, source, jobs or os.cpu_count() or 1)
         steps_.strip(steps, binary, tools, out / "kexec")
         elf.check(out / "kexec", target)

@@ -60,7 +60,7 @@ def test_configure_dropping_zlib_is_an_error(tmp_path, source_tree, recipe_set, 
     steps = steps_.Steps(tmp_path / "logs", f"kexec-tools test {native.target.name}")
     steps_.configure(steps, source_tree, recipe_set.release(), native)
     with pytest.raises(StepError, match=r"configure dropped zlib .*HAVE_LIBZ.*inv toolchain --arch x86_64"):
-        steps_.verify_config(source_tree, f"kexec-tools test {native.target.name}")
+        steps_.verify_config(source_tree, f"kexec-tools test {native.target.name}", arch=native.target.name)
 
 
 def test_two_builds_of_the_same_target_at_once_both_end_well(isolated, mirror):
