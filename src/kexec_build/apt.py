@@ -102,12 +102,12 @@ class PrivateApt:
             "-o", "Debug::NoLocking=true",
         ]
 
-    def _run(self, *args: str) -> str:
-        command = ["apt-get", "-q", *self._options(), *args]
-        result = subprocess.run(command, capture_output=True, text=True)
+    def _run(self, *args: str, cwd: Path | None = None, failure: str | None = None) -> str:
+        """Run apt-get on this root; raise `ToolchainError` with `failure` (or the command) and its last errors."""
+        result = subprocess.run(["apt-get", "-q", *self._options(), *args], cwd=cwd, capture_output=True, text=True)
         if result.returncode != 0:
             raise ToolchainError(
-                f"apt-get {' '.join(args)} failed (private apt root {self.root}):\n"
+                (failure or f"apt-get {' '.join(args)} failed (private apt root {self.root})") + ":\n"
                 + "\n".join(result.stderr.strip().splitlines()[-8:])
             )
         return result.stdout
@@ -147,11 +147,6 @@ class PrivateApt:
         """Download the binary packages (for this root's architecture) into `into`."""
         self.update()
         into.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(["apt-get", "-q", *self._options(), "download", *packages],
-                                cwd=into, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ToolchainError(
-                f"could not download {', '.join(packages)} for {self.architecture} "
-                f"(suites {', '.join(self.suites)}):\n" + "\n".join(result.stderr.strip().splitlines()[-8:])
-            )
+        self._run("download", *packages, cwd=into, failure=f"could not download {', '.join(packages)} "
+                  f"for {self.architecture} (suites {', '.join(self.suites)})")
         return sorted(into.glob("*.deb"))
