@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -12,18 +12,11 @@ from tests.vm.binaries import kexec_from_wheel
 from tests.vm.machine import Machine
 
 
-@pytest.fixture(scope="session")
-def kexec_binary() -> Callable[[str], Path]:
-    """target name -> the kexec binary the guests run (the one the built wheel ships)."""
-    return kexec_from_wheel
-
-
 class Guests:
     """The guests one test starts: each keeps its console log in build/vm-logs; all stop at the end."""
 
-    def __init__(self, name: str, kexec_binary: Callable[[str], Path], workdir: Path) -> None:
+    def __init__(self, name: str, workdir: Path) -> None:
         self.name = name
-        self.kexec_binary = kexec_binary
         self.workdir = workdir
         self.started: list[Machine] = []
 
@@ -31,9 +24,9 @@ class Guests:
         return guests.log_path(f"{self.name}-{len(self.started)}")
 
     def boot(self, target: str, **options) -> Machine:
-        """A guest on the harness's initramfs with the kexec under test (see `guests.boot`)."""
+        """A guest on the harness's initramfs with the kexec the built wheel ships (see `guests.boot`)."""
         board = guests.BOARDS[target]
-        machine = guests.boot(board, self.kexec_binary(target), log=self._next_log(), workdir=self.workdir, **options)
+        machine = guests.boot(board, kexec_from_wheel(target), log=self._next_log(), workdir=self.workdir, **options)
         self.started.append(machine)
         return machine
 
@@ -49,8 +42,8 @@ class Guests:
 
 
 @pytest.fixture
-def vm(request, kexec_binary, tmp_path) -> Iterator[Guests]:
+def vm(request, tmp_path) -> Iterator[Guests]:
     """Start guests for one test; they are stopped after it."""
-    started = Guests(request.node.name, kexec_binary, tmp_path)
+    started = Guests(request.node.name, tmp_path)
     yield started
     started.stop()
