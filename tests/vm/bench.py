@@ -44,9 +44,7 @@ def reboot_rows(work: Path) -> list[Row]:
         try:
             kexec = {}
             for name, load_options in LOADS.items():
-                machine.run("next-initrd", guests.COMMAND_SECONDS)
-                machine.run(f"kexec --load {load_options} /boot/vmlinuz --initrd=/tmp/next.cpio --reuse-cmdline",
-                            guests.COMMAND_SECONDS)
+                guests.kexec_load(machine, board, f"{load_options} --reuse-cmdline", None)
                 kexec[name] = seconds_to_first_line(machine, "kexec -e")
             reset = seconds_to_first_line(machine, "reboot -f")
         finally:

@@ -125,14 +125,19 @@ def start(
     return machine
 
 
-def kexec_reboot(machine: Machine, board: Board, options: str, cmdline: str | None) -> str:
-    """Load this guest's kernel with the running root as initrd, execute it, return the new kernel's command line.
+def kexec_load(machine: Machine, board: Board, options: str, cmdline: str | None) -> None:
+    """Load this guest's kernel with the running root as initrd, `options` and the board's own load options.
 
     `cmdline` None passes no command line option (for `--reuse-cmdline` in `options`).
     """
     machine.run("next-initrd", COMMAND_SECONDS)
     line = "" if cmdline is None else f"--command-line={shlex.quote(f'console={board.console} {cmdline}')}"
     machine.run(f"kexec {options} {board.load_options} --load /boot/vmlinuz --initrd=/tmp/next.cpio {line}", COMMAND_SECONDS)
+
+
+def kexec_reboot(machine: Machine, board: Board, options: str, cmdline: str | None) -> str:
+    """`kexec_load`, then execute it; return the command line the new kernel reports."""
+    kexec_load(machine, board, options, cmdline)
     return kexec_exec(machine)
 
 
