@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from kexec_build import atomic
+
 # Terminal control sequences (CSI, charset selection, two-byte escapes) and the other control
 # characters a full-screen program such as the Debian installer writes instead of newlines.
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[@-Z\\-_=>])|[\x00-\x08\x0b-\x1f\x7f]")
@@ -132,7 +134,6 @@ def kvm_usable(kernel: Path, verdicts: Path) -> bool:
         "qemu-system-x86_64", "-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none",
         "-serial", "stdio", "-no-reboot", "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
     ]
-    verdicts.mkdir(parents=True, exist_ok=True)
     probe = Machine(command, verdicts / "kvm-probe.log")
     try:
         probe.expect("Linux version", KVM_PROBE_SECONDS)
@@ -141,7 +142,5 @@ def kvm_usable(kernel: Path, verdicts: Path) -> bool:
         usable = False
     finally:
         probe.close()
-    partial = verdict.with_suffix(".partial")
-    partial.write_text("usable" if usable else "hangs")
-    partial.rename(verdict)
+    atomic.write_text(verdict, "usable" if usable else "hangs")
     return usable
