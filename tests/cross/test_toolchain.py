@@ -15,7 +15,7 @@ from kexec_build.errors import ToolchainError
 from tests.inv import inv
 
 pytestmark = pytest.mark.cross
-TARGETS = [name for name in recipes.load().targets]
+TARGETS = list(recipes.load().targets)
 
 
 @pytest.mark.parametrize("name", TARGETS)

@@ -17,7 +17,8 @@ from tests.wheel.conftest import member, platform_arch, run, tool
 from tests.wheel.debian_hosts import run_python, supported_tags
 
 pytestmark = pytest.mark.build
-TARGETS = recipes.load().release().targets
+RECIPES = recipes.load()
+TARGETS = RECIPES.release().targets
 
 
 @pytest.mark.parametrize("name", TARGETS)
@@ -26,7 +27,7 @@ def test_twine_and_check_wheel_contents_accept_it(all_wheels, name):
     run(tool("check-wheel-contents"), all_wheels[name])
 
 
-@pytest.mark.parametrize("name", [name for name in TARGETS if any("manylinux" in tag for tag in recipes.load().target(name).wheel_tags)])
+@pytest.mark.parametrize("name", [name for name in TARGETS if any("manylinux" in tag for tag in RECIPES.target(name).wheel_tags)])
 def test_auditwheel_sees_no_shared_library_and_a_policy_the_tag_covers(all_wheels, recipe_set, name):
     shown = run(tool("auditwheel"), "show", all_wheels[name])
     text = " ".join(shown.stdout.split())
