@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pytest
 
@@ -11,9 +11,14 @@ from tests.vm import guests
 from tests.vm.binaries import kexec_from_wheel
 from tests.vm.machine import Machine
 
+# A test's guest reaches its next kernel by kexec only: a reset (a kexec'd kernel that crashed, or
+# any fall back to the firmware) ends QEMU instead of booting the first kernel again, which would
+# report the same command line as a --reuse-cmdline kexec.
+NO_RESET = ("-no-reboot",)
+
 
 class Guests:
-    """The guests one test starts: each keeps its console log in build/vm-logs; all stop at the end."""
+    """The guests one test starts: each keeps its console log in build/vm-logs, none resets; all stop at the end."""
 
     def __init__(self, name: str, workdir: Path) -> None:
         self.name = name
@@ -23,16 +28,18 @@ class Guests:
     def _next_log(self) -> Path:
         return guests.log_path(f"{self.name}-{len(self.started)}")
 
-    def boot(self, target: str, **options) -> Machine:
+    def boot(self, target: str, *, qemu_options: Sequence[str] = (), **options) -> Machine:
         """A guest on the harness's initramfs with the kexec the built wheel ships (see `guests.boot`)."""
         board = guests.BOARDS[target]
-        machine = guests.boot(board, kexec_from_wheel(target), log=self._next_log(), workdir=self.workdir, **options)
+        machine = guests.boot(board, kexec_from_wheel(target), log=self._next_log(), workdir=self.workdir,
+                              qemu_options=[*NO_RESET, *qemu_options], **options)
         self.started.append(machine)
         return machine
 
-    def start(self, target: str, **options) -> Machine:
+    def start(self, target: str, *, qemu_options: Sequence[str] = (), **options) -> Machine:
         """A guest on any kernel and initrd (see `guests.start`)."""
-        machine = guests.start(guests.BOARDS[target], log=self._next_log(), **options)
+        machine = guests.start(guests.BOARDS[target], log=self._next_log(), qemu_options=[*NO_RESET, *qemu_options],
+                               **options)
         self.started.append(machine)
         return machine
 
