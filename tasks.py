@@ -10,7 +10,7 @@ from invoke import Exit, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from kexec_build import errors, fetch as fetching, parallel, pipeline, recipes  # noqa: E402
+from kexec_build import errors, fetch as fetching, parallel, recipes  # noqa: E402
 from kexec_build.paths import build_dir, cache_dir, dist_dir  # noqa: E402
 
 ARCH_HELP = "native (default), all, or a comma-separated list of targets from recipes/targets.toml"
@@ -50,13 +50,7 @@ def build(c, arch="native", version=None, mirror=None):
     loaded = recipes.load()
     release = loaded.release(version)
     targets = loaded.select_targets(arch, release)
-    if len(targets) > 1:  # several targets: built side by side, then one table (issue 3)
-        parallel.build_and_report(release, targets, recipes=loaded, mirrors=_mirrors(mirror))
-        return
-    for target in targets:
-        built = pipeline.build(release, target, recipes=loaded, mirrors=_mirrors(mirror))
-        state = "built" if built.rebuilt else "up to date"
-        print(f"{target.name}: {state} in {built.seconds:.2f}s: {built.binary}")
+    parallel.build_and_report(release, targets, recipes=loaded, mirrors=_mirrors(mirror))
 
 
 @task(help={"cache": "also empty the download and toolchain cache"})
@@ -69,9 +63,6 @@ def clean(c, cache=False):
         print(f"removed {folder}")
     if not cache:
         fetching.clean_partials()
-
-
-# --- toolchains (issue 3) ---
 
 
 @task(help={"arch": ARCH_HELP, "version": VERSION_HELP})
