@@ -117,13 +117,15 @@ def source_date_epoch(tarball: Path) -> int:
         return max(member.mtime for member in archive)
 
 
-def build_info_module(target: Target, release: Release) -> str:
-    """The text of `kexec_bin/_build_info.py`: what the runtime needs to know about its binary."""
+def build_info_module(target: Target, release: Release, binary: Path) -> str:
+    """The text of `kexec_bin/_build_info.py`: what the runtime needs to know about its binary,
+    including the sha256 it checks before a load or exec (a truncated or swapped binary never runs)."""
     values = {
         "TARGET": target.name,
         "UNAME": target.uname,
         "ELF_MACHINE": target.elf_machine,
         "KEXEC_TOOLS_VERSION": release.version,
+        "SHA256": sbom.sha256_of(binary),
     }
     lines = [f"{name} = {value!r}" for name, value in values.items()]
     return '"""The bundled kexec: written by the build (kexec_build.wheel), not by hand."""\n\n' + "\n".join(lines) + "\n"
@@ -144,7 +146,7 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     check_license(root, release, built.copying)
     epoch = source_date_epoch(built.source)
     staging = built.binary.parent / "wheel"
-    info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
+    info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release, built.binary))
     document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=built.binary, epoch=epoch)
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     return Contents(
