@@ -33,7 +33,7 @@ _GENERIC = {
     "reuseinitrd": (_OTHER, False), "hotplug": (_OTHER, False),
     "entry": (_OTHER, True), "type": (_OTHER, True), "mem-min": (_OTHER, True), "mem-max": (_OTHER, True),
 }
-_SHORT = {
+SHORT_OPTIONS = {
     "h": _GENERIC["help"], "?": (_INFO, False), "v": _GENERIC["version"], "S": _GENERIC["status"],
     "f": _GENERIC["force"], "l": _GENERIC["load"], "p": _GENERIC["load-panic"], "e": _GENERIC["exec"],
     "u": _GENERIC["unload"], "s": _GENERIC["kexec-file-syscall"], "c": _GENERIC["kexec-syscall"],
@@ -104,10 +104,10 @@ def operation_of(args: list) -> tuple | None:
         elif arg.startswith("-") and arg != "-":
             options = []
             for position, letter in enumerate(arg[1:], start=2):
-                if letter not in _SHORT:
+                if letter not in SHORT_OPTIONS:
                     return None
-                options.append(_SHORT[letter])
-                if _SHORT[letter][1]:  # -tTYPE, or -t TYPE
+                options.append(SHORT_OPTIONS[letter])
+                if SHORT_OPTIONS[letter][1]:  # -tTYPE, or -t TYPE
                     index += position == len(arg)
                     break
         else:
@@ -131,15 +131,18 @@ def operation_of(args: list) -> tuple | None:
 def long_option(name: str) -> tuple | None:
     """(effect, takes a value) of `--name` as getopt_long reads it: exact, or a unique abbreviation.
 
-    Abbreviations are matched against every CPU's option names; one that names two generic options
-    is ambiguous in every build (None); one generic option among arch-only ones is that option.
+    Abbreviations are matched against every CPU's option names. One that fits two of kexec's
+    generic options is ambiguous in every build (None: kexec prints its usage); one generic option
+    among arch-only ones is that option (or ambiguous, on a CPU that has those).
     """
     if name in LONG_OPTIONS:
         return LONG_OPTIONS[name]
-    matches = {LONG_OPTIONS[full] for full in LONG_OPTIONS if full.startswith(name)} if name else set()
-    generic = {_GENERIC[full] for full in _GENERIC if full.startswith(name)} if name else set()
-    if len(matches) == 1 or len(generic) == 1:
-        return (matches if len(matches) == 1 else generic).pop()
-    if generic or not matches:
+    if not name:
+        return None
+    generic = [full for full in _GENERIC if full.startswith(name)]
+    if generic:
+        return _GENERIC[generic[0]] if len(generic) == 1 else None
+    matches = {LONG_OPTIONS[full] for full in LONG_OPTIONS if full.startswith(name)}
+    if not matches:
         return None
     return _OTHER, all(takes for _, takes in matches)

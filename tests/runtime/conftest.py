@@ -7,12 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from kexec_build import recipes
+from kexec_build import fetch, recipes
 from kexec_build.wheel import build_info_module
 from tests.debian_packages import unpacked
 
@@ -179,3 +180,28 @@ def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Ins
         script.write_text(text)
         script.chmod(0o755)
     return Install(venv, site, bundled)
+
+
+@pytest.fixture(scope="session")
+def kexec_tools_headers() -> dict[str, str]:
+    """kexec-tools' option tables as upstream ships them: kexec/kexec.h and every CPU's arch/options.h,
+    read from the release's verified tarball (the cache, else a mirror)."""
+    tarball = fetch.fetch(recipes.load().release(), mirrors=fetch.mirrors_from_env())
+    headers = {}
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            name = member.name.split("/", 1)[-1]
+            if name == "kexec/kexec.h" or (name.startswith("kexec/arch/") and name.endswith("/include/arch/options.h")):
+                headers[name] = archive.extractfile(member).read().decode()
+    return headers
+
+
+def powerless(folder: Path, program: Path, library_path: str = "") -> Path:
+    """A folder holding a `kexec` that runs `program` without any capability (as root: bounding set
+    emptied), so whatever the arguments say, it can neither load a kernel, reboot nor take an interface down."""
+    folder.mkdir(parents=True)
+    drop = "setpriv --bounding-set=-all --inh-caps=-all " if os.geteuid() == 0 else ""
+    script = folder / "kexec"
+    script.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={library_path} exec {drop}{program} "$@"\n')
+    script.chmod(0o755)
+    return folder
