@@ -94,20 +94,23 @@ def guarded(program: str, function: Callable[[], int]) -> int:
             sys.stdout.flush()
         return status
     except KexecBinError as error:
-        return _complain(program, str(error), error.exit_code)
+        return complain(program, str(error), error.exit_code)
     except BrokenPipeError:  # the reader went away (`kexec-bin doctor | head -1`): nothing to say
         _silence_stdout()
         return EXIT_IO
     except OSError as error:
         _silence_stdout()
-        return _complain(program, f"cannot write the output: {error.strerror or error}", EXIT_IO)
+        return complain(program, f"cannot write the output: {error.strerror or error}", EXIT_IO)
     except KeyboardInterrupt:
-        return _complain(program, "interrupted", EXIT_INTERRUPTED)
+        return complain(program, "interrupted", EXIT_INTERRUPTED)
     except Exception as error:  # noqa: BLE001 - the boundary: a bug still ends in one line and a code
-        return _complain(program, f"internal error ({type(error).__name__}: {error}); {REPORT}", EXIT_INTERNAL)
+        return complain(program, f"internal error ({type(error).__name__}: {error}); {REPORT}", EXIT_INTERNAL)
 
 
-def _complain(program: str, message: str, code: int) -> int:
+def complain(program: str, message: str, code: int) -> int:
+    """Write `program: message` to stderr if there is one to write to; return `code`."""
+    if sys.stderr is None:  # started with stderr closed
+        return code
     try:
         sys.stderr.write(f"{program}: {message}\n".encode("utf-8", "backslashreplace").decode("utf-8"))
         sys.stderr.flush()

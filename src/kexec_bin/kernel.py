@@ -162,8 +162,8 @@ class Kernel:
         text = self._read(path)
         mode = None
         if text and "[" in text:
-            selected = text[text.index("[") + 1:].partition("]")[0]
-            mode = selected if selected in _LOCKDOWN_MODES else None
+            selected, closed, _ = text[text.index("[") + 1:].partition("]")
+            mode = selected if closed and selected in _LOCKDOWN_MODES else None
         elif text is None and not self.exists(path) and self._securityfs_mounted():
             mode = "none"
         return Reading(self.path(path), mode)

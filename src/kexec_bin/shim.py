@@ -12,7 +12,7 @@ import os
 import sys
 
 from . import ops
-from .errors import EXIT_CANNOT_EXECUTE, guarded
+from .errors import EXIT_CANNOT_EXECUTE, complain, guarded
 
 NO_CHECK = "KEXEC_BIN_NO_CHECK"
 
@@ -70,8 +70,7 @@ def _become_kexec(args: list) -> int:
     try:
         os.execve(choice.path, [choice.path, *args], child_environment(choice))
     except OSError as error:
-        sys.stderr.write(f"kexec: cannot run {choice.path}: {error.strerror} ({choice.reason})\n")
-        return EXIT_CANNOT_EXECUTE
+        return complain("kexec", f"cannot run {choice.path}: {error.strerror} ({choice.reason})", EXIT_CANNOT_EXECUTE)
     return 0  # not reached: execve does not return
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,3 +209,35 @@ def powerless(folder: Path, program: Path, library_path: str = "") -> Path:
     script.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={library_path} exec {drop}{program} "$@"\n')
     script.chmod(0o755)
     return folder
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A finished process: status, output, wall-clock seconds and peak memory (ru_maxrss) in MiB."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_mib: float
+
+
+def run_measured(command: list[str], *, timeout: float, env: dict | None = None) -> Measured:
+    """Run `command` (through tests/runtime/measure.py, for its own peak memory); kill it after `timeout`
+    seconds (returncode then -SIGKILL, seconds the time it had)."""
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "report.json"
+        measure = [sys.executable, "-m", "tests.runtime.measure", str(report), *command]
+        started = time.perf_counter()
+        process = subprocess.Popen(measure, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                   env=env, cwd=SOURCE.parents[1])
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            return Measured(-signal.SIGKILL, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
+                            time.perf_counter() - started, 0.0)
+        figures = json.loads(report.read_text())
+        return Measured(figures["returncode"], stdout.decode(errors="replace"), stderr.decode(errors="replace"),
+                        figures["seconds"], figures["peak_mib"])
