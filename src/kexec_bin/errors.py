@@ -85,8 +85,9 @@ def guarded(program: str, function: Callable[[], int]) -> int:
     """
     try:
         try:
-            if sys.stdout is not None:  # None when started with stdout closed
-                sys.stdout.reconfigure(errors="backslashreplace")  # a path that is not UTF-8 is shown, not fatal
+            reconfigure = getattr(sys.stdout, "reconfigure", None)  # None: stdout closed, or not a text file
+            if reconfigure:
+                reconfigure(errors="backslashreplace")  # a path that is not UTF-8 is shown, not fatal
             status = function()
         except SystemExit as done:  # argparse's --help and usage errors end this way
             status = done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_USAGE)

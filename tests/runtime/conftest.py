@@ -213,12 +213,13 @@ def powerless(folder: Path, program: Path, library_path: str = "") -> Path:
 
 @dataclass(frozen=True)
 class Measured:
-    """A finished process: status, output, wall-clock seconds and peak memory (ru_maxrss) in MiB."""
+    """A finished process: status, output, wall-clock and CPU seconds and peak memory (ru_maxrss) in MiB."""
 
     returncode: int
     stdout: str
     stderr: str
     seconds: float
+    cpu_seconds: float
     peak_mib: float
 
 
@@ -237,7 +238,7 @@ def run_measured(command: list[str], *, timeout: float, env: dict | None = None)
             os.killpg(process.pid, signal.SIGKILL)
             stdout, stderr = process.communicate()
             return Measured(-signal.SIGKILL, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                            time.perf_counter() - started, 0.0)
+                            time.perf_counter() - started, 0.0, 0.0)
         figures = json.loads(report.read_text())
         return Measured(figures["returncode"], stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                        figures["seconds"], figures["peak_mib"])
+                        figures["seconds"], figures["cpu_seconds"], figures["peak_mib"])

@@ -1,5 +1,5 @@
 """`python -m tests.runtime.measure REPORT COMMAND...`: run COMMAND, then write its exit status, wall-clock
-seconds and peak memory to REPORT as JSON.
+and CPU seconds and peak memory to REPORT as JSON.
 
 Linux folds the memory of the process that forks into the child's ru_maxrss, so a command started
 straight from pytest (hundreds of MiB) would seem that large; started from this small interpreter,
@@ -20,7 +20,8 @@ def main() -> int:
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     with open(report, "w") as file:
-        json.dump({"returncode": code, "seconds": seconds, "peak_mib": usage.ru_maxrss / 1024}, file)
+        json.dump({"returncode": code, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                   "peak_mib": usage.ru_maxrss / 1024}, file)
     return 0
 
 
