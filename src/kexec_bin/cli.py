@@ -1,58 +1,127 @@
 """`kexec-bin`: `doctor` explains whether kexec can work here, `which` names the program `kexec` runs.
 
-Each subcommand is a function of its parsed arguments that returns the exit status; `main` runs it
-inside `errors.guarded`, the one place that turns exceptions into messages and exit codes, so a
-new subcommand gets the same contract (see the README's "Security model") without a line of its own.
+A subcommand is a `Command` in COMMANDS: a function of its parsed options that returns the exit
+status, a one-line summary and its options. `main` parses and runs it inside `errors.guarded`, the
+one place that turns exceptions into messages and exit codes, so a new subcommand gets the same
+contract (see the README's "Security model") without a line of its own.
+
+The parser is a few lines of our own rather than argparse: argparse and the `re`, `gettext`,
+`locale` and `shutil` it imports cost more than the doctor's every check (see `inv bench`).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .errors import EXIT_BLOCKED, EXIT_OK, KexecBinError, UsageError, guarded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Sequence
+    from typing import Callable, Sequence
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is a UsageError (exit 64, one line) rather than exit 2."""
+class Option:
+    """`--name` alone (a flag: True when given), or `--name VALUE` / `--name=VALUE` when `metavar` is set."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        raise UsageError(message)
+    __slots__ = ("name", "metavar", "help", "default")
+
+    def __init__(self, name: str, help: str, *, metavar: str = "", default: object = None) -> None:
+        self.name, self.metavar, self.help = name, metavar, help
+        self.default = default if metavar else False
+
+    @property
+    def key(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+
+class Command:
+    """A subcommand: `run(options)` returns the exit status; `options` maps each Option's key to its value."""
+
+    __slots__ = ("run", "summary", "options")
+
+    def __init__(self, run: Callable[[dict], int], summary: str, options: Sequence[Option] = ()) -> None:
+        self.run, self.summary, self.options = run, summary, tuple(options)
+
+    def usage(self, name: str) -> str:
+        shown = " ".join(f"[{o.name} {o.metavar}]" if o.metavar else f"[{o.name}]" for o in self.options)
+        return f"usage: kexec-bin {name} {shown}".rstrip()
+
+    def parse(self, name: str, args: Sequence[str]) -> dict | None:
+        """The options' values; None when -h/--help asks for the help instead."""
+        by_name = {option.name: option for option in self.options}
+        values = {option.key: option.default for option in self.options}
+        index = 0
+        while index < len(args):
+            word, equals, value = args[index].partition("=")
+            index += 1
+            if word in ("-h", "--help") and not equals:
+                return None
+            option = by_name.get(word)
+            if option is None:
+                raise _usage_error(self.usage(name), f"unrecognised argument {args[index - 1]!r}")
+            if not option.metavar:
+                if equals:
+                    raise _usage_error(self.usage(name), f"{word} takes no value")
+                values[option.key] = True
+                continue
+            if not equals:
+                if index == len(args):
+                    raise _usage_error(self.usage(name), f"{word} needs a value: {word} {option.metavar}")
+                value, index = args[index], index + 1
+            values[option.key] = value
+        return values
+
+    def help(self, name: str) -> str:
+        lines = [self.usage(name), "", self.summary, "", "options:"]
+        lines += [f"  {(o.name + ' ' + o.metavar).strip():<14} {o.help}" for o in self.options]
+        return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `kexec-bin`; return the exit status."""
-    return guarded("kexec-bin", lambda: _dispatch(argv))
+    return guarded("kexec-bin", lambda: _dispatch(sys.argv[1:] if argv is None else list(argv)))
 
 
-def _dispatch(argv: Sequence[str] | None) -> int:
-    parser = _Parser(prog="kexec-bin", description=__doc__.split("\n", 1)[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    doctor = commands.add_parser("doctor", help="check whether this machine can load a kernel with kexec")
-    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
-    doctor.add_argument("--root", default="/", help="read /proc, /sys and /boot under this folder (default: /)")
-    doctor.set_defaults(run=_doctor)
-    which = commands.add_parser("which", help="print the kexec program that `kexec` runs, and why")
-    which.add_argument("--json", action="store_true", help="print path, source, reason and skipped programs as JSON")
-    which.set_defaults(run=_which)
-    args = parser.parse_args(argv)
-    return args.run(args)
+def _dispatch(args: list) -> int:
+    if not args or args[0] not in COMMANDS:
+        if args and args[0] in ("-h", "--help"):
+            print(_overview())
+            return EXIT_OK
+        raise _usage_error(_usage(), f"choose a command: {', '.join(COMMANDS)}" if not args
+                           else f"unknown command {args[0]!r} (choose from {', '.join(COMMANDS)})")
+    name, rest = args[0], args[1:]
+    command = COMMANDS[name]
+    options = command.parse(name, rest)
+    if options is None:
+        print(command.help(name))
+        return EXIT_OK
+    return command.run(options)
 
 
-def _doctor(args: argparse.Namespace) -> int:
+def _usage() -> str:
+    return f"usage: kexec-bin {{{','.join(COMMANDS)}}} ..."
+
+
+def _overview() -> str:
+    lines = [_usage(), "", __doc__.split("\n", 1)[0], "", "commands:"]
+    lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
+    return "\n".join(lines + ["", "`kexec-bin COMMAND --help` shows a command's options."])
+
+
+def _usage_error(usage: str, message: str) -> UsageError:
+    sys.stderr.write(usage + "\n")
+    return UsageError(message)
+
+
+def _doctor(options: dict) -> int:
     from .doctor import OK, SIGNED, support
 
-    report = support(args.root)
-    print(report.to_json() if args.json else report.to_text())
+    report = support(options["root"])
+    print(report.to_json() if options["json"] else report.to_text())
     return EXIT_OK if report.verdict in (OK, SIGNED) else EXIT_BLOCKED
 
 
-def _which(args: argparse.Namespace) -> int:
+def _which(options: dict) -> int:
     from .resolve import binary, choose
 
     choice = choose(verify=True)
@@ -60,7 +129,7 @@ def _which(args: argparse.Namespace) -> int:
         bundled = binary()
     except KexecBinError as error:
         bundled = f"unavailable ({error})"
-    if args.json:
+    if options["json"]:
         import json
 
         skipped = [{"path": path, "reason": reason} for path, reason in choice.skipped]
@@ -71,3 +140,14 @@ def _which(args: argparse.Namespace) -> int:
         lines += [f"  skipped {path}: {reason}" for path, reason in choice.skipped]
         print("\n".join(lines))
     return EXIT_OK
+
+
+COMMANDS = {
+    "doctor": Command(_doctor, "check whether this machine can load a kernel with kexec", (
+        Option("--json", "print the report as JSON"),
+        Option("--root", "read /proc, /sys and /boot under DIR (default: /)", metavar="DIR", default="/"),
+    )),
+    "which": Command(_which, "print the kexec program that `kexec` runs, and why", (
+        Option("--json", "print path, source, reason and skipped programs as JSON"),
+    )),
+}

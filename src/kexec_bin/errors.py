@@ -5,8 +5,6 @@ turns an exception into a message and an exit status (sysexits-style numbers, se
 "Security model"). The API raises these with the explanation inside, and nothing else.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -54,7 +52,7 @@ class BinaryError(KexecBinError):
 class BlockedError(KexecBinError):
     """The kernel certainly refuses the operation; `support` holds the doctor's findings."""
 
-    def __init__(self, message: str, support: Support) -> None:
+    def __init__(self, message: str, support: "Support") -> None:
         super().__init__(message)
         self.support = support
 
@@ -77,7 +75,7 @@ class InternalError(KexecBinError):
 REPORT = "please report it to the kexec-bin project with the command you ran"
 
 
-def guarded(program: str, function: Callable[[], int]) -> int:
+def guarded(program: str, function: "Callable[[], int]") -> int:
     """Run a command's body; return its status, or print one line for any failure and return its code.
 
     Output is flushed here, inside the boundary, so a closed pipe or a full disk is one error

@@ -8,8 +8,6 @@ binary is checked against the sha256 the build recorded before a load, panic or 
 The shim imports this on every run, so it uses `os` alone until the bundled binary must be checked.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -47,7 +45,7 @@ class Choice:
         return f"Choice({self.path!r}, {self.source!r}, {self.reason!r})"
 
 
-def choose(environ: dict | None = None, shim: str | None = None, *, verify: bool = False) -> Choice:
+def choose(environ: "dict | None" = None, shim: "str | None" = None, *, verify: bool = False) -> Choice:
     """Decide which kexec to run; `shim` is the script running now, which never counts as the system's.
 
     `verify` checks the bundled binary's sha256 too (before a load, panic or exec).
@@ -75,7 +73,7 @@ def choose(environ: dict | None = None, shim: str | None = None, *, verify: bool
                   tuple(skipped))
 
 
-def child_environment(choice: Choice, environ: dict | None = None) -> dict:
+def child_environment(choice: Choice, environ: "dict | None" = None) -> dict:
     """The environment to run `choice` in: a system program joins the chain, so it is never chosen twice."""
     environ = dict(os.environ if environ is None else environ)
     if choice.source == "system":
@@ -94,7 +92,7 @@ def _refuse_loop(found: str, chain: str, shim: str) -> None:
         )
 
 
-def system_kexec(search_path: str, shim: str = "", skipped: list | None = None) -> str | None:
+def system_kexec(search_path: str, shim: str = "", skipped: "list | None" = None) -> "str | None":
     """The first `kexec` in the absolute folders of `search_path`, then /usr/sbin and /sbin, that may run.
 
     A shim, a relative PATH entry and (as root) a program someone else could change are skipped,
@@ -125,7 +123,7 @@ def system_kexec(search_path: str, shim: str = "", skipped: list | None = None) 
     return None
 
 
-def _unsafe_for_root(path: str) -> str | None:
+def _unsafe_for_root(path: str) -> "str | None":
     """Why root must not run `path`, or None when it and every folder above it are root's alone.
 
     The file and its own folder must not be writable by group or others; a folder further up may

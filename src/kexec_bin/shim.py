@@ -6,8 +6,6 @@ bundled binary hashed); the check's modules are imported only then, which keeps 
 close to bare interpreter start-up.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -52,7 +50,7 @@ LONG_OPTIONS = {**{name: (_OTHER, True) for name in _ARCH_VALUES},
                 **{name: (_OTHER, False) for name in _ARCH_FLAGS}, **_GENERIC}
 
 
-def main(argv: list | None = None) -> int:
+def main(argv: "list | None" = None) -> int:
     """Run the chosen kexec with `argv` (default: this process's arguments); return only on failure."""
     args = sys.argv[1:] if argv is None else argv
     return guarded("kexec", lambda: _become_kexec(args))
@@ -74,7 +72,7 @@ def _become_kexec(args: list) -> int:
     return 0  # not reached: execve does not return
 
 
-def operation_of(args: list) -> tuple | None:
+def operation_of(args: list) -> "tuple | None":
     """What kexec would do with `args`: (action, syscall), or None when it neither loads nor boots.
 
     action is ops.LOAD, ops.PANIC or ops.EXEC; syscall is ops.AUTO, ops.KEXEC_FILE_LOAD or
@@ -127,7 +125,7 @@ def operation_of(args: list) -> tuple | None:
     return (ops.EXEC, syscall) if boot else None
 
 
-def long_option(name: str) -> tuple | None:
+def long_option(name: str) -> "tuple | None":
     """(effect, takes a value) of `--name` as getopt_long reads it: exact, or a unique abbreviation.
 
     Abbreviations are matched against every CPU's option names. One that fits two of kexec's

@@ -148,18 +148,6 @@ class Install:
         return self.scripts / "kexec-bin"
 
 
-# What pip writes for a [project.scripts] entry point.
-_ENTRY_POINT_SCRIPT = """#!{python}
-# -*- coding: utf-8 -*-
-import re
-import sys
-from kexec_bin.cli import main
-if __name__ == '__main__':
-    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
-    sys.exit(main())
-"""
-
-
 def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Install:
     """Install the package with `binary` as its bundled kexec for `target`, with the build info the build writes.
 
@@ -178,10 +166,9 @@ def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Ins
         (package / "_build_info.py").write_text(build_info_module(recipe_set.target(target), recipe_set.release(), bundled))
     python = venv / "bin" / "python"
     # The installers point a shipped script's shebang at the environment's Python.
-    kexec_script = (SCRIPTS / "kexec").read_text().split("\n", 1)[1]
-    for name, text in (("kexec", f"#!{python}\n{kexec_script}"), ("kexec-bin", _ENTRY_POINT_SCRIPT.format(python=python))):
+    for name in ("kexec", "kexec-bin"):
         script = venv / "bin" / name
-        script.write_text(text)
+        script.write_text(f"#!{python}\n" + (SCRIPTS / name).read_text().split("\n", 1)[1])
         script.chmod(0o755)
     return Install(venv, site, bundled)
 
