@@ -92,7 +92,7 @@ def bench(c, output=None):
 @reports_errors
 def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
     """Build one wheel per chosen target into dist/ (and SHA256SUMS)."""
-    from kexec_build import wheel as wheels
+    from kexec_build import wheels
 
     loaded = recipes.load()
     release = loaded.release(version)
@@ -104,6 +104,6 @@ def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
 @reports_errors
 def sdist(c, version=None, mirror=None):
     """Build the sdist, upstream tarball included, into dist/."""
-    from kexec_build import wheel as wheels
+    from kexec_build import wheels
 
     wheels.make_sdist(recipes.load().release(version), mirrors=_mirrors(mirror), dist=dist_dir())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import fetch, parallel, recipes, wheel
+from . import fetch, parallel, recipes, wheels
 from .bench import Row
 
 SIZE_GOAL = 600 * 1024
@@ -20,13 +20,13 @@ def wheel_rows(work: Path) -> list[Row]:
     mirrors = fetch.mirrors_from_env()
     parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=lambda line: None)
     started = time.perf_counter()
-    wheels = wheel.build_wheels(targets, release, outdir=work / "dist", env=wheel.mirrors_env(mirrors), log=lambda line: None)
+    made = wheels.build_wheels(targets, release, outdir=work / "dist", env=wheels.mirrors_env(mirrors), log=lambda line: None)
     seconds = time.perf_counter() - started
     rows = [
-        Row(f"wheel size: {target.name}", made.stat().st_size / 1024, "KiB", f"< {SIZE_GOAL // 1024} KiB",
-            made.stat().st_size < SIZE_GOAL)
-        for target, made in zip(targets, wheels)
+        Row(f"wheel size: {target.name}", wheel.stat().st_size / 1024, "KiB", f"< {SIZE_GOAL // 1024} KiB",
+            wheel.stat().st_size < SIZE_GOAL)
+        for target, wheel in zip(targets, made)
     ]
-    rows.append(Row(f"make all {len(wheels)} wheels from built binaries", seconds, "s",
-                    f"< {SECONDS_PER_WHEEL_GOAL:g} s a wheel", seconds / len(wheels) < SECONDS_PER_WHEEL_GOAL))
+    rows.append(Row(f"make all {len(made)} wheels from built binaries", seconds, "s",
+                    f"< {SECONDS_PER_WHEEL_GOAL:g} s a wheel", seconds / len(made) < SECONDS_PER_WHEEL_GOAL))
     return rows

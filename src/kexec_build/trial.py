@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import fetch, parallel, recipes, wheel
+from . import fetch, parallel, recipes, wheels
 from .errors import WheelError
 
 
@@ -40,7 +40,7 @@ def native_wheel(outdir: Path, *, log: Callable[[str], None] = print) -> Path:
     release = loaded.release()
     target = loaded.native_target()
     parallel.build_and_report(release, [target], recipes=loaded, mirrors=fetch.mirrors_from_env(), log=log)
-    (built,) = wheel.build_wheels([target], release, outdir=outdir, log=log)
+    (built,) = wheels.build_wheels([target], release, outdir=outdir, log=log)
     return built
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kexec_build import wheel
+from kexec_build import wheels
 from kexec_build.recipes import Target
 
 
@@ -29,14 +29,14 @@ def dist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def native_wheel(recipe_set, upstream_dir, dist) -> Path:
     release = recipe_set.release()
-    (made,) = wheel.make_wheels([recipe_set.native_target()], release, loaded=recipe_set,
+    (made,) = wheels.make_wheels([recipe_set.native_target()], release, loaded=recipe_set,
                                 mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return made
 
 
 @pytest.fixture(scope="session")
 def sdist(recipe_set, upstream_dir, dist) -> Path:
-    return wheel.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    return wheels.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=quiet)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +44,7 @@ def all_wheels(recipe_set, upstream_dir, dist) -> dict[str, Path]:
     """Every target's wheel of the default release (cross-built: needs `inv toolchain --arch all`)."""
     release = recipe_set.release()
     targets = recipe_set.select_targets("all", release)
-    made = wheel.make_wheels(targets, release, loaded=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    made = wheels.make_wheels(targets, release, loaded=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return {target.name: path for target, path in zip(targets, made)}
 
 
