@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import fetch, parallel, recipes, wheels
-from .bench import Row
+from .. import fetch, parallel, recipes, wheels
+from .measure import Row
 
 SIZE_GOAL = 600 * 1024
 SECONDS_PER_WHEEL_GOAL = 1.0

@@ -1,47 +1,17 @@
-"""`inv bench`: each figure is a ratio (or a time against its goal) measured in one run.
-
-A row compares our command with a baseline the benchmark runs itself, on the same machine in the
-same minute, so the ratio holds where absolute times do not.
-"""
+"""`inv bench` rows for the builds: cold builds against a bare configure && make, and no-op rebuilds."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from . import atomic, columns, fetch, recipes, toolchain
-from .paths import BUILD_ENV, PROJECT_ROOT
-
-
-@dataclass(frozen=True)
-class Row:
-    """One figure: ours against a baseline (ratio) or against an absolute goal."""
-
-    name: str
-    ours: float
-    unit: str
-    goal: str
-    met: bool
-    baseline: float | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        return self.ours / self.baseline if self.baseline else None
-
-
-def timed(command: list[str], *, cwd: Path, env: dict | None = None) -> float:
-    """Wall-clock seconds of one run of `command`; raise if it fails."""
-    started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+from .. import fetch, recipes, toolchain
+from ..paths import BUILD_ENV, PROJECT_ROOT
+from .measure import Row, timed
 
 
 def bare_build_seconds(tarball: Path, workdir: Path, host: str | None = None, *,
@@ -100,42 +70,3 @@ def cross_build_rows(work: Path) -> list[Row]:
             cold / bare <= 0.8, bare),
         Row("no-op --arch all rebuild (inv build --arch all)", noop, "s", "< 1 s", noop < 1.0),
     ]
-
-
-# Each section measures its rows in a scratch folder of its own.
-def sections() -> list[Callable[[Path], list[Row]]]:
-    """The toolkit's own sections: builds, wheels and the runtime."""
-    # Imported here: those modules import Row and timed from this one.
-    from .bench_runtime import runtime_rows
-    from .bench_wheel import wheel_rows
-
-    return [native_build_rows, cross_build_rows, wheel_rows, runtime_rows]
-
-
-def run(output: Path, extra: Sequence[Callable[[Path], list[Row]]] = ()) -> list[Row]:
-    """Measure each section (ours, then `extra`), print the table and write the rows as JSON to `output`."""
-    rows: list[Row] = []
-    for section in [*sections(), *extra]:
-        work = Path(tempfile.mkdtemp(prefix="kexec-bin-bench-"))
-        try:
-            rows += section(work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    print(format_table(rows))
-    atomic.write_text(output, json.dumps([{**asdict(row), "ratio": row.ratio} for row in rows], indent=2) + "\n")
-    return rows
-
-
-def format_table(rows: list[Row]) -> str:
-    """The rows as an aligned text table."""
-    lines = [("figure", "ours", "baseline", "ratio", "goal", "met")]
-    for row in rows:
-        lines.append((
-            row.name,
-            f"{row.ours:.3f} {row.unit}",
-            f"{row.baseline:.3f} {row.unit}" if row.baseline else "-",
-            f"{row.ratio:.2f}" if row.ratio else "-",
-            row.goal,
-            "yes" if row.met else "NO",
-        ))
-    return columns.align(lines)
