@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import compile as steps_
-from . import atomic, elf, fetch, toolchain, unpack
+from . import atomic, elf, fetch, steps, toolchain, unpack
 from .paths import build_dir
 from .recipes import Recipes, Release, Target
 
@@ -63,14 +62,14 @@ def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequen
         log(f"build: {label}")
         tarball = fetch.fetch(release, mirrors=mirrors, log=log)
         source = unpack.unpack(tarball, out / "src")
-        steps = steps_.Steps(out / "logs", label)
-        steps_.apply_patches(steps, source, release.patches)
-        steps_.configure(steps, source, release, tools)
-        enabled = steps_.verify_config(source, label, arch=target.name)
-        binary = steps_.make(steps, source, jobs or os.cpu_count() or 1)
-        steps_.strip(steps, binary, tools, out / "kexec")
+        runner = steps.Steps(out / "logs", label)
+        steps.apply_patches(runner, source, release.patches)
+        steps.configure(runner, source, release, tools)
+        enabled = steps.verify_config(source, label, arch=target.name)
+        binary = steps.make(runner, source, jobs or os.cpu_count() or 1)
+        steps.strip(runner, binary, tools, out / "kexec")
         elf.check(out / "kexec", target)
-        steps_.check_runs(out / "kexec", release, tools.emulator())
+        steps.check_runs(out / "kexec", release, tools.emulator())
         info = {
             "target": target.name,
             "kexec_tools": {
