@@ -11,12 +11,12 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
 from . import atomic, fetch, pipeline, recipes, sbom
+from .commands import Log
 from .errors import WheelError
 from .recipes import Recipes, Release, Target
 
@@ -27,8 +27,6 @@ BUNDLED_SOURCES = "upstream"
 BINARY = "kexec_bin/bin/kexec"
 BUILD_INFO = "kexec_bin/_build_info.py"
 PROJECT_LICENSE = "LICENSE"
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import columns, pipeline, toolchain
+from .commands import Log
 from .errors import BuildError
 from .recipes import Recipes, Release, Target
 
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import atomic, elf, fetch, steps, toolchain, unpack
+from .commands import Log
 from .paths import build_dir
 from .recipes import Recipes, Release, Target
 
-Log = Callable[[str], None]
 # Bump when a change here alters what gets built, so that old build folders are not reused.
 PIPELINE_REVISION = "1"
 

@@ -17,9 +17,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from . import sysroot as sysroots
+from .commands import Log, run
 from .errors import ToolchainError
 from .recipes import Recipes, Target
 
@@ -28,8 +29,6 @@ EMULATOR_PACKAGE = "qemu-user-static"
 # One #include per library whose version goes into the SBOM; `cc -E -dM` prints their macros.
 _VERSION_HEADERS = "#include <zlib.h>\n#include <lzma.h>\n#include <features.h>\n"
 PROBE_SOURCE = Path(__file__).with_name("sysroot_probe.c")
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -195,13 +194,8 @@ def provision(targets: Sequence[Target], recipes: Recipes, *, as_root: bool | No
                 f"  sudo apt-get update\n  sudo {' '.join(command)}\nthen run this command again"
             )
         log(f"toolchain: installing {' '.join(missing)}")
-        result = subprocess.run(command, capture_output=True, text=True,
-                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        if result.returncode != 0:
-            raise ToolchainError(
-                f"`{' '.join(command)}` failed (if a package was not found, run `apt-get update` first):\n"
-                + "\n".join(result.stderr.strip().splitlines()[-8:])
-            )
+        run(*command, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, error=ToolchainError,
+            failure=f"`{' '.join(command)}` failed (if a package was not found, run `apt-get update` first)")
     else:
         log(f"toolchain: host packages already installed for {', '.join(t.name for t in targets)}")
     for target in targets:
@@ -228,13 +222,13 @@ def prove(toolchain: Toolchain) -> str:
         if compile_.returncode != 0:
             raise ToolchainError(f"a static program using zlib and liblzma does not link for "
                                  f"{toolchain.target.name}:\n{compile_.stderr.strip()[-1500:]}")
-        run = subprocess.run([*toolchain.emulator(), str(program)], capture_output=True, text=True, timeout=60)
-    printed = run.stdout.strip()
+        ran = subprocess.run([*toolchain.emulator(), str(program)], capture_output=True, text=True, timeout=60)
+    printed = ran.stdout.strip()
     versions = toolchain.versions()
     expected = f"zlib {versions['zlib']} lzma {versions['xz']}"
-    if run.returncode != 0 or printed != expected:
-        raise ToolchainError(f"the {toolchain.target.name} probe printed {printed or run.stderr.strip()!r} "
-                             f"(exit {run.returncode}), expected {expected!r}")
+    if ran.returncode != 0 or printed != expected:
+        raise ToolchainError(f"the {toolchain.target.name} probe printed {printed or ran.stderr.strip()!r} "
+                             f"(exit {ran.returncode}), expected {expected!r}")
     return printed
 
 

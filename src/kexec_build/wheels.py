@@ -12,17 +12,16 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from . import atomic, fetch, parallel, sbom, unpack
+from .commands import Log
 from .errors import WheelError
 from .hook import ARCH_ENV, BINARY, VERSION_ENV
 from .paths import BUILD_ENV, PROJECT_ROOT
 from .recipes import Recipes, Release, Target
 
 SUMS = "SHA256SUMS"
-
-Log = Callable[[str], None]
 
 
 def make_wheels(targets: Sequence[Target], release: Release, *, loaded: Recipes, mirrors: Sequence[str],

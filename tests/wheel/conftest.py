@@ -6,7 +6,6 @@ the upstream tarball from the suite's verified `upstream_dir`.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -46,13 +45,6 @@ def all_wheels(recipe_set, upstream_dir, dist) -> dict[str, Path]:
     targets = recipe_set.select_targets("all", release)
     made = wheels.make_wheels(targets, release, loaded=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return {target.name: path for target, path in zip(targets, made)}
-
-
-def run(*command, **options) -> subprocess.CompletedProcess:
-    """Run a real program; fail the test with its output if it fails."""
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, **options)
-    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def tool(name: str) -> Path:

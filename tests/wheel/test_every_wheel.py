@@ -13,7 +13,8 @@ import pytest
 from packaging.utils import parse_wheel_filename
 
 from kexec_build import elf, hook, recipes, toolchain
-from tests.wheel.conftest import member, platform_arch, run, tool
+from kexec_build.commands import run
+from tests.wheel.conftest import member, platform_arch, tool
 from tests.wheel.debian_hosts import run_python, supported_tags
 
 pytestmark = pytest.mark.build

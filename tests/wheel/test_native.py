@@ -19,8 +19,9 @@ from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
 from kexec_build import fetch, hook, pipeline, sbom, wheels
+from kexec_build.commands import run
 from kexec_build.paths import PROJECT_ROOT
-from tests.wheel.conftest import dist_info, member, quiet, run, tool
+from tests.wheel.conftest import dist_info, member, quiet, tool
 
 pytestmark = pytest.mark.build
 

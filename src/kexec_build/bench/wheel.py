@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from .. import fetch, parallel, recipes, wheels
+from ..commands import quiet
 from .measure import Row
 
 SIZE_GOAL = 600 * 1024
@@ -18,9 +19,9 @@ def wheel_rows(work: Path) -> list[Row]:
     release = loaded.release()
     targets = loaded.select_targets("all", release)
     mirrors = fetch.mirrors_from_env()
-    parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=lambda line: None)
+    parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=quiet)
     started = time.perf_counter()
-    made = wheels.build_wheels(targets, release, outdir=work / "dist", env=wheels.mirrors_env(mirrors), log=lambda line: None)
+    made = wheels.build_wheels(targets, release, outdir=work / "dist", env=wheels.mirrors_env(mirrors), log=quiet)
     seconds = time.perf_counter() - started
     rows = [
         Row(f"wheel size: {target.name}", wheel.stat().st_size / 1024, "KiB", f"< {SIZE_GOAL // 1024} KiB",
