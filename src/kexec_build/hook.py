@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from . import atomic, fetch, pipeline, recipes, sbom
+from . import atomic, fetch, pipeline, recipes, sbom, toolchain
 from .commands import Log
 from .errors import WheelError
 from .recipes import Recipes, Release, Target
@@ -133,7 +133,7 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     loaded = recipes.load()
     release = release_of(loaded, wheel_version)
     target = chosen_target(loaded, release)
-    built = pipeline.build(release, target, recipes=loaded, mirrors=upstream_mirrors(root), log=log)
+    built = pipeline.build(release, toolchain.for_target(target, loaded), mirrors=upstream_mirrors(root), log=log)
     check_license(root, release, built.copying)
     epoch = source_date_epoch(built.source)
     staging = built.binary.parent / "wheel"

@@ -38,8 +38,7 @@ def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, 
     Every toolchain is looked up first, so missing ones are reported together before any build
     starts. One target's failure does not stop the others; each outcome says how it ended.
     """
-    runners = {target: (tools.emulator() or ["native"])[0]
-               for target, tools in toolchain.for_targets(targets, recipes).items()}
+    toolchains = toolchain.for_targets(targets, recipes)
     cores = os.cpu_count() or 1
     lock = threading.Lock()
 
@@ -48,12 +47,13 @@ def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, 
             log(line)
 
     def one(target: Target) -> Outcome:
+        runner = (toolchains[target].emulator() or ["native"])[0]
         try:
-            built = pipeline.build(release, target, recipes=recipes, mirrors=mirrors, jobs=jobs or cores,
-                                   root=root, log=locked_log)
-            return Outcome(target, built, None, runners[target])
+            built = pipeline.build(release, toolchains[target], mirrors=mirrors, jobs=jobs or cores, root=root,
+                                   log=locked_log)
+            return Outcome(target, built, None, runner)
         except BuildError as error:
-            return Outcome(target, None, error, runners[target])
+            return Outcome(target, None, error, runner)
 
     # One build more than cores: configure spends much of its time waiting on short-lived
     # compiler processes, which leaves a core idle unless a third build is ready to use it.

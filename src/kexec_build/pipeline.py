@@ -18,7 +18,7 @@ from typing import Sequence
 from . import atomic, elf, fetch, steps, toolchain, unpack
 from .commands import Log
 from .paths import build_dir
-from .recipes import Recipes, Release, Target
+from .recipes import Release, Target
 
 # Bump when a change here alters what gets built, so that old build folders are not reused.
 PIPELINE_REVISION = "1"
@@ -45,14 +45,14 @@ def output_dir(release: Release, target: Target, root: Path | None = None) -> Pa
     return (root or build_dir()) / f"kexec-tools-{release.version}" / target.name
 
 
-def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequence[str] = (),
-          jobs: int | None = None, root: Path | None = None, log: Log = print) -> Built:
-    """Build (or reuse) the static kexec of `release` for `target`."""
+def build(release: Release, tools: toolchain.Toolchain, *, mirrors: Sequence[str] = (), jobs: int | None = None,
+          root: Path | None = None, log: Log = print) -> Built:
+    """Build (or reuse) the static kexec of `release` with `tools`, for their target."""
     started = time.monotonic()
+    target = tools.target
     out = output_dir(release, target, root)
     out.mkdir(parents=True, exist_ok=True)
     label = f"kexec-tools {release.version} {target.name}"
-    tools = toolchain.for_target(target, recipes)
     key = _build_key(release, target, tools)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.build
 def test_builds_a_static_stripped_kexec_that_runs(isolated, mirror, recipe_set, version):
     release = recipe_set.release(version)
     target = recipe_set.native_target()
-    built = pipeline.build(release, target, recipes=recipe_set, mirrors=[mirror], log=lambda line: None)
+    tools = toolchain.for_target(target, recipe_set)
+    built = pipeline.build(release, tools, mirrors=[mirror], log=lambda line: None)
     assert built.rebuilt
     facts = elf.check(built.binary, target)
     assert facts.static
@@ -33,7 +34,7 @@ def test_builds_a_static_stripped_kexec_that_runs(isolated, mirror, recipe_set, 
     assert "stripped" in symbols and "not stripped" not in symbols
     assert sorted(p.name for p in (built.binary.parent / "logs").iterdir()) == ["01-configure.log", "02-make.log", "03-strip.log"]
 
-    again = pipeline.build(release, target, recipes=recipe_set, mirrors=[mirror], log=lambda line: None)
+    again = pipeline.build(release, tools, mirrors=[mirror], log=lambda line: None)
     assert not again.rebuilt and again.binary.read_bytes() == built.binary.read_bytes()
 
 

@@ -18,7 +18,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import fetch, hook, pipeline, sbom, wheels
+from kexec_build import fetch, hook, pipeline, sbom, toolchain, wheels
 from kexec_build.commands import run
 from kexec_build.paths import PROJECT_ROOT
 from tests.wheel.conftest import dist_info, member, quiet, tool
@@ -44,7 +44,7 @@ def test_metadata_names_both_licenses_and_ships_their_texts(native_wheel, recipe
     for path in hook.license_files(release):
         assert f"License-File: {path}" in metadata.splitlines()
         assert member(native_wheel, f"{info}/licenses/{path}") == (PROJECT_ROOT / path).read_bytes()
-    built = pipeline.build(release, recipe_set.native_target(), recipes=recipe_set, log=quiet)
+    built = pipeline.build(release, toolchain.for_target(recipe_set.native_target(), recipe_set), log=quiet)
     assert member(native_wheel, f"{info}/licenses/{hook.kexec_tools_license(release)}") == built.copying.read_bytes()
 
 
@@ -53,7 +53,7 @@ def test_the_sbom_is_valid_cyclonedx_and_names_what_went_into_the_binary(native_
     text = member(native_wheel, f"{dist_info(native_wheel)}/sboms/{sbom.FILE_NAME}").decode()
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     document = json.loads(text)
-    built = pipeline.build(release, recipe_set.native_target(), recipes=recipe_set, log=quiet)
+    built = pipeline.build(release, toolchain.for_target(recipe_set.native_target(), recipe_set), log=quiet)
     info = built.read_info()
     components = {component["name"]: component for component in document["components"]}
     kexec = components["kexec-tools"]
