@@ -43,24 +43,24 @@ class Contents:
     """SBOM files for `.dist-info/sboms/`."""
 
 
-def chosen_release(loaded: Recipes) -> Release:
+def chosen_release(recipe_set: Recipes) -> Release:
     """The release named by $KEXEC_BIN_VERSION (a kexec-tools version), else the recipe's default."""
-    return loaded.release(os.environ.get(VERSION_ENV) or None)
+    return recipe_set.release(os.environ.get(VERSION_ENV) or None)
 
 
-def release_of(loaded: Recipes, wheel_version: str) -> Release:
+def release_of(recipe_set: Recipes, wheel_version: str) -> Release:
     """The release that the kexec-bin version `wheel_version` ships (2.0.32.0 → kexec-tools 2.0.32)."""
-    for release in loaded.releases.values():
+    for release in recipe_set.releases.values():
         if Version(release.wheel_version) == Version(wheel_version):
             return release
-    offered = ", ".join(release.wheel_version for release in loaded.releases.values())
+    offered = ", ".join(release.wheel_version for release in recipe_set.releases.values())
     raise WheelError(f"kexec-bin {wheel_version} matches no release in recipes/ (they give {offered})")
 
 
-def chosen_target(loaded: Recipes, release: Release) -> Target:
+def chosen_target(recipe_set: Recipes, release: Release) -> Target:
     """The one target named by $KEXEC_BIN_ARCH (default: this machine's)."""
     spec = os.environ.get(ARCH_ENV) or "native"
-    targets = loaded.select_targets(spec, release)
+    targets = recipe_set.select_targets(spec, release)
     if len(targets) != 1:
         raise WheelError(
             f"${ARCH_ENV}={spec!r} names {len(targets)} targets, and a wheel holds one binary: "
@@ -130,10 +130,10 @@ def upstream_mirrors(root: Path) -> list[str]:
 
 def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Contents:
     """Build (or reuse) the binary for the chosen target and stage what its wheel adds."""
-    loaded = recipes.load()
-    release = release_of(loaded, wheel_version)
-    target = chosen_target(loaded, release)
-    built = pipeline.build(release, toolchain.for_target(target, loaded), mirrors=upstream_mirrors(root), log=log)
+    recipe_set = recipes.load()
+    release = release_of(recipe_set, wheel_version)
+    target = chosen_target(recipe_set, release)
+    built = pipeline.build(release, toolchain.for_target(target, recipe_set), mirrors=upstream_mirrors(root), log=log)
     check_license(root, release, built.copying)
     epoch = source_date_epoch(built.source)
     staging = built.binary.parent / "wheel"

@@ -35,10 +35,10 @@ class Venv:
 
 def native_wheel(outdir: Path, *, log: Log = print) -> Path:
     """This machine's wheel of the default release, built from the checkout (the binary is reused when built)."""
-    loaded = recipes.load()
-    release = loaded.release()
-    target = loaded.native_target()
-    parallel.build_and_report(release, [target], recipes=loaded, mirrors=fetch.mirrors_from_env(), log=log)
+    recipe_set = recipes.load()
+    release = recipe_set.release()
+    target = recipe_set.native_target()
+    parallel.build_and_report(release, [target], recipe_set=recipe_set, mirrors=fetch.mirrors_from_env(), log=log)
     (built,) = wheels.build_wheels([target], release, outdir=outdir, log=log)
     return built
 

@@ -24,11 +24,11 @@ from .recipes import Recipes, Release, Target
 SUMS = "SHA256SUMS"
 
 
-def make_wheels(targets: Sequence[Target], release: Release, *, loaded: Recipes, mirrors: Sequence[str],
+def make_wheels(targets: Sequence[Target], release: Release, *, recipe_set: Recipes, mirrors: Sequence[str],
                 dist: Path, check_repro: bool = False, log: Log = print) -> list[Path]:
     """`inv wheel`: build the binaries (side by side), then one wheel per target into `dist`, then
     SHA256SUMS; with `check_repro`, prove the wheels reproducible first."""
-    parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=log)
+    parallel.build_and_report(release, targets, recipe_set=recipe_set, mirrors=mirrors, log=log)
     wheels = build_wheels(targets, release, outdir=dist, env=mirrors_env(mirrors), log=log)
     if check_repro:
         check_reproducible(wheels, targets, release, mirrors=mirrors, log=log)

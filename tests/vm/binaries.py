@@ -17,9 +17,9 @@ from kexec_build.paths import cache_dir, dist_dir
 
 def wheel_for(target_name: str) -> Path:
     """The newest wheel in dist/ for `target_name`, built first if there is none."""
-    loaded = recipes.load()
-    target = loaded.target(target_name)
-    release = loaded.release()
+    recipe_set = recipes.load()
+    target = recipe_set.target(target_name)
+    release = recipe_set.release()
     found = sorted(dist_dir().glob(f"kexec_bin-{release.wheel_version}-*-{target.platform_tag}.whl"))
     if found:
         return found[-1]

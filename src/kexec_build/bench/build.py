@@ -35,8 +35,8 @@ def cold_and_noop_build(work: Path, *options: str) -> tuple[float, float]:
 
 def native_build_rows(work: Path) -> list[Row]:
     """A cold native build (source cached) against a bare configure && make; then the no-op rebuild."""
-    loaded = recipes.load()
-    release = loaded.release()
+    recipe_set = recipes.load()
+    release = recipe_set.release()
     tarball = fetch.fetch(release, mirrors=fetch.mirrors_from_env())
     bare_dir = work / "bare"
     bare_dir.mkdir()
@@ -53,12 +53,12 @@ def cross_build_rows(work: Path) -> list[Row]:
     configure && make as the native row, of each target one after the other; then the no-op
     `--arch all` rebuild.
     """
-    loaded = recipes.load()
-    release = loaded.release()
+    recipe_set = recipes.load()
+    release = recipe_set.release()
     tarball = fetch.fetch(release, mirrors=fetch.mirrors_from_env())
-    targets = loaded.select_targets("all", release)
+    targets = recipe_set.select_targets("all", release)
     bare = 0.0
-    for target, tools in toolchain.for_targets(targets, loaded).items():
+    for target, tools in toolchain.for_targets(targets, recipe_set).items():
         extra = tools.configure_env()
         env = {**os.environ, **extra, "CFLAGS": "-O2", "LDFLAGS": f"-static {extra.get('LDFLAGS', '')}"}
         folder = work / "bare" / target.name

@@ -15,11 +15,11 @@ SECONDS_PER_WHEEL_GOAL = 1.0
 
 def wheel_rows(work: Path) -> list[Row]:
     """Build every target's binary of the default release, then time making their wheels in `work`."""
-    loaded = recipes.load()
-    release = loaded.release()
-    targets = loaded.select_targets("all", release)
+    recipe_set = recipes.load()
+    release = recipe_set.release()
+    targets = recipe_set.select_targets("all", release)
     mirrors = fetch.mirrors_from_env()
-    parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=quiet)
+    parallel.build_and_report(release, targets, recipe_set=recipe_set, mirrors=mirrors, log=quiet)
     started = time.perf_counter()
     made = wheels.build_wheels(targets, release, outdir=work / "dist", env=wheels.mirrors_env(mirrors), log=quiet)
     seconds = time.perf_counter() - started
