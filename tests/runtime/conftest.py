@@ -14,7 +14,7 @@ import pytest
 
 from kexec_build import recipes
 from kexec_build.wheel import build_info_module
-from tests.debian_packages import unpacked
+from kexec_build.debian_packages import unpacked
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "kexec_bin"
 SCRIPTS = SOURCE.parent / "scripts"

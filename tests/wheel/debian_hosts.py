@@ -17,7 +17,7 @@ import packaging
 from kexec_build.errors import ToolchainError
 from kexec_build.recipes import Target
 from kexec_build.sysroot import candidate_suites
-from tests.debian_packages import CACHE, apt_root
+from kexec_build.debian_packages import CACHE, apt_root
 from tests.wheel.conftest import run
 
 # What the interpreter needs besides its own packages (python3.X-minimal, libpython3.X-minimal and

@@ -1,4 +1,4 @@
-"""Real Debian packages for tests: downloaded once through `kexec_build.apt`, unpacked with `dpkg -x`.
+"""Debian packages for the VM harness and the tests: downloaded once through `apt`, unpacked with `dpkg -x`.
 
 Nothing is installed on the host: a package is fetched into the user's cache and extracted into a
 tree there, so later runs need no network.
@@ -12,8 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from kexec_build.apt import PrivateApt
-from kexec_build.paths import cache_dir
+from .apt import PrivateApt
+from .paths import cache_dir
 
 SUITE = "bookworm"
 # Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
