@@ -51,10 +51,26 @@ def load(
     root: str = "/",
 ) -> None:
     """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason."""
+    args = load_arguments(kernel, initrd, cmdline, reuse_cmdline=reuse_cmdline, syscall=syscall)
+    _run(args, ops.LOAD, ops.API_SYSCALLS[syscall], root)
+
+
+@_only_kexec_bin_errors
+def load_arguments(
+    kernel: str | os.PathLike[str],
+    initrd: str | os.PathLike[str] | None = None,
+    cmdline: str | None = None,
+    *,
+    reuse_cmdline: bool = False,
+    syscall: str = "auto",
+) -> list:
+    """kexec-tools' arguments for `load()`: the one place that spells a load out (the plans print it).
+
+    Options first, each value glued to its option; the kernel last, absolute, after `--`.
+    """
     if syscall not in ops.API_SYSCALLS:
         raise UsageError(f"syscall={syscall!r}: choose one of {', '.join(ops.API_SYSCALLS)}")
-    checked_as = ops.API_SYSCALLS[syscall]
-    args = ["--load", ops.SYSCALL_OPTIONS[checked_as]]
+    args = ["--load", ops.SYSCALL_OPTIONS[ops.API_SYSCALLS[syscall]]]
     if initrd is not None:
         args.append(f"--initrd={_file('initrd', initrd)}")
     if reuse_cmdline:
@@ -62,7 +78,7 @@ def load(
     if cmdline is not None:
         text = _text("cmdline", cmdline)
         args.append(f"--append={text}" if reuse_cmdline else f"--command-line={text}")
-    _run([*args, "--", _file("kernel", kernel)], ops.LOAD, checked_as, root)
+    return [*args, "--", _file("kernel", kernel)]
 
 
 @_only_kexec_bin_errors

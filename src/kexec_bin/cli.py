@@ -1,12 +1,14 @@
 """`kexec-bin`: `doctor` explains whether kexec can work here, `which` names the program `kexec` runs.
 
-A subcommand is a `Command` in COMMANDS: a function of its parsed options that returns the exit
-status, a one-line summary and its options. `main` parses and runs it inside `errors.guarded`, the
-one place that turns exceptions into messages and exit codes, so a new subcommand gets the same
-contract (see the README's "Security model") without a line of its own.
+`main` runs every subcommand inside `errors.guarded`, the one place that turns exceptions into
+messages and exit codes, so a new subcommand gets the same contract (see the README's "Security
+model") without a line of its own. There are two kinds:
 
-The parser is a few lines of our own rather than argparse: argparse and the `re`, `gettext`,
-`locale` and `shutil` it imports cost more than the doctor's every check (see `inv bench`).
+- COMMANDS (doctor, which): a `Command` with a few options, parsed by a few lines of our own:
+  argparse and the `re`, `gettext`, `locale` and `shutil` it imports cost more than the doctor's
+  every check (see `inv bench`).
+- STORIES (reboot, netboot, iso): each lives in a module of its own with `add_arguments(parser)`
+  (an argparse parser) and `run(args) -> int`; only the one being run is imported.
 """
 
 from __future__ import annotations
@@ -83,12 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: list) -> int:
+    names = [*COMMANDS, *STORIES]
+    if args and args[0] in STORIES:
+        return _story(args[0], args[1:])
     if not args or args[0] not in COMMANDS:
         if args and args[0] in ("-h", "--help"):
             print(_overview())
             return EXIT_OK
-        raise _usage_error(_usage(), f"choose a command: {', '.join(COMMANDS)}" if not args
-                           else f"unknown command {args[0]!r} (choose from {', '.join(COMMANDS)})")
+        raise _usage_error(_usage(), f"choose a command: {', '.join(names)}" if not args
+                           else f"unknown command {args[0]!r} (choose from {', '.join(names)})")
     name, rest = args[0], args[1:]
     command = COMMANDS[name]
     options = command.parse(name, rest)
@@ -98,13 +103,29 @@ def _dispatch(args: list) -> int:
     return command.run(options)
 
 
+def _story(name: str, args: list) -> int:
+    import argparse
+    import importlib
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise _usage_error(self.format_usage().rstrip(), message)  # exit 64 through guarded, not argparse's 2
+
+    module, summary = STORIES[name]
+    parser = Parser(prog=f"kexec-bin {name}", description=summary)
+    command = importlib.import_module(f"{__package__}.{module}")
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(args))
+
+
 def _usage() -> str:
-    return f"usage: kexec-bin {{{','.join(COMMANDS)}}} ..."
+    return f"usage: kexec-bin {{{','.join([*COMMANDS, *STORIES])}}} ..."
 
 
 def _overview() -> str:
     lines = [_usage(), "", __doc__.split("\n", 1)[0], "", "commands:"]
     lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
+    lines += [f"  {name:<8} {summary}" for name, (_, summary) in STORIES.items()]
     return "\n".join(lines + ["", "`kexec-bin COMMAND --help` shows a command's options."])
 
 
@@ -141,6 +162,9 @@ def _which(options: dict) -> int:
         print("\n".join(lines))
     return EXIT_OK
 
+
+# Story commands: name → (module in this package, one-line help).
+STORIES: dict = {}
 
 COMMANDS = {
     "doctor": Command(_doctor, "check whether this machine can load a kernel with kexec", (
