@@ -11,7 +11,8 @@ __all__ = [
 
 _HOMES = {
     "BinaryError": "errors", "BlockedError": "errors", "ChoiceError": "errors", "KexecBinError": "errors",
-    "KexecError": "errors", "InternalError": "errors", "UsageError": "errors", "Finding": "doctor", "Support": "doctor", "support": "doctor",
+    "KexecError": "errors", "InternalError": "errors", "UsageError": "errors",
+    "Finding": "findings", "Support": "findings", "support": "doctor",
     "binary": "resolve", "execute": "api", "load": "api", "loaded": "api", "unload": "api",
 }
 

@@ -35,7 +35,8 @@ def _only_kexec_bin_errors(function: Callable[..., T]) -> Callable[..., T]:
         except KexecBinError:
             raise
         except Exception as error:  # noqa: BLE001 - a bug, kept as the cause for its traceback
-            raise InternalError(f"kexec_bin.{function.__name__}: internal error ({type(error).__name__}: {error})") from error
+            message = f"kexec_bin.{function.__name__}: internal error ({type(error).__name__}: {error})"
+            raise InternalError(message) from error
 
     return guarded
 

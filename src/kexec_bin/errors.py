@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # the shim imports this module: no `typing` at run time
     from typing import Callable
 
-    from .doctor import Support
+    from .findings import Support
 
 # The exit-code contract of `kexec` and `kexec-bin` (kexec's own status passes through unchanged).
 EXIT_OK = 0

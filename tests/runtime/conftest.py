@@ -163,7 +163,8 @@ def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Ins
         bundled.parent.mkdir()
         shutil.copy2(binary, bundled)
         recipe_set = recipes.load()
-        (package / "_build_info.py").write_text(build_info_module(recipe_set.target(target), recipe_set.release(), bundled))
+        info = build_info_module(recipe_set.target(target), recipe_set.release(), bundled)
+        (package / "_build_info.py").write_text(info)
     python = venv / "bin" / "python"
     # The installers point a shipped script's shebang at the environment's Python.
     for name in ("kexec", "kexec-bin"):
