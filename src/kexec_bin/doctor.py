@@ -67,7 +67,7 @@ def _has_kexec(options: dict) -> bool:
 
 def _program(choice: Choice | None) -> tuple[Choice | None, Finding]:
     try:
-        chosen = choice or choose()
+        chosen = choice or choose(verify=True)
     except KexecBinError as error:
         return None, Finding("program", BLOCKED, "KEXEC_BIN_PREFER, PATH, /usr/sbin, /sbin, the wheel",
                              "no usable kexec program", EVERYTHING, fix=str(error))

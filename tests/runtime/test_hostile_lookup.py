@@ -123,3 +123,13 @@ def test_which_reports_a_replaced_bundled_binary(tmp_path):
     shutil.copy2("/usr/bin/id", wheel.bundled)
     result = subprocess.run([str(wheel.kexec_bin), "which"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == EXIT_UNAVAILABLE and "not the program this wheel was built with" in result.stderr
+
+
+def test_the_doctor_blocks_on_a_replaced_bundled_binary(tmp_path, tree):
+    wheel = install(tmp_path, Path("/bin/echo"))
+    shutil.copy2("/usr/bin/id", wheel.bundled)
+    result = subprocess.run([str(wheel.kexec_bin), "doctor", "--json", "--root", str(tree.root)], capture_output=True,
+                            text=True, env={"PATH": "/usr/bin:/bin"})
+    (program,) = [f for f in json.loads(result.stdout)["findings"] if f["check"] == "program"]
+    assert result.returncode == 1 and program["status"] == "blocked"
+    assert "not the program this wheel was built with" in program["fix"]
