@@ -57,6 +57,8 @@ class Release:
 
     version: str
     sha256: str
+    size: int
+    """The tarball's length in bytes: a download stops there instead of filling the disk."""
     build: int
     source: str
     urls: tuple[str, ...]
@@ -238,7 +240,8 @@ class _File:
         default = self.get(self.data, "", "default", "a version string", lambda v: isinstance(v, str))
         sites = self.get(self.data, "", "sites", "a list of https URLs", lambda v: _is_str_list(v) and all(s.startswith("https://") for s in v)) or []
         source = self.get(self.data, "", "source", "a file name such as 'name-{version}.tar.xz'",
-                          lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v) or ""
+                          lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v
+                          and _formats_with_version(v)) or ""
         flags = self.get(self.data, "", "configure-flags", "a list of ./configure options", lambda v: _is_str_list(v) and all(f.startswith("--") for f in v)) or []
         debian = self.get(self.data, "", "debian-source", "{package = '<name>', suites = [...]}",
                           lambda v: isinstance(v, dict) and isinstance(v.get("package"), str) and _is_str_list(v.get("suites"))) or {}
@@ -249,8 +252,9 @@ class _File:
             where = f"release.{version!r}."
             if not _VERSION.fullmatch(version):
                 self.problems.append(f"release.{version!r}: expected a version such as '2.0.32'")
-            self.refuse_unknown(table, where, ["sha256", "build", "targets", "configure-flags"])
+            self.refuse_unknown(table, where, ["sha256", "size", "build", "targets", "configure-flags"])
             sha256 = self.get(table, where, "sha256", "64 lowercase hex digits", lambda v: isinstance(v, str) and bool(_SHA256.fullmatch(v)))
+            size = self.get(table, where, "size", "the tarball's length in bytes (a whole number > 0)", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0)
             build = self.get(table, where, "build", "a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
             targets = self.get(table, where, "targets", f"a list of target names from {TARGETS_FILE}", _is_str_list) or []
             for name in targets:
@@ -260,11 +264,12 @@ class _File:
             if not _is_str_list(extra_flags):
                 self.problems.append(f"{where}configure-flags: expected a list of ./configure options, got {extra_flags!r}")
                 extra_flags = []
-            if sha256 is not None and build is not None:
+            if sha256 is not None and size is not None and build is not None and source:
                 filename = source.format(version=version)
                 releases[version] = Release(
                     version=version,
                     sha256=sha256,
+                    size=size,
                     build=build,
                     source=filename,
                     urls=tuple(f"{site.rstrip('/')}/{filename}" for site in sites),
@@ -278,6 +283,15 @@ class _File:
             self.problems.append(f"default: {default!r} is not one of the releases ({', '.join(tables)})")
         self.fail_if_problems()
         return default, releases
+
+
+def _formats_with_version(template: str) -> bool:
+    """Whether `template` takes {version} and nothing else: a stray brace or another field fails."""
+    try:
+        template.format(version="0")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
 
 
 def _is_str_list(value: Any) -> bool:
