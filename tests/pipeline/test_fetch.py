@@ -233,27 +233,6 @@ def test_a_trickle_stops_at_the_overall_deadline(isolated, release):
     assert cache_entries(isolated / "cache") == []
 
 
-@pytest.fixture
-def mounted(tmp_path):
-    """Mount a tmpfs with the given options at a fresh folder (root only); unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounts = []
-
-    def mount(options: str) -> Path:
-        point = tmp_path / f"mount{len(mounts)}"
-        point.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-        mounts.append(point)
-        return point
-
-    yield mount
-    for point in mounts:
-        subprocess.run(["umount", str(point)], check=True)
-
-
 def inv_fetch(cache: Path, *mirrors: str) -> subprocess.CompletedProcess:
     """`inv fetch` as a user runs it, with this cache and these mirrors only."""
     arguments = [argument for mirror in mirrors for argument in ("--mirror", mirror)]
