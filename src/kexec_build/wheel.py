@@ -142,13 +142,14 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     target = chosen_target(loaded, release)
     built = pipeline.build(release, target, recipes=loaded, mirrors=mirrors(root), log=log)
     check_license(root, release, built.copying)
-    epoch = source_date_epoch(built.source)
+    epoch = source_date_epoch(fetch.fetch(release, mirrors=mirrors(root), log=log))
     staging = built.binary.parent / "wheel"
+    binary = pipeline.checked_copy(built, release, target, recipes=loaded, into=staging)
     info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
-    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=built.binary, epoch=epoch)
+    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch)
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     return Contents(
-        files={str(built.binary): BINARY, str(info): BUILD_INFO},
+        files={str(binary): BINARY, str(info): BUILD_INFO},
         epoch=epoch,
         tag=wheel_tag(target),
         sboms=(str(sbom_file),),
@@ -265,7 +266,7 @@ def _run_backend(distribution: str, root: Path, outdir: Path, env: Mapping[str, 
         try:
             built = Path(ProjectBuilder(root, runner=runner).build(distribution, scratch))
         except BuildBackendException as error:
-            settings = " ".join(f"{key}={value}" for key, value in sorted(env.items()))
+            settings = fetch.mask_credentials(" ".join(f"{key}={value}" for key, value in sorted(env.items())))
             raise WheelError(f"the build backend failed to make the {distribution} ({settings}); its output is above: {error}") from None
         final = outdir / built.name
         os.replace(built, final)
