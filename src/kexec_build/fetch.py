@@ -173,7 +173,7 @@ def _download_verified(url: str, release: Release, target: Path, *, timeout: tup
     partial = Path(handle.name)
     ends = time.monotonic() + deadline
     try:
-        with _cache_errors(target.parent), handle:
+        with handle:
             digest = hashlib.sha256()
             received = 0
             for chunk in _stream(url, timeout=timeout, retries=retries, log=log):
@@ -187,7 +187,11 @@ def _download_verified(url: str, release: Release, target: Path, *, timeout: tup
                     raise FetchError(f"not finished within {deadline:g}s (the limit for one download); "
                                      f"{received} bytes had arrived: the mirror is too slow")
                 digest.update(chunk)
-                handle.write(chunk)
+                with _cache_errors(target.parent):  # only the writes: a failed read is the source's fault
+                    handle.write(chunk)
+            with _cache_errors(target.parent):  # a full disk may show only when the data reaches it
+                handle.flush()
+                os.fsync(handle.fileno())
         got = digest.hexdigest()
         if got != release.sha256:
             raise FetchError(

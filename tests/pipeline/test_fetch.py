@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kexec_build import fetch
-from kexec_build.errors import CacheError, FetchError
+from kexec_build import fetch, wheel
+from kexec_build.errors import CacheError, FetchError, WheelError
 from tests.inv import inv
 
 
@@ -195,6 +195,16 @@ def test_inv_build_refuses_a_swapped_cached_tarball_and_builds_nothing(isolated,
     assert "fails its hash check" in result.stderr and "Traceback" not in result.stderr
     built = isolated / "build" / f"kexec-tools-{release.version}" / recipe_set.native_target().name
     assert not (built / "src").exists() and not (built / "kexec").exists()
+
+
+def test_the_sdist_refuses_a_swapped_cached_tarball(isolated, upstream_dir, recipe_set, release, capfd):
+    cached = fetch.fetch(release, mirrors=[str(upstream_dir)])
+    cached.write_bytes((upstream_dir / recipe_set.release("2.0.25").source).read_bytes())
+    dist = isolated / "dist"
+    with pytest.raises(WheelError, match="failed to make the sdist"):
+        wheel.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=lambda line: None)
+    assert "fails its hash check" in capfd.readouterr().err
+    assert not list(dist.glob("*.tar.gz")) and not (dist / wheel.SUMS).exists()
 
 
 def endless(sent: list[int], first: bytes, *, pause: float = 0.0, limit: int = 100 << 20):
