@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
+from .commands import Log
 from .errors import BuildError, CacheError, FetchError
 from .paths import cache_dir
 from .recipes import Release
@@ -37,7 +38,6 @@ RETRIED_STATUSES = (500, 502, 503, 504)
 # The user:password@ (or token@) part of any URL in a text.
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
-Log = Callable[[str], None]
 
 
 def mirrors_from_env() -> list[str]:

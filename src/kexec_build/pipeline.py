@@ -15,16 +15,15 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from . import compile as steps_
-from . import atomic, elf, fetch, toolchain, unpack
+from . import atomic, elf, fetch, steps, toolchain, unpack
+from .commands import Log
 from .errors import CheckError
 from .paths import build_dir
-from .recipes import Recipes, Release, Target
+from .recipes import Release, Target
 from .sbom import sha256_of
 
-Log = Callable[[str], None]
 # Bump when a change here alters what gets built, so that old build folders are not reused.
 PIPELINE_REVISION = "1"
 
@@ -49,14 +48,14 @@ def output_dir(release: Release, target: Target, root: Path | None = None) -> Pa
     return (root or build_dir()) / f"kexec-tools-{release.version}" / target.name
 
 
-def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequence[str] = (),
-          jobs: int | None = None, root: Path | None = None, log: Log = print) -> Built:
-    """Build (or reuse) the static kexec of `release` for `target`."""
+def build(release: Release, tools: toolchain.Toolchain, *, mirrors: Sequence[str] = (), jobs: int | None = None,
+          root: Path | None = None, log: Log = print) -> Built:
+    """Build (or reuse) the static kexec of `release` with `tools`, for their target."""
     started = time.monotonic()
+    target = tools.target
     out = output_dir(release, target, root)
     out.mkdir(parents=True, exist_ok=True)
     label = f"kexec-tools {release.version} {target.name}"
-    tools = toolchain.for_target(target, recipes)
     key = _build_key(release, target, tools)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -66,14 +65,14 @@ def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequen
         log(f"build: {label}")
         tarball = fetch.fetch(release, mirrors=mirrors, log=log)
         source = unpack.unpack(tarball, out / "src")
-        steps = steps_.Steps(out / "logs", label)
-        steps_.apply_patches(steps, source, release.patches)
-        steps_.configure(steps, source, release, tools)
-        enabled = steps_.verify_config(source, label, arch=target.name)
-        binary = steps_.make(steps, source, jobs or os.cpu_count() or 1)
-        steps_.strip(steps, binary, tools, out / "kexec")
+        runner = steps.Steps(out / "logs", label)
+        steps.apply_patches(runner, source, release.patches)
+        steps.configure(runner, source, release, tools)
+        enabled = steps.verify_config(source, label, arch=target.name)
+        binary = steps.make(runner, source, jobs or os.cpu_count() or 1)
+        steps.strip(runner, binary, tools, out / "kexec")
         elf.check(out / "kexec", target)
-        steps_.check_runs(out / "kexec", release, tools.emulator())
+        steps.check_runs(out / "kexec", release, tools.emulator())
         info = {
             "target": target.name,
             "kexec_tools": {
@@ -123,7 +122,7 @@ def _recorded_sha256(info: Path) -> str | None:
         return None
 
 
-def checked_copy(built: Built, release: Release, target: Target, *, recipes: Recipes, into: Path) -> Path:
+def checked_copy(built: Built, release: Release, tools: toolchain.Toolchain, *, into: Path) -> Path:
     """Copy the built binary to `into`/kexec and check that copy, the file that ships: its sha256
     against the build's record, its ELF header, and that it runs `--version` and `--help`."""
     into.mkdir(parents=True, exist_ok=True)
@@ -135,10 +134,10 @@ def checked_copy(built: Built, release: Release, target: Target, *, recipes: Rec
     if got != recorded:
         raise CheckError(
             f"{built.binary} changed after its build was checked (sha256 {recorded}, now {got}): "
-            f"build it again with `inv build --arch {target.name} --version {release.version}`"
+            f"build it again with `inv build --arch {tools.target.name} --version {release.version}`"
         )
-    elf.check(copy, target)
-    steps_.check_runs(copy, release, toolchain.for_target(target, recipes).emulator())
+    elf.check(copy, tools.target)
+    steps.check_runs(copy, release, tools.emulator())
     return copy
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kexec_build import fetch, wheel
+from kexec_build import fetch, wheels
 from kexec_build.errors import CacheError, FetchError, WheelError
 from tests.inv import inv
 
@@ -202,9 +202,9 @@ def test_the_sdist_refuses_a_swapped_cached_tarball(isolated, upstream_dir, reci
     cached.write_bytes((upstream_dir / recipe_set.release("2.0.25").source).read_bytes())
     dist = isolated / "dist"
     with pytest.raises(WheelError, match="failed to make the sdist"):
-        wheel.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=lambda line: None)
+        wheels.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=lambda line: None)
     assert "fails its hash check" in capfd.readouterr().err
-    assert not list(dist.glob("*.tar.gz")) and not (dist / wheel.SUMS).exists()
+    assert not list(dist.glob("*.tar.gz")) and not (dist / wheels.SUMS).exists()
 
 
 def endless(sent: list[int], first: bytes, *, pause: float = 0.0, limit: int = 100 << 20):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kexec_build import compile as steps_, elf, pipeline, toolchain, unpack, wheel
+from kexec_build import elf, pipeline, steps, toolchain, unpack, wheels
 from kexec_build.errors import StepError, WheelError
 from kexec_build.paths import PROJECT_ROOT
 from kexec_build.sbom import sha256_of
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.build
 def test_builds_a_static_stripped_kexec_that_runs(isolated, mirror, recipe_set, version):
     release = recipe_set.release(version)
     target = recipe_set.native_target()
-    built = pipeline.build(release, target, recipes=recipe_set, mirrors=[mirror], log=lambda line: None)
+    tools = toolchain.for_target(target, recipe_set)
+    built = pipeline.build(release, tools, mirrors=[mirror], log=lambda line: None)
     assert built.rebuilt
     facts = elf.check(built.binary, target)
     assert facts.static
@@ -37,7 +38,7 @@ def test_builds_a_static_stripped_kexec_that_runs(isolated, mirror, recipe_set, 
     assert "stripped" in symbols and "not stripped" not in symbols
     assert sorted(p.name for p in (built.binary.parent / "logs").iterdir()) == ["01-configure.log", "02-make.log", "03-strip.log"]
 
-    again = pipeline.build(release, target, recipes=recipe_set, mirrors=[mirror], log=lambda line: None)
+    again = pipeline.build(release, tools, mirrors=[mirror], log=lambda line: None)
     assert not again.rebuilt and again.binary.read_bytes() == built.binary.read_bytes()
 
 
@@ -48,9 +49,9 @@ def source_tree(tmp_path, upstream_dir, recipe_set) -> Path:
 
 def test_a_compiler_that_does_not_exist_fails_configure_with_its_log(tmp_path, source_tree, recipe_set):
     missing = toolchain.Toolchain(target=recipe_set.native_target(), cc="no-such-gcc", sysroot=None)
-    steps = steps_.Steps(tmp_path / "logs", "kexec-tools test")
+    runner = steps.Steps(tmp_path / "logs", "kexec-tools test")
     with pytest.raises(StepError) as caught:
-        steps_.configure(steps, source_tree, recipe_set.release(), missing)
+        steps.configure(runner, source_tree, recipe_set.release(), missing)
     message = str(caught.value)
     assert "step 'configure' failed" in message
     assert str(tmp_path / "logs" / "01-configure.log") in message
@@ -61,10 +62,10 @@ def test_configure_dropping_zlib_is_an_error(tmp_path, source_tree, recipe_set, 
     # An autoconf cache answer makes the real configure decide zlib is unusable, as a missing libz.a would.
     monkeypatch.setenv("ac_cv_lib_z_inflateInit_", "no")
     native = toolchain.for_target(recipe_set.native_target(), recipe_set)
-    steps = steps_.Steps(tmp_path / "logs", f"kexec-tools test {native.target.name}")
-    steps_.configure(steps, source_tree, recipe_set.release(), native)
+    runner = steps.Steps(tmp_path / "logs", f"kexec-tools test {native.target.name}")
+    steps.configure(runner, source_tree, recipe_set.release(), native)
     with pytest.raises(StepError, match=r"configure dropped zlib .*HAVE_LIBZ.*inv toolchain --arch x86_64"):
-        steps_.verify_config(source_tree, f"kexec-tools test {native.target.name}", arch=native.target.name)
+        steps.verify_config(source_tree, f"kexec-tools test {native.target.name}", arch=native.target.name)
 
 
 def test_two_builds_of_the_same_target_at_once_both_end_well(isolated, mirror):
@@ -97,7 +98,7 @@ def good_build(tmp_path_factory, recipe_set, upstream_dir) -> Path:
     root = tmp_path_factory.mktemp("good-build")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KEXEC_BIN_CACHE", str(root / "cache"))
-        pipeline.build(recipe_set.release(), recipe_set.native_target(), recipes=recipe_set,
+        pipeline.build(recipe_set.release(), toolchain.for_target(recipe_set.native_target(), recipe_set),
                        mirrors=[str(upstream_dir)], root=root / "build", log=lambda line: None)
     return root / "build"
 
@@ -147,7 +148,7 @@ def test_the_wheel_checks_the_very_binary_it_ships(build_copy, recipe_set, upstr
     (build_copy / "build-info.json").write_text(json.dumps(info))
     dist = build_copy.parent / "dist"
     with pytest.raises(WheelError, match="the build backend failed to make the wheel"):
-        wheel.make_wheels([recipe_set.native_target()], recipe_set.release(), loaded=recipe_set,
+        wheels.make_wheels([recipe_set.native_target()], recipe_set.release(), recipe_set=recipe_set,
                           mirrors=[str(upstream_dir)], dist=dist, log=lambda line: None)
     output = capfd.readouterr()
     assert re.search(reason, output.out + output.err), output.out + output.err
