@@ -14,7 +14,7 @@ from kexec_build import hook
 from kexec_build.errors import RecipeError, WheelError
 from kexec_build.paths import PROJECT_ROOT
 from tests.inv import inv
-from tests.wheel.conftest import platform_arch
+from tests.wheel.wheel_files import platform_arch
 
 
 def test_every_target_tag_is_any_python_no_abi_and_its_own_cpu(recipe_set):

@@ -14,10 +14,11 @@ from packaging.utils import parse_wheel_filename
 
 from kexec_build import elf, hook, recipes, toolchain
 from kexec_build.commands import run
-from tests.wheel.conftest import member, platform_arch, tool
+from tests.wheel.wheel_files import member, platform_arch, tool
 from tests.wheel.debian_hosts import run_python, supported_tags
 
-pytestmark = pytest.mark.build
+# cross: the all_wheels fixture cross-builds every target, and the binaries run under qemu-user.
+pytestmark = [pytest.mark.build, pytest.mark.cross]
 RECIPES = recipes.load()
 TARGETS = RECIPES.release().targets
 

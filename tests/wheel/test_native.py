@@ -19,9 +19,9 @@ from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
 from kexec_build import fetch, hook, pipeline, sbom, toolchain, wheels
-from kexec_build.commands import run
+from kexec_build.commands import quiet, run
 from kexec_build.paths import PROJECT_ROOT
-from tests.wheel.conftest import dist_info, member, quiet, tool
+from tests.wheel.wheel_files import dist_info, member, tool
 
 pytestmark = pytest.mark.build
 
