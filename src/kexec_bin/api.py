@@ -29,17 +29,29 @@ def load(
     root: str = "/",
 ) -> None:
     """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason."""
+    args = load_arguments(kernel, initrd, cmdline, reuse_cmdline=reuse_cmdline, syscall=syscall)
+    _run(args, "load", _SYSCALLS[syscall][1], root)
+
+
+def load_arguments(
+    kernel: str | os.PathLike[str],
+    initrd: str | os.PathLike[str] | None = None,
+    cmdline: str | None = None,
+    *,
+    reuse_cmdline: bool = False,
+    syscall: str = "auto",
+) -> list[str]:
+    """kexec-tools' arguments for `load()`: the one place that spells a load out (the plans print it)."""
     if syscall not in _SYSCALLS:
         raise ValueError(f"syscall={syscall!r}: choose one of {', '.join(_SYSCALLS)}")
-    option, checked_as = _SYSCALLS[syscall]
-    args = ["--load", os.fspath(kernel), option]
+    args = ["--load", os.fspath(kernel), _SYSCALLS[syscall][0]]
     if initrd is not None:
         args.append(f"--initrd={os.fspath(initrd)}")
     if reuse_cmdline:
         args.append("--reuse-cmdline")
     if cmdline is not None:
         args.append(f"--append={cmdline}" if reuse_cmdline else f"--command-line={cmdline}")
-    _run(args, "load", checked_as, root)
+    return args
 
 
 def execute(*, root: str = "/") -> None:

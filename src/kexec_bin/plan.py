@@ -1,0 +1,253 @@
+"""A boot plan: the one way the story commands (`reboot`, `netboot`, `iso`) load and boot a kernel.
+
+The commands differ only in where the kernel comes from. Each builds a `BootPlan` (the files, each
+with where it came from and how it was checked, and the command line), and `carry_out` does the
+rest the same way for all of them: print the plan, stop there unless asked to go on, run the
+doctor's preflight through the same program `kexec` would run, load, and boot cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Sequence, TextIO
+
+from .errors import KexecBinError
+
+# What the user asked for: print the plan only, load it and leave `kexec -e` to them, or boot it.
+DRY_RUN, LOAD_ONLY, BOOT = "dry-run", "load-only", "boot"
+MODES = (DRY_RUN, LOAD_ONLY, BOOT)
+
+
+class PlanError(KexecBinError):
+    """A story command cannot make a plan: a file is missing, unverifiable or does not fit."""
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file the plan loads: where kexec reads it, where it came from, and how it was checked."""
+
+    path: str
+    origin: str
+    """Where the file came from, as a person would find it again: a URL, a path in an image, a path in /boot."""
+    check: str
+    """How its content was checked before use ("sha256 … listed in SHA256SUMS, …"), or why it was not."""
+
+    @property
+    def size(self) -> int:
+        return os.path.getsize(self.path)
+
+
+@dataclass
+class BootPlan:
+    """What to load and boot: a kernel, its initrds (loaded as one, in order) and its command line."""
+
+    title: str
+    kernel: PlannedFile
+    initrds: Sequence[PlannedFile] = ()
+    cmdline: str = ""
+    syscall: str = "auto"
+    """kexec_bin.load's syscall: "auto", "file" (kexec_file_load) or "load" (kexec_load)."""
+    decisions: list[str] = field(default_factory=list)
+    """How the plan was made, one line each ("console ttyS0,115200: the running kernel's last console=")."""
+    warnings: list[str] = field(default_factory=list)
+    memory_needed: int = 0
+    """Bytes the next system needs to start, beyond the files themselves (0: not estimated)."""
+
+    def to_text(self, program: str | None = None) -> str:
+        """The plan for a person to read and check before anything is loaded."""
+        lines = [f"plan: {self.title}"]
+        for role, planned in [("kernel", self.kernel), *(("initrd", initrd) for initrd in self.initrds)]:
+            lines.append(f"  {role:<7} {planned.path} ({_size(planned.size)})")
+            lines.append(f"  {'':<7} from {planned.origin}")
+            lines.append(f"  {'':<7} checked: {planned.check}")
+        lines.append(f"  command line: {self.cmdline or '(empty)'}")
+        lines += [f"  - {decision}" for decision in self.decisions]
+        needed, available = self.memory()
+        if needed:
+            lines.append(f"  memory: needs about {_size(needed)}, "
+                         f"{_size(available) if available is not None else 'unknown'} available")
+        command = [program or "kexec", *self.kexec_arguments("<initrds joined>" if len(self.initrds) > 1 else None)]
+        lines.append(f"  kexec command: {' '.join(_quoted(word) for word in command)}")
+        lines += [f"warning: {warning}" for warning in self.warnings]
+        return "\n".join(lines)
+
+    def kexec_arguments(self, joined_initrd: str | None = None) -> list[str]:
+        """The kexec-tools command line that loads this plan (`joined_initrd`: several initrds made one)."""
+        from .api import load_arguments
+
+        initrd = joined_initrd or (self.initrds[0].path if self.initrds else None)
+        return load_arguments(self.kernel.path, initrd, self.cmdline, syscall=self.syscall)
+
+    def memory(self) -> tuple[int, int | None]:
+        """(bytes the next system needs, bytes available now or None when /proc/meminfo does not say)."""
+        if not self.memory_needed:
+            return 0, available_memory()
+        files = self.kernel.size + sum(initrd.size for initrd in self.initrds)
+        return files + self.memory_needed, available_memory()
+
+
+def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str = "/", out: TextIO = sys.stdout) -> int:
+    """Print `plan`; unless `mode` is DRY_RUN, load it, and in BOOT mode boot it cleanly. Return the exit status."""
+    from .resolve import choose
+
+    if mode not in MODES:
+        raise PlanError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    choice = choose()
+    print(plan.to_text(choice.path), file=out)
+    needed, available = plan.memory()
+    if needed and available is not None and needed > available:
+        raise PlanError(f"not enough memory: the plan needs about {_size(needed)} and {_size(available)} is "
+                        "available (MemAvailable in /proc/meminfo); free memory or use a machine with more")
+    if mode == DRY_RUN:
+        print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="kexec-bin-") as scratch:
+        joined = _join(plan.initrds, scratch) if len(plan.initrds) > 1 else None
+        from .api import load
+
+        load(plan.kernel.path, joined or (plan.initrds[0].path if plan.initrds else None), plan.cmdline,
+             syscall=plan.syscall, root=root)
+    print(f"loaded with {choice.path} ({choice.source})", file=out)
+    if mode == LOAD_ONLY:
+        print("boot it with `systemctl kexec` (or `kexec -e`); unload it with `kexec -u`", file=out)
+        return 0
+    _countdown(exec_after, out)
+    return boot_loaded(root=root, out=out)
+
+
+def boot_loaded(*, root: str = "/", out: TextIO = sys.stdout) -> int:
+    """Boot the loaded kernel cleanly: through systemd when it is PID 1, else sync, remount read-only, exec."""
+    if systemd_runs(root):
+        print("booting: systemctl kexec (systemd stops the services and unmounts the filesystems)", file=out)
+        out.flush()
+        # systemd boots the kernel already loaded; it returns once the job is queued, so a remote
+        # caller (ssh, Ansible's reboot module) sees the command finish before the connection drops.
+        result = subprocess.run(["systemctl", "kexec"])
+        return result.returncode
+    print("booting: no systemd; sync, remount every filesystem read-only, then kexec -e", file=out)
+    out.flush()
+    os.sync()
+    _remount_read_only()
+    from .api import execute
+
+    execute(root=root)
+    return 0  # not reached: execute() boots or raises
+
+
+def systemd_runs(root: str = "/") -> bool:
+    """Whether systemd is PID 1 (sd_booted()'s test: /run/systemd/system exists)."""
+    return os.path.isdir(os.path.join(root, "run/systemd/system"))
+
+
+def available_memory(root: str = "/") -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes; None when the kernel does not publish it."""
+    try:
+        with open(os.path.join(root, "proc/meminfo"), encoding="ascii", errors="replace") as file:
+            for line in file:
+                name, _, value = line.partition(":")
+                if name == "MemAvailable":
+                    return int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _remount_read_only() -> None:
+    """Remount each disk-backed filesystem read-only, innermost first, so their journals are clean."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as file:
+            mounts = [line.split() for line in file]
+    except OSError:
+        mounts = []
+    busy = []
+    for source, mountpoint, _type, options, *_ in reversed(mounts):
+        if not source.startswith("/dev/") or "ro" in options.split(","):
+            continue
+        mountpoint = mountpoint.encode().decode("unicode_escape")  # /proc/mounts escapes spaces as \040
+        result = subprocess.run(["mount", "-o", "remount,ro", mountpoint], capture_output=True, text=True)
+        if result.returncode != 0:
+            busy.append(mountpoint)
+    if busy:
+        # A filesystem still open for writing stays writable; it was synced, and the next kernel replays its journal.
+        print(f"kexec-bin: stayed writable (synced): {', '.join(busy)}", file=sys.stderr)
+
+
+def _countdown(seconds: float, out: TextIO) -> None:
+    if seconds <= 0:
+        return
+    print(f"booting in {seconds:g} s: Ctrl-C cancels (the kernel stays loaded; `kexec -u` unloads it)", file=out)
+    out.flush()
+    time.sleep(seconds)
+
+
+def _join(initrds: Sequence[PlannedFile], scratch: str) -> str:
+    """Several initrds as one file, in order: the kernel unpacks concatenated (compressed) cpio archives."""
+    joined = os.path.join(scratch, "initrd")
+    with open(joined, "wb") as target:
+        for initrd in initrds:
+            with open(initrd.path, "rb") as source:
+                shutil.copyfileobj(source, target, 1 << 20)
+    return joined
+
+
+def _size(count: int) -> str:
+    return f"{count / (1 << 20):.1f} MiB"
+
+
+def _quoted(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def add_mode_options(parser: argparse.ArgumentParser, *, default_exec_after: float = 5.0) -> None:
+    """The options every story command shares: plan only, load only, or load and boot."""
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--dry-run", dest="mode", action="store_const", const=DRY_RUN,
+                       help="print the plan and stop (the default)")
+    modes.add_argument("--load-only", dest="mode", action="store_const", const=LOAD_ONLY,
+                       help="load the kernel and leave the boot to `systemctl kexec` or `kexec -e`")
+    modes.add_argument("--yes", dest="mode", action="store_const", const=BOOT,
+                       help="load the kernel and boot it after --exec-after seconds")
+    parser.set_defaults(mode=DRY_RUN)
+    parser.add_argument("--exec-after", type=float, default=default_exec_after, metavar="SECONDS",
+                        help=f"with --yes, wait this long before booting (default {default_exec_after:g})")
+
+
+def console_parameters(spec: str, root: str = "/") -> tuple[list[str], str]:
+    """The `console=` parameters for the next kernel from `--console` (auto, none, DEV[,SPEED]), and why.
+
+    auto keeps the running kernel's consoles: its `console=` parameters in order (the last one owns
+    /dev/console), else the devices in /sys/class/tty/console/active.
+    """
+    if spec == "none":
+        return [], "console: none (--console none)"
+    if spec != "auto":
+        device = spec[len("/dev/"):] if spec.startswith("/dev/") else spec
+        if not device or "/" in device or " " in device:
+            raise PlanError(f"--console {spec!r}: give a device name such as ttyS0 or ttyS0,115200, or auto, or none")
+        return [f"console={device}"], f"console {device}: --console"
+    cmdline = _read_text(os.path.join(root, "proc/cmdline"))
+    given = [word for word in cmdline.split() if word.startswith("console=")]
+    if given:
+        return given, f"{' '.join(given)}: the running kernel's command line (/proc/cmdline)"
+    active = _read_text(os.path.join(root, "sys/class/tty/console/active")).split()
+    if active:
+        return [f"console={device}" for device in active], \
+            f"console {' '.join(active)}: the running kernel's consoles (/sys/class/tty/console/active)"
+    return [], "console: none found (no console= in /proc/cmdline, no /sys/class/tty/console/active)"
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read(64 * 1024)
+    except OSError:
+        return ""
