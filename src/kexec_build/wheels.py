@@ -12,7 +12,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 from . import atomic, fetch, parallel, sbom, unpack
 from .commands import Log
@@ -114,9 +114,10 @@ def mirrors_env(mirrors: Sequence[str]) -> dict[str, str]:
     return {fetch.MIRRORS_ENV: " ".join(mirrors)}
 
 
-def _run_backend(distribution: str, root: Path, outdir: Path, env: Mapping[str, str]) -> Path:
+def _run_backend(distribution: Literal["wheel", "sdist"], root: Path, outdir: Path, env: Mapping[str, str]) -> Path:
     """Run the project's build backend for one artifact, with `env` added; move it into `outdir`."""
     import pyproject_hooks
+
     from build import BuildBackendException, ProjectBuilder
 
     def runner(cmd, cwd=None, extra_environ=None):
@@ -128,7 +129,9 @@ def _run_backend(distribution: str, root: Path, outdir: Path, env: Mapping[str, 
             built = Path(ProjectBuilder(root, runner=runner).build(distribution, scratch))
         except BuildBackendException as error:
             settings = " ".join(f"{key}={value}" for key, value in sorted(env.items()))
-            raise WheelError(f"the build backend failed to make the {distribution} ({settings}); its output is above: {error}") from None
+            raise WheelError(
+                f"the build backend failed to make the {distribution} ({settings}); its output is above: {error}"
+            ) from None
         final = outdir / built.name
         os.replace(built, final)
     return final

@@ -12,7 +12,6 @@ import kexec_bin
 from kexec_bin.doctor import support
 from kexec_bin.resolve import Choice
 from kexec_build import recipes
-
 from tests.runtime.installed import copied_system_kexec, install, system_kexec, without_host_kexec
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -157,7 +155,7 @@ def test_information_is_never_checked(args):
     assert operation_of(args) is None
 
 
-@pytest.mark.parametrize("args, operation", [
+@pytest.mark.parametrize(("args", "operation"), [
     (["-l", "vmlinuz", "--initrd=initrd.img", "--reuse-cmdline"], ("load", "auto")),
     (["--load", "linux", "--command-line=console=ttyS0 priority=low"], ("load", "auto")),
     (["-e"], ("exec", "auto")),

@@ -1,4 +1,4 @@
-"""End to end: this machine's wheel, built from the checkout, pip-installed into a fresh venv on a host without kexec-tools."""
+"""End to end: this machine's wheel, built from the checkout, pip-installed into a fresh venv."""
 
 from __future__ import annotations
 
