@@ -84,9 +84,20 @@ def toolchain(c, arch="native", version=None):
 def bench(c, output=None):
     """Measure the speed and size goals as ratios in one run."""
     from kexec_build import bench as benchmark
-    from tests.vm.bench import reboot_rows  # the QEMU harness lives in the test tree
+    from kexec_build.vm.bench import reboot_rows
 
     benchmark.run(Path(output) if output else build_dir() / "bench.json", extra=[reboot_rows])
+
+
+@task(help={"arch": ARCH_HELP, "version": VERSION_HELP})
+@reports_errors
+def prove(c, arch="native", version=None):
+    """Boot each target's Debian kernel in QEMU and kexec into the next with the wheel's kexec."""
+    from kexec_build.vm import prove as proving
+
+    recipe_set = recipes.load()
+    release = recipe_set.release(version)
+    proving.prove(recipe_set.select_targets(arch, release), release)
 
 
 @task(iterable=["mirror"], help={

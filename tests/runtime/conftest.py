@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.debian_packages import unpacked
+from kexec_build.debian_packages import unpacked
 
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.
 XEN_LIBRARIES = ("libxenmisc4.17", "libxencall1", "libxendevicemodel1", "libxenevtchn1",

@@ -1,4 +1,4 @@
-"""Real Debian packages for tests: downloaded once through `kexec_build.apt`, unpacked with `dpkg -x`.
+"""Debian packages for the VM harness and the tests: downloaded once through `apt`, unpacked with `dpkg -x`.
 
 Nothing is installed on the host: a package is fetched into the user's cache and extracted into a
 tree there, so later runs need no network.
@@ -11,9 +11,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from kexec_build.apt import PrivateApt
-from kexec_build.commands import run
-from kexec_build.paths import cache_dir
+from .apt import PrivateApt
+from .commands import run
+from .paths import cache_dir
 
 SUITE = "bookworm"
 # Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
