@@ -103,7 +103,8 @@ def differences(first: Path, second: Path) -> list[str]:
             if one.read(name) != other.read(name):
                 found.append(f"{name}: content differs" + (" (build paths in the binary?)" if name == BINARY else ""))
             if (a.date_time, a.external_attr) != (b.date_time, b.external_attr):
-                found.append(f"{name}: time or mode differs ({a.date_time} {a.external_attr:o} vs {b.date_time} {b.external_attr:o})")
+                first_stamp, second_stamp = f"{a.date_time} {a.external_attr:o}", f"{b.date_time} {b.external_attr:o}"
+                found.append(f"{name}: time or mode differs ({first_stamp} vs {second_stamp})")
         if not found and list(left) != list(right):
             found.append("members in another order")
     return sorted(found) or ["the archives differ outside their members (zip headers)"]
