@@ -72,12 +72,13 @@ def mounted(tmp_path):
     """Mount a tmpfs with the given options at a fresh folder (root only); unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    mounts = []
+    mounts: list[Path] = []
 
     def mount(options: str) -> Path:
         point = tmp_path / f"mount{len(mounts)}"
         point.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True)
+        command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)]
+        result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
         mounts.append(point)

@@ -29,8 +29,16 @@ from .paths import cache_dir
 from .recipes import Release
 from .sbom import sha256_of
 
-__all__ = ["fetch", "cached_path", "candidate_urls", "distribution_urls", "mirrors_from_env", "clean_partials",
-           "mask_credentials", "MIRRORS_ENV"]
+__all__ = [
+    "MIRRORS_ENV",
+    "cached_path",
+    "candidate_urls",
+    "clean_partials",
+    "distribution_urls",
+    "fetch",
+    "mask_credentials",
+    "mirrors_from_env",
+]
 
 MIRRORS_ENV = "KEXEC_BIN_MIRRORS"
 CHUNK = 64 * 1024
@@ -78,7 +86,7 @@ def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None =
     with _locked(target.parent / ".lock"):
         if target.is_file():  # another process fetched it while we waited
             return _verified_entry(release, target)
-        failures = []
+        failures: list[str] = []
         for url in _all_urls(release, mirrors, cache, failures):
             try:
                 _download_verified(url, release, target, timeout=timeout, deadline=deadline, retries=retries, log=say)
@@ -155,8 +163,8 @@ def distribution_urls(release: Release, cache: Path | None = None) -> list[str]:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    with _cache_errors(path.parent):
-        handle = open(path, "a")
+    with _cache_errors(path.parent):  # only the open: an error under the lock is the caller's
+        handle = open(path, "a")  # noqa: SIM115
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
@@ -168,8 +176,11 @@ def _download_verified(url: str, release: Release, target: Path, *, timeout: tup
 
     It stops as soon as more than the recipe's size arrived, or `deadline` seconds went by.
     """
+    # Opened outside `with`: the try below removes the file whatever happens, and `with handle` closes it.
     with _cache_errors(target.parent):
-        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{release.source}.", suffix=".part", delete=False)
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            dir=target.parent, prefix=f".{release.source}.", suffix=".part", delete=False
+        )
     partial = Path(handle.name)
     ends = time.monotonic() + deadline
     try:
@@ -226,7 +237,8 @@ def _stream_file(path: Path) -> Iterator[bytes]:
 
 def _stream_http(url: str, *, timeout: tuple[float, float], retries: int, log: Log) -> Iterator[bytes]:
     import requests  # only a real download pays for importing requests
-    from urllib3.exceptions import HTTPError as TransportError, ReadTimeoutError
+    from urllib3.exceptions import HTTPError as TransportError
+    from urllib3.exceptions import ReadTimeoutError
 
     for attempt in range(retries + 1):
         started = False  # once bytes went out, a retry would splice two bodies: fail instead
@@ -286,7 +298,7 @@ def _reason(error: Exception) -> str:
 
 
 @contextmanager
-def _progress(url: str, total: int) -> Iterator[Callable[[int], None]]:
+def _progress(url: str, total: int) -> Iterator[Callable[[int], object]]:
     """A progress bar on a terminal; a line at start and end otherwise."""
     name = url.rsplit("/", 1)[-1]
     if sys.stderr.isatty():

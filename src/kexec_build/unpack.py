@@ -41,7 +41,8 @@ def unpack(archive: Path, destination: Path) -> Path:
         raise UnpackError(f"{archive}: cannot unpack: {error}; delete it from the cache and fetch again") from None
     except OSError as error:
         # The archive is fine (a damaged one fails above): the destination's disk is the problem.
-        fix = "free some space on that disk" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder you can write"
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        fix = "free some space on that disk" if full else "choose a folder you can write"
         raise UnpackError(f"cannot unpack {archive.name} into {destination.parent}: {error.strerror}; {fix}") from None
     return destination
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -56,10 +57,8 @@ class RawServer:
     def _handle(self, connection: socket.socket) -> None:
         with connection:
             connection.recv(65536)
-            try:
+            with contextlib.suppress(OSError):
                 self.behaviour(connection)
-            except OSError:
-                pass
 
     def close(self) -> None:
         self.socket.close()
@@ -107,7 +106,7 @@ def test_truncated_download_is_refused(isolated, release, tarball):
 def test_404_on_first_mirror_then_success_on_the_next(isolated, httpserver, release, tarball):
     httpserver.expect_request(f"/missing/{release.source}").respond_with_data("nope", status=404)
     httpserver.expect_request(f"/good/{release.source}").respond_with_data(tarball)
-    lines = []
+    lines: list[str] = []
     got = fetch.fetch(release, mirrors=[httpserver.url_for("/missing"), httpserver.url_for("/good")], log=lines.append)
     assert got.read_bytes() == tarball
     assert any("HTTP 404" in line for line in lines)
@@ -173,7 +172,7 @@ def test_a_local_folder_is_a_mirror(isolated, upstream_dir, release, tarball):
     assert fetch.fetch(release, mirrors=[str(upstream_dir)]).read_bytes() == tarball
 
 
-def test_a_cached_tarball_is_hashed_again_and_a_swapped_one_refused(isolated, upstream_dir, recipe_set, release, tarball):
+def test_a_cached_tarball_is_hashed_again_and_a_swapped_one_refused(isolated, upstream_dir, recipe_set, release):
     cached = fetch.fetch(release, mirrors=[str(upstream_dir)])
     other = (upstream_dir / recipe_set.release("2.0.25").source).read_bytes()
     cached.write_bytes(other)
@@ -294,7 +293,7 @@ def test_credentials_in_a_mirror_url_reach_no_log_line(isolated, httpserver, rel
     httpserver.expect_request(f"/missing/{release.source}").respond_with_data("nope", status=404)
     httpserver.expect_request(f"/good/{release.source}").respond_with_data(tarball)
     base = httpserver.url_for("/").replace("http://", "http://mirror-user:s3cret-token@").rstrip("/")
-    lines = []
+    lines: list[str] = []
     fetch.fetch(release, mirrors=[f"{base}/missing", f"{base}/good"], log=lines.append)
     printed = "\n".join(lines) + capfd.readouterr().err
     assert "s3cret-token" not in printed and "mirror-user" not in printed
@@ -308,7 +307,7 @@ def test_credentials_in_a_mirror_url_reach_no_error(isolated, httpserver, releas
     refused.close()
     mirrors = [httpserver.url_for("/missing").replace("http://", "http://user:s3cret@"),
                f"http://user:s3cret@127.0.0.1:{closed_port}/m"]
-    lines = []
+    lines: list[str] = []
     with pytest.raises(FetchError) as caught:
         fetch.fetch(release, mirrors=mirrors, retries=0, log=lines.append)
     printed = "\n".join([str(caught.value), *lines])

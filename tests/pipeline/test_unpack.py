@@ -58,8 +58,13 @@ def test_unsafe_members_are_refused_and_nothing_is_written(tmp_path, bad, reason
         # Each link alone stays inside; followed through x/a, x/b's '..' climbs above the top folder.
         ([member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."), member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/..")],
          "points outside the tree"),
-        ([member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."), member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/../../etc")],
-         "points outside the tree"),
+        (
+            [
+                member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."),
+                member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/../../etc"),
+            ],
+            "points outside the tree",
+        ),
         ([member("kexec-tools-1/l1", tarfile.SYMTYPE, "l2"), member("kexec-tools-1/l2", tarfile.SYMTYPE, "l1/x")],
          "is a link loop"),
         ([member("kexec-tools-1/d", tarfile.SYMTYPE, "doc"), member("kexec-tools-1/d", tarfile.SYMTYPE, "..")],
