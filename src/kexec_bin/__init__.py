@@ -5,8 +5,21 @@ The names below load their modules on first use, so `import kexec_bin` (which ev
 """
 
 __all__ = [
-    "BinaryError", "BlockedError", "ChoiceError", "InternalError", "KexecBinError", "KexecError", "UsageError",
-    "Finding", "Support", "binary", "execute", "load", "loaded", "support", "unload",
+    "BinaryError",
+    "BlockedError",
+    "ChoiceError",
+    "Finding",
+    "InternalError",
+    "KexecBinError",
+    "KexecError",
+    "Support",
+    "UsageError",
+    "binary",
+    "execute",
+    "load",
+    "loaded",
+    "support",
+    "unload",
 ]
 
 _HOMES = {

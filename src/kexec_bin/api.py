@@ -34,7 +34,7 @@ def _only_kexec_bin_errors(function: Callable[..., T]) -> Callable[..., T]:
             return function(*args, **kwargs)
         except KexecBinError:
             raise
-        except Exception as error:  # noqa: BLE001 - a bug, kept as the cause for its traceback
+        except Exception as error:
             message = f"kexec_bin.{function.__name__}: internal error ({type(error).__name__}: {error})"
             raise InternalError(message) from error
 

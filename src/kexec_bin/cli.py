@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class Option:
     """`--name` alone (a flag: True when given), or `--name VALUE` / `--name=VALUE` when `metavar` is set."""
 
-    __slots__ = ("name", "metavar", "help", "default")
+    __slots__ = ("default", "help", "metavar", "name")
 
     def __init__(self, name: str, help: str, *, metavar: str = "", default: object = None) -> None:
         self.name, self.metavar, self.help = name, metavar, help
@@ -39,7 +39,7 @@ class Option:
 class Command:
     """A subcommand: `run(options)` returns the exit status; `options` maps each Option's key to its value."""
 
-    __slots__ = ("run", "summary", "options")
+    __slots__ = ("options", "run", "summary")
 
     def __init__(self, run: Callable[[dict], int], summary: str, options: Sequence[Option] = ()) -> None:
         self.run, self.summary, self.options = run, summary, tuple(options)

@@ -133,7 +133,8 @@ def _load_disabled(kernel: Kernel, config: Reading, program: Choice | None) -> I
                       ops.SYSCALLS + (ops.PANIC,),
                       fix="the switch is one-way: remove kernel.kexec_load_disabled=1 from the sysctl settings "
                           "that set it, reboot, and load before anything sets it again",
-                      commands=("grep -rs kexec_load_disabled /etc/sysctl.conf /etc/sysctl.d /usr/lib/sysctl.d /run/sysctl.d",))
+                      commands=("grep -rs kexec_load_disabled "
+                                "/etc/sysctl.conf /etc/sysctl.d /usr/lib/sysctl.d /run/sysctl.d",))
     elif disabled.value == "0":
         yield Finding("kexec_load_disabled", OK, f"{disabled.path}: 0", "loading kernels is allowed")
     for kind, affects in (("reboot", ops.SYSCALLS), ("panic", (ops.PANIC,))):
@@ -190,7 +191,8 @@ def _secure_boot(kernel: Kernel, config: Reading, program: Choice | None) -> Ite
                       (ops.KEXEC_LOAD,), fix="use kexec_file_load with a signed kernel: kexec -s -l /boot/vmlinuz-...")
     if options.get("KEXEC_SIG") == "y":
         yield Finding("secure boot", SIGNED, f"{evidence}; {config.path}: CONFIG_KEXEC_SIG=y",
-                      "with Secure Boot on, kexec_file_load accepts only kernels signed by a trusted key", (ops.KEXEC_FILE_LOAD,),
+                      "with Secure Boot on, kexec_file_load accepts only kernels signed by a trusted key",
+                      (ops.KEXEC_FILE_LOAD,),
                       fix="load a kernel signed by your distribution (or enrol your key with mokutil)")
     if options.get("LOCK_DOWN_IN_EFI_SECURE_BOOT") == "y" and kernel.lockdown().value is None:
         yield Finding("secure boot", BLOCKED, f"{evidence}; {config.path}: CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT=y",
@@ -214,10 +216,11 @@ def _privilege(kernel: Kernel, config: Reading, program: Choice | None) -> Itera
                       "this process may not load or boot kernels (no CAP_SYS_BOOT)", EVERYTHING,
                       fix="run as root", commands=("sudo kexec ...",))
     elif capability.value is True:
-        yield Finding("capability", OK, f"{capability.path}: CapEff has CAP_SYS_BOOT", "allowed to load and boot kernels")
+        yield Finding("capability", OK, f"{capability.path}: CapEff has CAP_SYS_BOOT",
+                      "allowed to load and boot kernels")
     else:
-        yield Finding("capability", UNKNOWN, f"{capability.path}: unreadable", "cannot tell whether CAP_SYS_BOOT is held",
-                      EVERYTHING)
+        yield Finding("capability", UNKNOWN, f"{capability.path}: unreadable",
+                      "cannot tell whether CAP_SYS_BOOT is held", EVERYTHING)
 
 
 def _xen(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
@@ -244,11 +247,12 @@ def _crash(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[
         yield Finding("crash kernel", BLOCKED, f"{size.path}: {size.value or 'absent'}; {cmdline.path}: "
                       f"{'has' if reserved else 'no'} crashkernel=",
                       "no memory is reserved for a crash kernel, so kexec -p cannot load one", (ops.PANIC,),
-                      fix="add crashkernel=256M to the kernel command line, "
-                          "then reboot", commands=("sed -i 's/^GRUB_CMDLINE_LINUX=\"/&crashkernel=256M /' /etc/default/grub",
-                                                   "update-grub && reboot"))
+                      fix="add crashkernel=256M to the kernel command line, then reboot",
+                      commands=("sed -i 's/^GRUB_CMDLINE_LINUX=\"/&crashkernel=256M /' /etc/default/grub",
+                                "update-grub && reboot"))
     elif size.value is not None:
-        yield Finding("crash kernel", OK, f"{size.path}: {size.value}", f"{size.value} bytes reserved for a crash kernel")
+        yield Finding("crash kernel", OK, f"{size.path}: {size.value}",
+                      f"{size.value} bytes reserved for a crash kernel")
 
 
 def _state(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:

@@ -102,7 +102,7 @@ def guarded(program: str, function: "Callable[[], int]") -> int:
         return complain(program, f"cannot write the output: {error.strerror or error}", EXIT_IO)
     except KeyboardInterrupt:
         return complain(program, "interrupted", EXIT_INTERRUPTED)
-    except Exception as error:  # noqa: BLE001 - the boundary: a bug still ends in one line and a code
+    except Exception as error:
         return complain(program, f"internal error ({type(error).__name__}: {error}); {REPORT}", EXIT_INTERNAL)
 
 

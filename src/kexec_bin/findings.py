@@ -17,7 +17,8 @@ _RANK = {OK: 0, SIGNED: 1, UNKNOWN: 2, BLOCKED: 3}
 class Finding:
     """One check's result: what was read, what it means, what it blocks and the fix."""
 
-    __slots__ = ("check", "status", "evidence", "meaning", "affects", "fix", "commands")
+    FIELDS = ("check", "status", "evidence", "meaning", "affects", "fix", "commands")  # in the JSON, in this order
+    __slots__ = ("affects", "check", "commands", "evidence", "fix", "meaning", "status")
 
     def __init__(self, check: str, status: str, evidence: str, meaning: str, affects: tuple = (),
                  fix: str = "", commands: tuple = ()) -> None:
@@ -25,7 +26,7 @@ class Finding:
         self.affects, self.fix, self.commands = affects, fix, commands
 
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     def __repr__(self) -> str:
         return f"Finding({self.check!r}, {self.status!r}, {self.evidence!r})"
@@ -34,7 +35,7 @@ class Finding:
 class Support:
     """Everything the doctor found, and what it means for a load, a panic load and an exec."""
 
-    __slots__ = ("root", "program", "program_source", "findings")
+    __slots__ = ("findings", "program", "program_source", "root")
 
     def __init__(self, root: str, program: str | None, program_source: str | None, findings: tuple = ()) -> None:
         self.root, self.program, self.program_source, self.findings = root, program, program_source, findings

@@ -33,7 +33,7 @@ class Choice:
     `skipped` lists the (path, reason) of each kexec found on the way that may not run.
     """
 
-    __slots__ = ("path", "source", "reason", "skipped")
+    __slots__ = ("path", "reason", "skipped", "source")
 
     def __init__(self, path: str, source: str, reason: str, skipped: tuple = ()) -> None:
         self.path = path

@@ -46,8 +46,8 @@ _ARCH_VALUES = ("append", "bootinfo", "command-line", "devicetreeblob", "dtb", "
 _ARCH_FLAGS = ("args-elf", "args-linux", "args-none", "atags", "console-serial", "console-vga", "dt-no-old-root",
                "elf32-core-headers", "elf64-core-headers", "entry-32bit", "noefi", "noio", "pass-memmap-cmdline",
                "real-mode", "reset-vga", "reuse-cmdline", "reuse-video-type")
-LONG_OPTIONS = {**{name: (_OTHER, True) for name in _ARCH_VALUES},
-                **{name: (_OTHER, False) for name in _ARCH_FLAGS}, **_GENERIC}
+LONG_OPTIONS = {**dict.fromkeys(_ARCH_VALUES, (_OTHER, True)),
+                **dict.fromkeys(_ARCH_FLAGS, (_OTHER, False)), **_GENERIC}
 
 
 def main(argv: "list | None" = None) -> int:

@@ -1,17 +1,11 @@
-"""Realistic kernel trees from Debian's own files, and kexec_bin laid out as an installed wheel would be."""
+"""Realistic kernel trees from Debian's own files (the layout of an installed wheel is in `installed`)."""
 
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tarfile
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +13,7 @@ import pytest
 
 from kexec_build import fetch, recipes
 from kexec_build.debian_packages import unpacked
-from kexec_build.hook import build_info_module
 
-SOURCE = Path(__file__).resolve().parents[2] / "src" / "kexec_bin"
-SCRIPTS = SOURCE.parent / "scripts"
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.
 XEN_LIBRARIES = ("libxenmisc4.17", "libxencall1", "libxendevicemodel1", "libxenevtchn1",
                  "libxenforeignmemory1", "libxengnttab1", "libxentoollog1", "libxentoolcore1")
@@ -127,53 +118,6 @@ def tree(tmp_path: Path, debian_kernel: DebianKernel) -> Tree:
     return tree
 
 
-@dataclass(frozen=True)
-class Install:
-    """kexec_bin installed into a fresh venv as pip lays out a wheel: package, binary and both commands."""
-
-    venv: Path
-    site: Path
-    bundled: Path
-
-    @property
-    def scripts(self) -> Path:
-        return self.venv / "bin"
-
-    @property
-    def kexec(self) -> Path:
-        return self.scripts / "kexec"
-
-    @property
-    def kexec_bin(self) -> Path:
-        return self.scripts / "kexec-bin"
-
-
-def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Install:
-    """Install the package with `binary` as its bundled kexec for `target`, with the build info the build writes.
-
-    `binary` None installs neither the binary nor its build info, as in a source checkout.
-    """
-    venv = folder / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    (site,) = venv.glob("lib/python*/site-packages")
-    package = site / "kexec_bin"
-    shutil.copytree(SOURCE, package, ignore=shutil.ignore_patterns("__pycache__", "_build_info.py", "bin"))
-    bundled = package / "bin" / "kexec"
-    if binary is not None:
-        bundled.parent.mkdir()
-        shutil.copy2(binary, bundled)
-        recipe_set = recipes.load()
-        info = build_info_module(recipe_set.target(target), recipe_set.release(), bundled)
-        (package / "_build_info.py").write_text(info)
-    python = venv / "bin" / "python"
-    # The installers point a shipped script's shebang at the environment's Python.
-    for name in ("kexec", "kexec-bin"):
-        script = venv / "bin" / name
-        script.write_text(f"#!{python}\n" + (SCRIPTS / name).read_text().split("\n", 1)[1])
-        script.chmod(0o755)
-    return Install(venv, site, bundled)
-
-
 @pytest.fixture(scope="session")
 def kexec_tools_headers() -> dict[str, str]:
     """kexec-tools' option tables as upstream ships them: kexec/kexec.h and every CPU's arch/options.h,
@@ -184,49 +128,7 @@ def kexec_tools_headers() -> dict[str, str]:
         for member in archive.getmembers():
             name = member.name.split("/", 1)[-1]
             if name == "kexec/kexec.h" or (name.startswith("kexec/arch/") and name.endswith("/include/arch/options.h")):
-                headers[name] = archive.extractfile(member).read().decode()
+                extracted = archive.extractfile(member)
+                assert extracted is not None, f"{tarball}: {member.name} is not a regular file"
+                headers[name] = extracted.read().decode()
     return headers
-
-
-def powerless(folder: Path, program: Path, library_path: str = "") -> Path:
-    """A folder holding a `kexec` that runs `program` without any capability (as root: bounding set
-    emptied), so whatever the arguments say, it can neither load a kernel, reboot nor take an interface down."""
-    folder.mkdir(parents=True)
-    drop = "setpriv --bounding-set=-all --inh-caps=-all " if os.geteuid() == 0 else ""
-    script = folder / "kexec"
-    script.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={library_path} exec {drop}{program} "$@"\n')
-    script.chmod(0o755)
-    return folder
-
-
-@dataclass(frozen=True)
-class Measured:
-    """A finished process: status, output, wall-clock and CPU seconds and peak memory (ru_maxrss) in MiB."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-    cpu_seconds: float
-    peak_mib: float
-
-
-def run_measured(command: list[str], *, timeout: float, env: dict | None = None) -> Measured:
-    """Run `command` (through tests/runtime/measure.py, for its own peak memory); kill it after `timeout`
-    seconds (returncode then -SIGKILL, seconds the time it had)."""
-    with tempfile.TemporaryDirectory() as folder:
-        report = Path(folder) / "report.json"
-        measure = [sys.executable, "-m", "tests.runtime.measure", str(report), *command]
-        started = time.perf_counter()
-        process = subprocess.Popen(measure, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                   env=env, cwd=SOURCE.parents[1])
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            return Measured(-signal.SIGKILL, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                            time.perf_counter() - started, 0.0, 0.0)
-        figures = json.loads(report.read_text())
-        return Measured(figures["returncode"], stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                        figures["seconds"], figures["cpu_seconds"], figures["peak_mib"])

@@ -13,8 +13,7 @@ import pytest
 
 import kexec_bin
 from kexec_bin.errors import EXIT_INTERNAL, EXIT_IO, EXIT_USAGE, guarded
-
-from .conftest import SOURCE, install
+from tests.runtime.installed import SOURCE, install
 
 ENV = {**os.environ, "PYTHONPATH": str(SOURCE.parent)}
 
@@ -72,7 +71,8 @@ def test_help_still_exits_0():
 
 
 def test_a_bug_is_one_line_and_exit_70(capsys):
-    assert guarded("kexec-bin", lambda: {}["missing"]) == EXIT_INTERNAL
+    empty: dict[str, int] = {}
+    assert guarded("kexec-bin", lambda: empty["missing"]) == EXIT_INTERNAL
     err = capsys.readouterr().err
     assert err.startswith("kexec-bin: internal error (KeyError: 'missing'); please report it") and err.count("\n") == 1
 
@@ -91,7 +91,7 @@ def test_the_api_turns_a_vanished_program_into_a_kexec_error(tree, tmp_path, mon
     (folder / "kexec").write_text("#!/no/such/interpreter\n")
     (folder / "kexec").chmod(0o755)
     monkeypatch.setenv("PATH", str(folder))
-    with pytest.raises(kexec_bin.KexecError, match="cannot run .*/sbin/kexec: No such file or directory"):
+    with pytest.raises(kexec_bin.KexecError, match=r"cannot run .*/sbin/kexec: No such file or directory"):
         kexec_bin.load("/boot/vmlinuz", root=str(tree.root))
 
 

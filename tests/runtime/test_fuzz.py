@@ -19,9 +19,9 @@ from pathlib import Path
 
 from kexec_bin.errors import EXIT_BLOCKED, EXIT_UNAVAILABLE, EXIT_USAGE
 from kexec_bin.shim import LONG_OPTIONS, SHORT_OPTIONS
-
-from .conftest import SOURCE, install, run_measured
-from .fuzz_hostile import build_tree, material
+from tests.runtime.fuzz_hostile import build_tree, material
+from tests.runtime.installed import SOURCE, install
+from tests.runtime.measure import run_measured
 
 TREES = 1000
 WORKERS = 2
@@ -52,8 +52,8 @@ def test_a_thousand_hostile_trees(tmp_path, debian_kernel):
     stuff = write_material(tmp_path / "material", debian_kernel.config)
     kexec_dir = harmless_kexec(tmp_path / "harmless")
     share = TREES // WORKERS
-    workers = [subprocess.Popen([sys.executable, "-m", "tests.runtime.fuzz_hostile", str(stuff), str(tmp_path / "trees"),
-                                 str(index * share), str(share), str(kexec_dir)],
+    fuzz = [sys.executable, "-m", "tests.runtime.fuzz_hostile", str(stuff), str(tmp_path / "trees")]
+    workers = [subprocess.Popen([*fuzz, str(index * share), str(share), str(kexec_dir)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT, env=ENV)
                for index in range(WORKERS)]
     cases, errors = [], []

@@ -4,15 +4,12 @@ and kexec's own options read exactly as kexec-tools' getopt_long reads them."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 import kexec_bin
 from kexec_bin.shim import LONG_OPTIONS, SHORT_OPTIONS, long_option, operation_of
-
-from .conftest import powerless
-from .test_shim import system_kexec
+from tests.runtime.installed import powerless, system_kexec
 
 OPTION_LIKE_NAMES = ([f"-{letter}" for letter in sorted(SHORT_OPTIONS)] + [f"--{name}" for name in sorted(LONG_OPTIONS)]
                      + [f"--{name}=x" for name, (_, takes_value) in sorted(LONG_OPTIONS.items()) if takes_value])
@@ -20,7 +17,9 @@ OPTION_LIKE_NAMES = ([f"-{letter}" for letter in sorted(SHORT_OPTIONS)] + [f"--{
 
 def test_the_option_tables_are_upstreams(kexec_tools_headers):
     """Every short letter and every CPU's long option of kexec-tools, each with whether it takes a value."""
-    letters = re.search(r'#define KEXEC_OPT_STR "([^"]*)"', kexec_tools_headers["kexec/kexec.h"]).group(1)
+    found = re.search(r'#define KEXEC_OPT_STR "([^"]*)"', kexec_tools_headers["kexec/kexec.h"])
+    assert found, "kexec/kexec.h no longer defines KEXEC_OPT_STR"
+    letters = found.group(1)
     upstream = {}
     for text in kexec_tools_headers.values():
         for name, has_arg in re.findall(r'\{\s*"([\w-]+)"\s*,\s*(\w+)', text):
@@ -56,7 +55,9 @@ def test_initrd_and_command_line_stay_values(tree, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     kexec_bin.load("-p", initrd="-e", cmdline="-e --exec -- x", root=str(tree.root))
     assert record.read_text().splitlines() == [
-        "--load", "--kexec-syscall-auto", f"--initrd={tmp_path}/-e", "--command-line=-e --exec -- x", "--", f"{tmp_path}/-p"]
+        "--load", "--kexec-syscall-auto", f"--initrd={tmp_path}/-e", "--command-line=-e --exec -- x",
+        "--", f"{tmp_path}/-p",
+    ]
 
 
 @pytest.mark.parametrize("arguments", [
@@ -76,7 +77,7 @@ def test_loaded_with_a_missing_root_is_a_usage_error():
         kexec_bin.loaded("/no/such/root")
 
 
-@pytest.mark.parametrize("args, operation", [
+@pytest.mark.parametrize(("args", "operation"), [
     # getopt_long takes any unique abbreviation of a long option.
     (["--stat"], None), (["--unl"], None), (["--vers"], None), (["--print-ckr"], None),
     (["--load-pa", "vmlinuz"], ("panic", "auto")), (["--kexec-file", "-l", "k"], ("load", "kexec_file_load")),

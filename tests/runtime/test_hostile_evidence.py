@@ -14,8 +14,10 @@ from kexec_bin.doctor import BLOCKED, OK, UNKNOWN, support
 from kexec_bin.errors import EXIT_USAGE
 from kexec_bin.kernel import Kernel
 from kexec_bin.resolve import Choice
+from tests.runtime.installed import SOURCE
+from tests.runtime.measure import run_measured
 
-from .conftest import SOURCE, run_measured, set_options
+from .conftest import set_options
 
 SYSTEM = Choice("/usr/sbin/kexec", "system", "the host's kexec-tools")
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
@@ -47,7 +49,8 @@ def test_an_unreadable_config_gz_is_unknown_and_sysfs_decides(tree, config):
 @pytest.mark.parametrize("damage", ["empty", "cut mid-line", "garbage"])
 def test_a_damaged_boot_config_is_unknown_not_blocked(tree, debian_kernel, damage):
     tree.remove("/proc/config.gz")
-    text = {"empty": "", "cut mid-line": debian_kernel.config[:5001], "garbage": os.urandom(2000).decode("latin-1")}[damage]
+    text = {"empty": "", "cut mid-line": debian_kernel.config[:5001],
+            "garbage": os.urandom(2000).decode("latin-1")}[damage]
     assert not text.endswith("\n")
     tree.write(f"/boot/config-{debian_kernel.release}", text)
     assert check(tree).verdict == OK
@@ -86,7 +89,8 @@ def test_a_huge_sparse_config_is_not_read(tree, debian_kernel):
     assert Kernel(str(tree.root)).config().value is None
 
 
-@pytest.mark.parametrize("path", ["/proc/cmdline", "/proc/config.gz", "/sys/kernel/security/lockdown", "/proc/self/status"])
+@pytest.mark.parametrize("path", ["/proc/cmdline", "/proc/config.gz", "/sys/kernel/security/lockdown",
+                                  "/proc/self/status"])
 def test_a_fifo_does_not_hang_the_doctor(tree, path):
     tree.remove(path)
     os.mkfifo(tree.root / path.lstrip("/"))
@@ -153,5 +157,5 @@ def test_a_symlink_out_of_the_root_is_not_evidence(tree, tmp_path, debian_kernel
 def test_a_root_that_is_not_a_folder_is_a_usage_error(root):
     result = doctor("--root", root)
     assert result.returncode == EXIT_USAGE and not result.stdout
-    assert result.stderr == f"kexec-bin: root {root!r} is not a folder: give the folder that holds proc/, sys/ and boot/ " \
-                            "as seen by the kernel to check (/ for this machine)\n"
+    assert result.stderr == (f"kexec-bin: root {root!r} is not a folder: give the folder that holds proc/, sys/ "
+                             "and boot/ as seen by the kernel to check (/ for this machine)\n")

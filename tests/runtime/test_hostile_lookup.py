@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from kexec_bin.errors import EXIT_UNAVAILABLE
+from tests.runtime.installed import install, run_kexec, system_kexec, version_of, without_host_kexec
 
-from .conftest import install
-from .test_shim import run, system_kexec, version_of
-
+# Each case expects the bundled kexec when the planted one is refused: no host kexec-tools may come between.
+pytestmark = without_host_kexec
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the ownership rule applies to root only: run the tests as root")
 
 
@@ -35,15 +35,17 @@ def test_relative_path_entries_are_not_searched(tmp_path, entry):
     marker = tmp_path / "ran"
     folder = planted(tmp_path / "sbin", marker)
     path = f"{entry}:{wheel.scripts}:/usr/bin:/bin"
-    result = subprocess.run([str(wheel.kexec), "--version"], capture_output=True, text=True, cwd=folder if entry != "sbin" else tmp_path,
+    cwd = folder if entry != "sbin" else tmp_path
+    result = subprocess.run([str(wheel.kexec), "--version"], capture_output=True, text=True, cwd=cwd,
                             env={"PATH": path, "KEXEC_BIN_NO_CHECK": "1"})
     assert (result.returncode, result.stdout.splitlines()[0]) == (0, version_of(wheel.bundled))
     assert not marker.exists()
-    answer = which(wheel, path, cwd=folder if entry != "sbin" else tmp_path)
+    answer = which(wheel, path, cwd=cwd)
     assert answer["source"] == "bundled"
     assert answer["skipped"][0] == {"path": os.path.join(entry, "kexec"),
                                     "reason": f"PATH entry {entry!r} is not absolute: it means the current folder"}
-    assert answer["skipped"][1:] == [{"path": str(wheel.kexec), "reason": "a kexec-bin `kexec` script, not kexec-tools"}]
+    own_script = {"path": str(wheel.kexec), "reason": "a kexec-bin `kexec` script, not kexec-tools"}
+    assert answer["skipped"][1:] == [own_script]
 
 
 @as_root
@@ -52,7 +54,7 @@ def test_a_kexec_owned_by_another_user_does_not_run_as_root(tmp_path):
     marker = tmp_path / "ran"
     folder = planted(tmp_path / "sbin", marker)
     os.chown(folder / "kexec", 1000, 1000)
-    result = run(wheel, "--version", path=[folder])
+    result = run_kexec(wheel, "--version", path=[folder])
     assert result.stdout.splitlines()[0] == version_of(wheel.bundled) and not marker.exists()
     skipped, *_ = which(wheel, f"{folder}:/usr/bin:/bin")["skipped"]
     assert skipped == {"path": str(folder / "kexec"),
@@ -66,7 +68,7 @@ def test_a_kexec_in_a_folder_others_may_write_does_not_run_as_root(tmp_path, mod
     marker = tmp_path / "ran"
     folder = planted(tmp_path / "sbin", marker)
     folder.chmod(mode)
-    result = run(wheel, "--version", path=[folder])
+    result = run_kexec(wheel, "--version", path=[folder])
     assert result.stdout.splitlines()[0] == version_of(wheel.bundled) and not marker.exists()
     skipped, *_ = which(wheel, f"{folder}:/usr/bin:/bin")["skipped"]
     assert skipped["reason"].startswith(f"its folder {folder} is writable by group or others (mode {mode:o})")
@@ -79,7 +81,7 @@ def test_a_root_owned_kexec_through_a_symlink_runs_as_its_real_path(tmp_path):
     links = tmp_path / "links"
     links.mkdir()
     (links / "kexec").symlink_to(real / "kexec")
-    assert run(wheel, "-e", path=[links]).stdout == f"{real / 'kexec'}\n"
+    assert run_kexec(wheel, "-e", path=[links]).stdout == f"{real / 'kexec'}\n"
 
 
 def test_a_wrapper_that_runs_another_venvs_kexec_is_a_loop_not_a_hang(tmp_path):
@@ -112,7 +114,7 @@ def test_a_damaged_bundled_binary_never_loads_or_boots(tmp_path, damage, operati
         wheel.bundled.write_bytes(wheel.bundled.read_bytes()[:4096])
     else:
         shutil.copy2("/usr/bin/id", wheel.bundled)
-    result = run(wheel, *operation, KEXEC_BIN_NO_CHECK="")
+    result = run_kexec(wheel, *operation, KEXEC_BIN_NO_CHECK="")
     assert (result.returncode, result.stdout) == (EXIT_UNAVAILABLE, "")
     assert f"the bundled kexec ({wheel.bundled}) is not the program this wheel was built with" in result.stderr
     assert "reinstall kexec-bin" in result.stderr
@@ -121,7 +123,8 @@ def test_a_damaged_bundled_binary_never_loads_or_boots(tmp_path, damage, operati
 def test_which_reports_a_replaced_bundled_binary(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"))
     shutil.copy2("/usr/bin/id", wheel.bundled)
-    result = subprocess.run([str(wheel.kexec_bin), "which"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run([str(wheel.kexec_bin), "which"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == EXIT_UNAVAILABLE and "not the program this wheel was built with" in result.stderr
 
 
