@@ -14,14 +14,23 @@ OK, INFO, SIGNED, UNKNOWN, BLOCKED = "ok", "info", "signed-only", "unknown", "bl
 # How good a state is for the user, best first: "auto" mode gets the better of the two syscalls.
 _RANK = {OK: 0, SIGNED: 1, UNKNOWN: 2, BLOCKED: 3}
 
+
 class Finding:
     """One check's result: what was read, what it means, what it blocks and the fix."""
 
     FIELDS = ("check", "status", "evidence", "meaning", "affects", "fix", "commands")  # in the JSON, in this order
     __slots__ = ("affects", "check", "commands", "evidence", "fix", "meaning", "status")
 
-    def __init__(self, check: str, status: str, evidence: str, meaning: str, affects: tuple = (),
-                 fix: str = "", commands: tuple = ()) -> None:
+    def __init__(
+        self,
+        check: str,
+        status: str,
+        evidence: str,
+        meaning: str,
+        affects: tuple = (),
+        fix: str = "",
+        commands: tuple = (),
+    ) -> None:
         self.check, self.status, self.evidence, self.meaning = check, status, evidence, meaning
         self.affects, self.fix, self.commands = affects, fix, commands
 
@@ -102,8 +111,10 @@ class Support:
 def check_operation(action: str, syscall: str) -> None:
     """Refuse an (action, syscall) outside the vocabulary of `ops` before it reads as "ok"."""
     if action not in ops.ACTIONS or (syscall != ops.AUTO and syscall not in ops.SYSCALLS):
-        raise UsageError(f"operation ({action!r}, {syscall!r}): the action is one of {', '.join(ops.ACTIONS)}, "
-                         f"the syscall one of {ops.AUTO}, {', '.join(ops.SYSCALLS)}")
+        raise UsageError(
+            f"operation ({action!r}, {syscall!r}): the action is one of {', '.join(ops.ACTIONS)}, "
+            f"the syscall one of {ops.AUTO}, {', '.join(ops.SYSCALLS)}"
+        )
 
 
 _VERDICTS = {

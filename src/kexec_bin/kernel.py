@@ -71,8 +71,10 @@ class Kernel:
 
     def __init__(self, root: str = "/") -> None:
         if not isinstance(root, str) or not root or "\0" in root or not os.path.isdir(root):
-            raise UsageError(f"root {root!r} is not a folder: give the folder that holds proc/, sys/ and boot/ "
-                             "as seen by the kernel to check (/ for this machine)")
+            raise UsageError(
+                f"root {root!r} is not a folder: give the folder that holds proc/, sys/ and boot/ "
+                "as seen by the kernel to check (/ for this machine)"
+            )
         self.root = root
         self._real_root = None if root == "/" else os.path.realpath(root)
 
@@ -138,8 +140,10 @@ class Kernel:
 
     def sysfs_kexec(self) -> dict[str, Reading]:
         """kexec_loaded, kexec_crash_loaded, kexec_crash_size: they exist only with CONFIG_KEXEC_CORE."""
-        return {name: self._stripped(f"/sys/kernel/{name}")
-                for name in ("kexec_loaded", "kexec_crash_loaded", "kexec_crash_size")}
+        return {
+            name: self._stripped(f"/sys/kernel/{name}")
+            for name in ("kexec_loaded", "kexec_crash_loaded", "kexec_crash_size")
+        }
 
     def sysfs_mounted(self) -> bool:
         """Whether /sys/kernel is there at all: without it a missing kexec file proves nothing."""
@@ -162,7 +166,7 @@ class Kernel:
         text = self._read(path)
         mode = None
         if text and "[" in text:
-            selected, closed, _ = text[text.index("[") + 1:].partition("]")
+            selected, closed, _ = text[text.index("[") + 1 :].partition("]")
             mode = selected if closed and selected in _LOCKDOWN_MODES else None
         elif text is None and not self.exists(path) and self._securityfs_mounted():
             mode = "none"

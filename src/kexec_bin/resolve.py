@@ -69,8 +69,9 @@ def choose(environ: "dict | None" = None, shim: "str | None" = None, *, verify: 
                 f"or unset {PREFER} to use the bundled kexec"
             )
     why = "KEXEC_BIN_PREFER=bundled" if prefer else "no kexec-tools on PATH, /usr/sbin or /sbin"
-    return Choice(binary(verify=verify), "bundled", f"{why}; using the kexec {_version()} bundled in the wheel",
-                  tuple(skipped))
+    return Choice(
+        binary(verify=verify), "bundled", f"{why}; using the kexec {_version()} bundled in the wheel", tuple(skipped)
+    )
 
 
 def child_environment(choice: Choice, environ: "dict | None" = None) -> dict:

@@ -48,12 +48,43 @@ EVIDENCE = {
     "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d0-aae4-00a0c904b13c": b"\x06\x00\x00\x00\x01",
     "sys/firmware/efi/efivars/SetupMode-8be4df61-93ca-11d0-aae4-00a0c904b13c": b"\x06\x00\x00\x00\x00",
 }
-KINDS = ("healthy", "absent", "random bytes", "truncated", "empty", "fifo", "symlink loop", "symlink out",
-         "sparse huge", "folder", "gzip of random", "gzip bomb", "device", "parent is a file", "symlink chain",
-         "hostile text")
-HOSTILE_TEXTS = (b"../../../../etc", b"/etc/passwd", b"x/../../y", b"..", b"\x1b[2J\x1b]0;owned\x07", b"[", b"]",
-                 b"none [integrity", b"CapEff:\tzz\n", b"CapEff:\n", b"9" * 5000, b"-1\n", b"1\n", b"\xff\xfe\n",
-                 b"CONFIG_KEXEC=y", b"# CONFIG_KEXEC is not set\n", b"\0\0\0\0\0")
+KINDS = (
+    "healthy",
+    "absent",
+    "random bytes",
+    "truncated",
+    "empty",
+    "fifo",
+    "symlink loop",
+    "symlink out",
+    "sparse huge",
+    "folder",
+    "gzip of random",
+    "gzip bomb",
+    "device",
+    "parent is a file",
+    "symlink chain",
+    "hostile text",
+)
+HOSTILE_TEXTS = (
+    b"../../../../etc",
+    b"/etc/passwd",
+    b"x/../../y",
+    b"..",
+    b"\x1b[2J\x1b]0;owned\x07",
+    b"[",
+    b"]",
+    b"none [integrity",
+    b"CapEff:\tzz\n",
+    b"CapEff:\n",
+    b"9" * 5000,
+    b"-1\n",
+    b"1\n",
+    b"\xff\xfe\n",
+    b"CONFIG_KEXEC=y",
+    b"# CONFIG_KEXEC is not set\n",
+    b"\0\0\0\0\0",
+)
 
 
 MATERIAL = ("config.gz", "config", "status", "bomb.gz")
@@ -102,7 +133,7 @@ def _plant(root: Path, path: Path, kind: str, healthy, rng: random.Random, stuff
         path.write_bytes(rng.randbytes(rng.choice((1, 7, 100, 5000, 70000))))
     elif kind == "truncated":
         data = _healthy_bytes(healthy, stuff)
-        path.write_bytes(data[:rng.randrange(len(data) + 1)])
+        path.write_bytes(data[: rng.randrange(len(data) + 1)])
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "fifo":
@@ -144,8 +175,10 @@ def _alarm(signum, frame):
 
 def cpu_seconds() -> float:
     """User and system time of this process and the programs it ran (the harmless kexec)."""
-    return sum(usage.ru_utime + usage.ru_stime
-               for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def peak_mib() -> float:
@@ -211,8 +244,12 @@ def main() -> int:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-        print(json.dumps({"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak_mib(),
-                          "problems": problems}), flush=True)
+        print(
+            json.dumps(
+                {"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak_mib(), "problems": problems}
+            ),
+            flush=True,
+        )
     return 0
 
 

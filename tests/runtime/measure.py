@@ -31,8 +31,15 @@ def main() -> int:
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     with open(report, "w") as file:
-        json.dump({"returncode": code, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                   "peak_mib": usage.ru_maxrss / 1024}, file)
+        json.dump(
+            {
+                "returncode": code,
+                "seconds": seconds,
+                "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                "peak_mib": usage.ru_maxrss / 1024,
+            },
+            file,
+        )
     return 0
 
 
@@ -55,18 +62,31 @@ def run_measured(command: list[str], *, timeout: float, env: dict | None = None)
         report = Path(folder) / "report.json"
         measure = [sys.executable, "-m", "tests.runtime.measure", str(report), *command]
         started = time.perf_counter()
-        process = subprocess.Popen(measure, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                   env=env, cwd=PROJECT)
+        process = subprocess.Popen(
+            measure, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env, cwd=PROJECT
+        )
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             stdout, stderr = process.communicate()
-            return Measured(-signal.SIGKILL, stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                            time.perf_counter() - started, 0.0, 0.0)
+            return Measured(
+                -signal.SIGKILL,
+                stdout.decode(errors="replace"),
+                stderr.decode(errors="replace"),
+                time.perf_counter() - started,
+                0.0,
+                0.0,
+            )
         figures = json.loads(report.read_text())
-        return Measured(figures["returncode"], stdout.decode(errors="replace"), stderr.decode(errors="replace"),
-                        figures["seconds"], figures["cpu_seconds"], figures["peak_mib"])
+        return Measured(
+            figures["returncode"],
+            stdout.decode(errors="replace"),
+            stderr.decode(errors="replace"),
+            figures["seconds"],
+            figures["cpu_seconds"],
+            figures["peak_mib"],
+        )
 
 
 if __name__ == "__main__":

@@ -26,24 +26,37 @@ def test_a_reader_that_went_away_is_not_a_traceback(tree):
     # `kexec-bin doctor | head -1`, made certain: the reading end is closed before the doctor writes.
     reader, writer = os.pipe()
     os.close(reader)
-    result = subprocess.run([sys.executable, "-m", "kexec_bin", "doctor", "--root", str(tree.root)], stdout=writer,
-                            stderr=subprocess.PIPE, env=ENV)
+    result = subprocess.run(
+        [sys.executable, "-m", "kexec_bin", "doctor", "--root", str(tree.root)],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
     os.close(writer)
     assert (result.returncode, result.stderr) == (EXIT_IO, b"")
 
 
 def test_head_reads_one_line_of_the_doctor(tree):
     for _ in range(10):  # the race of a real pipeline: head may exit before or after the doctor writes
-        result = subprocess.run(f"{sys.executable} -m kexec_bin doctor --root {tree.root} | head -1", shell=True,
-                                capture_output=True, env=ENV)
+        result = subprocess.run(
+            f"{sys.executable} -m kexec_bin doctor --root {tree.root} | head -1",
+            shell=True,
+            capture_output=True,
+            env=ENV,
+        )
         assert result.stdout.startswith(b"kexec-bin doctor: ") and result.stderr == b""
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_is_an_io_error(tree):
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, "-m", "kexec_bin", "doctor", "--json", "--root", str(tree.root)],
-                                stdout=full, stderr=subprocess.PIPE, text=True, env=ENV)
+        result = subprocess.run(
+            [sys.executable, "-m", "kexec_bin", "doctor", "--json", "--root", str(tree.root)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
     assert result.returncode == EXIT_IO
     assert result.stderr == "kexec-bin: cannot write the output: No space left on device\n"
 
@@ -52,8 +65,11 @@ def test_a_full_disk_is_an_io_error(tree):
 def test_a_root_whose_name_is_not_utf8(tree, tmp_path, locale):
     odd = Path(os.fsdecode(bytes(tmp_path) + b"/root-\xff"))
     tree.root.rename(odd)
-    result = subprocess.run([sys.executable, "-m", "kexec_bin", "doctor", "--json", "--root", odd],
-                            capture_output=True, env={**ENV, "LC_ALL": locale})
+    result = subprocess.run(
+        [sys.executable, "-m", "kexec_bin", "doctor", "--json", "--root", odd],
+        capture_output=True,
+        env={**ENV, "LC_ALL": locale},
+    )
     assert result.stderr == b""
     assert json.loads(result.stdout)["root"] == str(odd)
 
@@ -79,8 +95,12 @@ def test_a_bug_is_one_line_and_exit_70(capsys):
 
 def test_the_shim_with_a_bad_prefer_and_no_stderr_is_still_quiet(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"))
-    result = subprocess.run(f"{wheel.kexec} --version 2>&-", shell=True, capture_output=True,
-                            env={"PATH": "/usr/bin:/bin", "KEXEC_BIN_PREFER": "nope"})
+    result = subprocess.run(
+        f"{wheel.kexec} --version 2>&-",
+        shell=True,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "KEXEC_BIN_PREFER": "nope"},
+    )
     assert result.returncode == EXIT_USAGE and result.stderr == b""
 
 

@@ -53,9 +53,17 @@ def test_a_thousand_hostile_trees(tmp_path, debian_kernel):
     kexec_dir = harmless_kexec(tmp_path / "harmless")
     share = TREES // WORKERS
     fuzz = [sys.executable, "-m", "tests.runtime.fuzz_hostile", str(stuff), str(tmp_path / "trees")]
-    workers = [subprocess.Popen([*fuzz, str(index * share), str(share), str(kexec_dir)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT, env=ENV)
-               for index in range(WORKERS)]
+    workers = [
+        subprocess.Popen(
+            [*fuzz, str(index * share), str(share), str(kexec_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT,
+            env=ENV,
+        )
+        for index in range(WORKERS)
+    ]
     cases, errors = [], []
     for worker in workers:
         stdout, stderr = worker.communicate(timeout=600)
@@ -66,9 +74,11 @@ def test_a_thousand_hostile_trees(tmp_path, debian_kernel):
     assert [case for case in cases if case["problems"]] == []
     slowest = max(cases, key=lambda case: case["cpu_seconds"])
     largest = max(cases, key=lambda case: case["peak_mib"])
-    print(f"\n{len(cases)} trees: most CPU {slowest['cpu_seconds']:.3f} s (tree {slowest['seed']}), "
-          f"longest wall clock {max(case['seconds'] for case in cases):.3f} s, "
-          f"largest {largest['peak_mib']:.1f} MiB (tree {largest['seed']})")
+    print(
+        f"\n{len(cases)} trees: most CPU {slowest['cpu_seconds']:.3f} s (tree {slowest['seed']}), "
+        f"longest wall clock {max(case['seconds'] for case in cases):.3f} s, "
+        f"largest {largest['peak_mib']:.1f} MiB (tree {largest['seed']})"
+    )
     assert slowest["cpu_seconds"] < CAP_SECONDS and largest["peak_mib"] < CAP_MIB
 
 
@@ -82,8 +92,11 @@ def test_hostile_trees_through_real_doctor_processes(tmp_path, debian_kernel):
         build_tree(trees[-1], seed, stuff)
 
     def doctor(tree):
-        return run_measured([sys.executable, "-m", "kexec_bin", "doctor", "--json", "--root", str(tree)],
-                            timeout=30, env={**ENV, "PATH": str(kexec_dir)})
+        return run_measured(
+            [sys.executable, "-m", "kexec_bin", "doctor", "--json", "--root", str(tree)],
+            timeout=30,
+            env={**ENV, "PATH": str(kexec_dir)},
+        )
 
     with ThreadPoolExecutor(WORKERS) as pool:
         results = list(pool.map(doctor, trees))
@@ -100,7 +113,7 @@ def fuzzed_command_line(rng: random.Random) -> list[str]:
         kind = rng.random()
         if kind < 0.5:
             word = rng.choice(words)
-            args.append(word[:rng.randrange(3, len(word) + 1)] if word.startswith("--") else word)
+            args.append(word[: rng.randrange(3, len(word) + 1)] if word.startswith("--") else word)
         elif kind < 0.6:
             args.append(rng.choice(words) + "=" + rng.choice(("", "x", "-e", "\udcff")))
         elif kind < 0.8:

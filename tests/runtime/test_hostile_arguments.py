@@ -11,8 +11,11 @@ import kexec_bin
 from kexec_bin.shim import LONG_OPTIONS, SHORT_OPTIONS, long_option, operation_of
 from tests.runtime.installed import powerless, system_kexec
 
-OPTION_LIKE_NAMES = ([f"-{letter}" for letter in sorted(SHORT_OPTIONS)] + [f"--{name}" for name in sorted(LONG_OPTIONS)]
-                     + [f"--{name}=x" for name, (_, takes_value) in sorted(LONG_OPTIONS.items()) if takes_value])
+OPTION_LIKE_NAMES = (
+    [f"-{letter}" for letter in sorted(SHORT_OPTIONS)]
+    + [f"--{name}" for name in sorted(LONG_OPTIONS)]
+    + [f"--{name}=x" for name, (_, takes_value) in sorted(LONG_OPTIONS.items()) if takes_value]
+)
 
 
 def test_the_option_tables_are_upstreams(kexec_tools_headers):
@@ -26,7 +29,8 @@ def test_the_option_tables_are_upstreams(kexec_tools_headers):
             upstream[name] = has_arg != "0"
     assert len(kexec_tools_headers) > 10 and len(upstream) > 50
     assert {letter: takes for letter, (_, takes) in SHORT_OPTIONS.items()} == {
-        letter: letters[index + 1:index + 2] == ":" for index, letter in enumerate(letters) if letter != ":"}
+        letter: letters[index + 1 : index + 2] == ":" for index, letter in enumerate(letters) if letter != ":"
+    }
     assert {name: takes for name, (_, takes) in LONG_OPTIONS.items()} == upstream
 
 
@@ -55,16 +59,31 @@ def test_initrd_and_command_line_stay_values(tree, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     kexec_bin.load("-p", initrd="-e", cmdline="-e --exec -- x", root=str(tree.root))
     assert record.read_text().splitlines() == [
-        "--load", "--kexec-syscall-auto", f"--initrd={tmp_path}/-e", "--command-line=-e --exec -- x",
-        "--", f"{tmp_path}/-p",
+        "--load",
+        "--kexec-syscall-auto",
+        f"--initrd={tmp_path}/-e",
+        "--command-line=-e --exec -- x",
+        "--",
+        f"{tmp_path}/-p",
     ]
 
 
-@pytest.mark.parametrize("arguments", [
-    {"kernel": ""}, {"kernel": "vmlinuz\0-e"}, {"kernel": 42}, {"kernel": None}, {"kernel": "k", "initrd": b"\0"},
-    {"kernel": "k", "cmdline": b"quiet"}, {"kernel": "k", "cmdline": "a\0b"}, {"kernel": "k", "syscall": "kexec_load"},
-    {"kernel": "k", "root": ""}, {"kernel": "k", "root": "/no/such/root"}, {"kernel": "k", "root": None},
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"kernel": ""},
+        {"kernel": "vmlinuz\0-e"},
+        {"kernel": 42},
+        {"kernel": None},
+        {"kernel": "k", "initrd": b"\0"},
+        {"kernel": "k", "cmdline": b"quiet"},
+        {"kernel": "k", "cmdline": "a\0b"},
+        {"kernel": "k", "syscall": "kexec_load"},
+        {"kernel": "k", "root": ""},
+        {"kernel": "k", "root": "/no/such/root"},
+        {"kernel": "k", "root": None},
+    ],
+)
 def test_bad_api_arguments_are_usage_errors(arguments, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(system_kexec(tmp_path / "sbin", "exit 0\n")))
     with pytest.raises(kexec_bin.UsageError) as raised:
@@ -77,22 +96,41 @@ def test_loaded_with_a_missing_root_is_a_usage_error():
         kexec_bin.loaded("/no/such/root")
 
 
-@pytest.mark.parametrize(("args", "operation"), [
-    # getopt_long takes any unique abbreviation of a long option.
-    (["--stat"], None), (["--unl"], None), (["--vers"], None), (["--print-ckr"], None),
-    (["--load-pa", "vmlinuz"], ("panic", "auto")), (["--kexec-file", "-l", "k"], ("load", "kexec_file_load")),
-    (["--kexec-syscall-a", "-l", "k"], ("load", "auto")), (["--forc", "k"], ("load", "auto")),
-    # Ambiguous (two of kexec's own options) or unknown: kexec prints its usage and does nothing.
-    (["--lo", "k"], None), (["--ex"], None), (["--load-p", "k"], None), (["--no-such-option", "k"], None),
-    (["-l", "-Z", "k"], None), (["--exec=now"], None),
-    # The last action wins, as kexec-tools' own flags do; -u no longer hides a later load.
-    (["-u", "-l", "k"], ("load", "auto")), (["-l", "k", "-u"], None), (["-e", "-u"], ("exec", "auto")),
-    (["-p", "-l", "k"], ("panic", "auto")), (["-l", "k", "-S"], None), (["-Sl", "k"], None),
-    # An option's value is never read as an option.
-    (["-l", "k", "--append", "-u"], ("load", "auto")), (["-t", "-e", "k"], ("load", "auto")),
-    (["-lt", "-u", "k"], ("load", "auto")), (["--type", "-v", "k"], ("load", "auto")),
-    (["--comm", "-S", "-l", "k"], ("load", "auto")), (["-l", "k", "--initrd"], None),
-])
+@pytest.mark.parametrize(
+    ("args", "operation"),
+    [
+        # getopt_long takes any unique abbreviation of a long option.
+        (["--stat"], None),
+        (["--unl"], None),
+        (["--vers"], None),
+        (["--print-ckr"], None),
+        (["--load-pa", "vmlinuz"], ("panic", "auto")),
+        (["--kexec-file", "-l", "k"], ("load", "kexec_file_load")),
+        (["--kexec-syscall-a", "-l", "k"], ("load", "auto")),
+        (["--forc", "k"], ("load", "auto")),
+        # Ambiguous (two of kexec's own options) or unknown: kexec prints its usage and does nothing.
+        (["--lo", "k"], None),
+        (["--ex"], None),
+        (["--load-p", "k"], None),
+        (["--no-such-option", "k"], None),
+        (["-l", "-Z", "k"], None),
+        (["--exec=now"], None),
+        # The last action wins, as kexec-tools' own flags do; -u no longer hides a later load.
+        (["-u", "-l", "k"], ("load", "auto")),
+        (["-l", "k", "-u"], None),
+        (["-e", "-u"], ("exec", "auto")),
+        (["-p", "-l", "k"], ("panic", "auto")),
+        (["-l", "k", "-S"], None),
+        (["-Sl", "k"], None),
+        # An option's value is never read as an option.
+        (["-l", "k", "--append", "-u"], ("load", "auto")),
+        (["-t", "-e", "k"], ("load", "auto")),
+        (["-lt", "-u", "k"], ("load", "auto")),
+        (["--type", "-v", "k"], ("load", "auto")),
+        (["--comm", "-S", "-l", "k"], ("load", "auto")),
+        (["-l", "k", "--initrd"], None),
+    ],
+)
 def test_options_are_read_as_getopt_long_reads_them(args, operation):
     assert operation_of(args) == operation
 

@@ -29,15 +29,21 @@ def check(tree):
 
 def doctor(*args, timeout=60):
     """`python -m kexec_bin doctor ARGS` from the source tree, measured."""
-    return run_measured([sys.executable, "-m", "kexec_bin", "doctor", *args], timeout=timeout,
-                        env={**os.environ, "PYTHONPATH": str(SOURCE.parent)})
+    return run_measured(
+        [sys.executable, "-m", "kexec_bin", "doctor", *args],
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(SOURCE.parent)},
+    )
 
 
-@pytest.mark.parametrize("config", [
-    gzip.compress(os.urandom(4096)),  # a gzip of random bytes
-    b"",  # empty
-    os.urandom(4096),  # not gzip at all
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        gzip.compress(os.urandom(4096)),  # a gzip of random bytes
+        b"",  # empty
+        os.urandom(4096),  # not gzip at all
+    ],
+)
 def test_an_unreadable_config_gz_is_unknown_and_sysfs_decides(tree, config):
     tree.write("/proc/config.gz", config)
     result = check(tree)
@@ -49,8 +55,9 @@ def test_an_unreadable_config_gz_is_unknown_and_sysfs_decides(tree, config):
 @pytest.mark.parametrize("damage", ["empty", "cut mid-line", "garbage"])
 def test_a_damaged_boot_config_is_unknown_not_blocked(tree, debian_kernel, damage):
     tree.remove("/proc/config.gz")
-    text = {"empty": "", "cut mid-line": debian_kernel.config[:5001],
-            "garbage": os.urandom(2000).decode("latin-1")}[damage]
+    text = {"empty": "", "cut mid-line": debian_kernel.config[:5001], "garbage": os.urandom(2000).decode("latin-1")}[
+        damage
+    ]
     assert not text.endswith("\n")
     tree.write(f"/boot/config-{debian_kernel.release}", text)
     assert check(tree).verdict == OK
@@ -89,8 +96,9 @@ def test_a_huge_sparse_config_is_not_read(tree, debian_kernel):
     assert Kernel(str(tree.root)).config().value is None
 
 
-@pytest.mark.parametrize("path", ["/proc/cmdline", "/proc/config.gz", "/sys/kernel/security/lockdown",
-                                  "/proc/self/status"])
+@pytest.mark.parametrize(
+    "path", ["/proc/cmdline", "/proc/config.gz", "/sys/kernel/security/lockdown", "/proc/self/status"]
+)
 def test_a_fifo_does_not_hang_the_doctor(tree, path):
     tree.remove(path)
     os.mkfifo(tree.root / path.lstrip("/"))
@@ -157,5 +165,7 @@ def test_a_symlink_out_of_the_root_is_not_evidence(tree, tmp_path, debian_kernel
 def test_a_root_that_is_not_a_folder_is_a_usage_error(root):
     result = doctor("--root", root)
     assert result.returncode == EXIT_USAGE and not result.stdout
-    assert result.stderr == (f"kexec-bin: root {root!r} is not a folder: give the folder that holds proc/, sys/ "
-                             "and boot/ as seen by the kernel to check (/ for this machine)\n")
+    assert result.stderr == (
+        f"kexec-bin: root {root!r} is not a folder: give the folder that holds proc/, sys/ "
+        "and boot/ as seen by the kernel to check (/ for this machine)\n"
+    )

@@ -24,8 +24,9 @@ def planted(folder: Path, marker: Path) -> Path:
 
 
 def which(wheel, path, cwd=None):
-    result = subprocess.run([str(wheel.kexec_bin), "which", "--json"], capture_output=True, text=True, cwd=cwd,
-                            env={"PATH": path})
+    result = subprocess.run(
+        [str(wheel.kexec_bin), "which", "--json"], capture_output=True, text=True, cwd=cwd, env={"PATH": path}
+    )
     return json.loads(result.stdout)
 
 
@@ -36,14 +37,21 @@ def test_relative_path_entries_are_not_searched(tmp_path, entry):
     folder = planted(tmp_path / "sbin", marker)
     path = f"{entry}:{wheel.scripts}:/usr/bin:/bin"
     cwd = folder if entry != "sbin" else tmp_path
-    result = subprocess.run([str(wheel.kexec), "--version"], capture_output=True, text=True, cwd=cwd,
-                            env={"PATH": path, "KEXEC_BIN_NO_CHECK": "1"})
+    result = subprocess.run(
+        [str(wheel.kexec), "--version"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PATH": path, "KEXEC_BIN_NO_CHECK": "1"},
+    )
     assert (result.returncode, result.stdout.splitlines()[0]) == (0, version_of(wheel.bundled))
     assert not marker.exists()
     answer = which(wheel, path, cwd=cwd)
     assert answer["source"] == "bundled"
-    assert answer["skipped"][0] == {"path": os.path.join(entry, "kexec"),
-                                    "reason": f"PATH entry {entry!r} is not absolute: it means the current folder"}
+    assert answer["skipped"][0] == {
+        "path": os.path.join(entry, "kexec"),
+        "reason": f"PATH entry {entry!r} is not absolute: it means the current folder",
+    }
     own_script = {"path": str(wheel.kexec), "reason": "a kexec-bin `kexec` script, not kexec-tools"}
     assert answer["skipped"][1:] == [own_script]
 
@@ -57,8 +65,10 @@ def test_a_kexec_owned_by_another_user_does_not_run_as_root(tmp_path):
     result = run_kexec(wheel, "--version", path=[folder])
     assert result.stdout.splitlines()[0] == version_of(wheel.bundled) and not marker.exists()
     skipped, *_ = which(wheel, f"{folder}:/usr/bin:/bin")["skipped"]
-    assert skipped == {"path": str(folder / "kexec"),
-                       "reason": "it is owned by uid 1000, not root: root runs only what root alone can change"}
+    assert skipped == {
+        "path": str(folder / "kexec"),
+        "reason": "it is owned by uid 1000, not root: root runs only what root alone can change",
+    }
 
 
 @as_root
@@ -89,8 +99,9 @@ def test_a_wrapper_that_runs_another_venvs_kexec_is_a_loop_not_a_hang(tmp_path):
     wheel = install(tmp_path / "wheel", Path("/bin/echo"))
     wrapper = system_kexec(tmp_path / "wrapper", f'exec {other.kexec} "$@"\n')
     path = f"{wrapper}:{wheel.scripts}:{other.scripts}:/usr/bin:/bin"
-    result = subprocess.run([str(wheel.kexec), "--version"], capture_output=True, text=True, timeout=60,
-                            env={"PATH": path})
+    result = subprocess.run(
+        [str(wheel.kexec), "--version"], capture_output=True, text=True, timeout=60, env={"PATH": path}
+    )
     assert result.returncode == EXIT_UNAVAILABLE
     assert f"kexec programs call each other in a loop: {wrapper / 'kexec'} was chosen" in result.stderr
     assert f"this kexec-bin script ({other.kexec})" in result.stderr and "KEXEC_BIN_PREFER=bundled" in result.stderr
@@ -101,8 +112,13 @@ def test_a_wrapper_may_run_another_venvs_bundled_kexec(tmp_path):
     other = install(tmp_path / "other", Path("/bin/echo"))
     wheel = install(tmp_path / "wheel", Path("/bin/false"))
     wrapper = system_kexec(tmp_path / "wrapper", f'KEXEC_BIN_PREFER=bundled exec {other.kexec} "$@"\n')
-    result = subprocess.run([str(wheel.kexec), "--version"], capture_output=True, text=True, timeout=60,
-                            env={"PATH": f"{wrapper}:/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(wheel.kexec), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{wrapper}:/usr/bin:/bin"},
+    )
     assert (result.returncode, result.stdout.splitlines()[0]) == (0, version_of(other.bundled))
 
 
@@ -123,16 +139,21 @@ def test_a_damaged_bundled_binary_never_loads_or_boots(tmp_path, damage, operati
 def test_which_reports_a_replaced_bundled_binary(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"))
     shutil.copy2("/usr/bin/id", wheel.bundled)
-    result = subprocess.run([str(wheel.kexec_bin), "which"], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(wheel.kexec_bin), "which"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == EXIT_UNAVAILABLE and "not the program this wheel was built with" in result.stderr
 
 
 def test_the_doctor_blocks_on_a_replaced_bundled_binary(tmp_path, tree):
     wheel = install(tmp_path, Path("/bin/echo"))
     shutil.copy2("/usr/bin/id", wheel.bundled)
-    result = subprocess.run([str(wheel.kexec_bin), "doctor", "--json", "--root", str(tree.root)], capture_output=True,
-                            text=True, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(wheel.kexec_bin), "doctor", "--json", "--root", str(tree.root)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     (program,) = [f for f in json.loads(result.stdout)["findings"] if f["check"] == "program"]
     assert result.returncode == 1 and program["status"] == "blocked"
     assert "not the program this wheel was built with" in program["fix"]
