@@ -107,8 +107,8 @@ def test_load_builds_kexec_arguments(tree, recording_kexec):
 
 def test_load_reusing_the_command_line_appends(tree, recording_kexec):
     kexec_bin.load("/boot/vmlinuz", cmdline="quiet", reuse_cmdline=True, root=str(tree.root))
-    assert recording_kexec.read_text().splitlines() == ["--load", "--kexec-syscall-auto", "--reuse-cmdline", "--append=quiet",
-                                                        "--", "/boot/vmlinuz"]
+    assert recording_kexec.read_text().splitlines() == [
+        "--load", "--kexec-syscall-auto", "--reuse-cmdline", "--append=quiet", "--", "/boot/vmlinuz"]
 
 
 def test_unload(recording_kexec):

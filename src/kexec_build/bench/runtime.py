@@ -37,9 +37,10 @@ def runtime_rows(work: Path) -> list[Row]:
         "load": [str(venv.script("kexec")), "--load", str(work / "no-such-kernel")],
         "doctor": [str(venv.script("kexec-bin")), "doctor"],
     }
-    outputs = {name: subprocess.run(commands[name], env=env, capture_output=True).stdout for name in ("script", "binary")}
-    if outputs["script"] != outputs["binary"]:
-        raise WheelError(f"`kexec --version` did not run the bundled kexec: {outputs['script']!r}, expected {outputs['binary']!r}")
+    script_out, binary_out = (subprocess.run(commands[name], env=env, capture_output=True).stdout
+                              for name in ("script", "binary"))
+    if script_out != binary_out:
+        raise WheelError(f"`kexec --version` did not run the bundled kexec: {script_out!r}, expected {binary_out!r}")
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(ROUNDS):  # in turns, so a busy moment hits all three alike
         for name, command in commands.items():
