@@ -87,7 +87,7 @@ def test_hostile_trees_through_real_doctor_processes(tmp_path, debian_kernel):
     stuff = material(write_material(tmp_path / "material", debian_kernel.config))
     kexec_dir = harmless_kexec(tmp_path / "harmless")
     trees = []
-    for seed in range(50):
+    for seed in range(30):
         trees.append(tmp_path / "trees" / f"tree-{seed}")
         build_tree(trees[-1], seed, stuff)
 
@@ -131,7 +131,7 @@ def test_fuzzed_command_lines_through_the_kexec_script(tmp_path):
     kexec_dir = harmless_kexec(tmp_path / "harmless")
     rng = random.Random(2026)
     env = {"PATH": f"{kexec_dir}:/usr/bin:/bin", "KEXEC_BIN_PREFER": "system"}
-    command_lines = [fuzzed_command_line(rng) for _ in range(200)]
+    command_lines = [fuzzed_command_line(rng) for _ in range(100)]
 
     def kexec(args):
         return args, run_measured([str(wheel.kexec), *args], timeout=30, env=env)
