@@ -1,0 +1,53 @@
+"""`kexec-bin iso` in a plain Debian guest: pip install the wheel with its [iso] extra, then boot the
+Debian installer's kernel out of an ISO image to the installer's main menu on the serial console."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests import iso_images
+from tests.vm.binaries import wheel_for
+from tests.vm.debian_guest import INIT, debian_guest, make_ext4
+from tests.vm.guests import COMMAND_SECONDS
+from tests.vm.test_guest_story import PIP_SECONDS
+from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
+
+pytestmark = pytest.mark.vm
+
+
+def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
+    guest = debian_guest()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    shutil.copy(wheel_for("x86_64"), disk)
+    iso_images.pycdlib_wheel(disk)
+    for build in (iso_images.loopback_image, iso_images.isolinux_image):
+        built = build(tmp_path)
+        built.rename(disk / built.name)
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=f"root=/dev/vda ro init={INIT} quiet",
+        qemu_options=[
+            "-snapshot",
+            "-drive", f"file={guest.image},if=virtio,format=raw",
+            "-drive", f"file={make_ext4(disk, tmp_path / 'disk.ext4')},if=virtio,format=raw",
+        ],
+    )
+    # Offline, as on a machine without PyPI: the extra's requirement comes from the wheel beside it.
+    machine.run("pip install --no-index --find-links /mnt --break-system-packages 'kexec-bin[iso]'", PIP_SECONDS)
+
+    isolinux = machine.run("kexec-bin iso /mnt/isolinux.iso --list", COMMAND_SECONDS)
+    assert "3. Advanced options > Expert install" in isolinux
+    loopback = machine.run("kexec-bin iso /mnt/loopback.iso --list", COMMAND_SECONDS)
+    # /mnt is the disk's own root: the path a booted live system would look for on that disk.
+    assert "cmdline: priority=low iso-scan/filename=/loopback.iso" in loopback
+
+    # --console auto keeps the guest's console=ttyS0, so the installer talks on the serial line.
+    machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
+    machine.expect(r"booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
+    machine.expect(MAIN_MENU, INSTALLER_SECONDS)
