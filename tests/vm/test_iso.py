@@ -10,7 +10,7 @@ import pytest
 
 from tests import iso_images
 from tests.vm.binaries import wheel_for
-from tests.vm.debian_guest import INIT, debian_guest, make_ext4
+from tests.vm.debian_guest import INIT, debian_guest, drives
 from tests.vm.guests import COMMAND_SECONDS
 from tests.vm.test_guest_story import PIP_SECONDS
 from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
@@ -32,11 +32,7 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
         kernel=guest.kernel,
         initrd=guest.initrd,
         cmdline=f"root=/dev/vda ro init={INIT} quiet",
-        qemu_options=[
-            "-snapshot",
-            "-drive", f"file={guest.image},if=virtio,format=raw",
-            "-drive", f"file={make_ext4(disk, tmp_path / 'disk.ext4')},if=virtio,format=raw",
-        ],
+        qemu_options=drives(guest, disk, tmp_path),
     )
     # Offline, as on a machine without PyPI: the extra's requirement comes from the wheel beside it.
     machine.run("pip install --no-index --find-links /mnt --break-system-packages 'kexec-bin[iso]'", PIP_SECONDS)
