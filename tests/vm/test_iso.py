@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kexec_bin.iso import MEMDISK
 from tests import iso_images
+from tests.vm import screen
 from tests.vm.binaries import wheel_for
 from tests.vm.debian_guest import INIT, debian_guest, drives
 from tests.vm.guests import COMMAND_SECONDS
@@ -16,6 +18,8 @@ from tests.vm.test_guest_story import PIP_SECONDS
 from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
 
 pytestmark = pytest.mark.vm
+
+HOST_MEMDISK = Path("/") / MEMDISK
 
 
 def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
@@ -47,3 +51,29 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
     machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
     machine.expect(r"booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
     machine.expect(MAIN_MENU, INSTALLER_SECONDS)
+
+
+def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
+    """BIOS guest: memdisk (Debian's syslinux-common) maps ipxe.iso as a CD and iPXE starts on the VGA screen."""
+    if not HOST_MEMDISK.exists():
+        pytest.skip("syslinux-common's memdisk not installed (scripts/setup --test installs it)")
+    guest = debian_guest()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    shutil.copy(wheel_for("x86_64"), disk)
+    shutil.copy(HOST_MEMDISK, disk)
+    shutil.copy(iso_images.packaged("ipxe"), disk)
+    monitor = tmp_path / "monitor.sock"
+    machine = vm.start("x86_64", kernel=guest.kernel, initrd=guest.initrd, cmdline=f"root=/dev/vda ro init={INIT} quiet",
+                       qemu_options=[*drives(guest, disk, tmp_path), *screen.qemu_options(monitor)])
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel_for('x86_64').name}", PIP_SECONDS)
+    # The guest is a Debian system with syslinux-common's memdisk where that package puts it.
+    machine.run(f"mkdir -p /usr/lib/syslinux && cp /mnt/memdisk /{MEMDISK}")
+
+    machine.send("kexec-bin iso /mnt/ipxe.iso --memdisk --yes --exec-after 0")
+    machine.expect(r"--kexec-syscall --real-mode --initrd=/mnt/ipxe.iso '--command-line=iso raw'", COMMAND_SECONDS)
+    machine.expect(r"booting: no systemd", COMMAND_SECONDS)
+    # memdisk hooks INT 13h and boots the image's El Torito code: isolinux, which starts iPXE.
+    shown = screen.wait_for(monitor, tmp_path, "Open Source Network Boot Firmware", INSTALLER_SECONDS)
+    assert "Using raw access to high memory" in shown and "Loading boot sector... booting..." in shown, shown
+    assert "ISOLINUX" in shown and "Loading ipxe.krn... ok" in shown, shown
