@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import debian_packages
+from kexec_build import debian_packages
 
 INSTALLER = "debian-installer-12-netboot-amd64"
 # The netboot tree: kernel, initrd and the installer's own syslinux menus (boot-screens/*.cfg).

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm.binaries import wheel_for
-from tests.vm.debian_guest import INIT, debian_guest, drives
-from tests.vm.guests import COMMAND_SECONDS, kexec_exec
+from kexec_build.vm.binaries import wheel_for
+from kexec_build.vm.debian_guest import INIT, debian_guest, drives
+from kexec_build.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from kexec_bin.iso import MEMDISK
+from kexec_build.vm import screen
+from kexec_build.vm.binaries import wheel_for
+from kexec_build.vm.debian_guest import INIT, debian_guest, drives
+from kexec_build.vm.guests import COMMAND_SECONDS
 from tests import iso_images
-from tests.vm import screen
-from tests.vm.binaries import wheel_for
-from tests.vm.debian_guest import INIT, debian_guest, drives
-from tests.vm.guests import COMMAND_SECONDS
 from tests.vm.test_guest_story import PIP_SECONDS
 from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
 

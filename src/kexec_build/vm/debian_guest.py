@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kexec_build.apt import host_archives
-from kexec_build.paths import cache_dir
-from tests.vm import initramfs
+from ..apt import host_archives
+from ..paths import cache_dir
+from . import initramfs
 
 SUITE = "bookworm"
 # The kernel comes with its initramfs-tools initrd, as on any installed Debian; no kexec-tools.
