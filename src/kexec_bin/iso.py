@@ -20,14 +20,14 @@ import tempfile
 from typing import List, Optional, Tuple
 
 from . import plan
-from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, find_entries, inside
+from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, ConfigError, find_entries, inside
 from .plan import PlanError, PlannedFile
 
 SECTOR = 2048
 # ISO 9660: the primary volume descriptor sits at sector 16 ("\x01CD001"); its volume size
 # (in logical blocks, both-endian) at offset 80 and its logical block size at offset 128.
 PVD_OFFSET = 16 * SECTOR
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 # Live systems that look for their image after boot, and the parameter each takes for its path.
 IMAGE_FINDERS = (
     ("boot=live", "findiso"),  # Debian live-boot
@@ -66,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
         return plan.carry_out(memdisk_plan(image, root=args.root, machine=platform.machine()), args.mode,
                               exec_after=args.exec_after, root=args.root)
     with IsoImage(image) as iso:
-        found = find_entries(iso.read_text, image_path_on_its_filesystem(image))
+        try:
+            found = find_entries(iso.read_text, image_path_on_its_filesystem(image))
+        except ConfigError as error:
+            raise ConfigError(f"{image}: {error}") from None
         if not found.entries:
             raise PlanError(_no_entries(image, found.examined))
         if args.list:
@@ -114,6 +117,7 @@ class IsoImage:
             self._iso.open(path)
         except pycdlib.pycdlibexception.PyCdlibException as error:
             raise PlanError(f"{path}: not a readable ISO 9660 image ({error}); give the path of an .iso file") from None
+        self.block_size = self._iso.logical_block_size
         self.facility = "rr_path" if self._iso.has_rock_ridge() else "joliet_path" if self._iso.has_joliet() else "iso_path"
 
     def __enter__(self) -> "IsoImage":
@@ -168,24 +172,36 @@ class IsoImage:
             return source.read(limit).decode("utf-8", "replace")
 
     def extract(self, path: str, target: str, what: str) -> int:
-        """Copy `path` from the image to `target` in bounded chunks; return its size."""
+        """Copy `path` from the image to `target` without holding it in memory; return its size.
+
+        An ISO 9660 file is one run of blocks (the extent its directory record gives): it is copied
+        straight from there, CHUNK bytes at a time.
+        """
         found = self.find(path)
         if found is None or found[1].is_dir():
             raise PlanError(f"{self.path}: {what} {path} is not in the image; the image's boot config names a file "
                             "it does not have (choose another --entry, or check the image)")
-        expected = found[1].get_data_length()
-        written = 0
-        with self._iso.open_file_from_iso(**{self.facility: found[0]}) as source, open(target, "wb") as out:
-            while True:
-                chunk = source.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
-                written += len(chunk)
+        record = found[1]
+        expected = record.get_data_length()
+        with open(self.path, "rb") as source, open(target, "wb") as out:
+            written = _copy_range(source.fileno(), out.fileno(), record.extent_location() * self.block_size, expected)
         if written != expected:
             raise PlanError(f"{self.path}: truncated: {path} should be {expected} bytes and only {written} could be "
                             "read; download or copy the image again")
         return written
+
+
+def _copy_range(source: int, target: int, offset: int, count: int) -> int:
+    """Copy `count` bytes at `offset` of `source` to `target` through one reused buffer; return the bytes there were."""
+    buffer = memoryview(bytearray(CHUNK))
+    done = 0
+    while done < count:
+        got = os.preadv(source, [buffer[:min(CHUNK, count - done)]], offset + done)
+        if got == 0:
+            break
+        os.write(target, buffer[:got])
+        done += got
+    return done
 
 
 def _no_entries(image: str, examined: List[str]) -> str:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from kexec_bin.iso import MEMDISK
+from kexec_build import iso_images
 from kexec_build.vm import screen
 from kexec_build.vm.binaries import wheel_for
 from kexec_build.vm.debian_guest import INIT, debian_guest, drives
 from kexec_build.vm.guests import COMMAND_SECONDS
-from tests import iso_images
 from tests.vm.test_guest_story import PIP_SECONDS
 from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
 
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.vm
 HOST_MEMDISK = Path("/") / MEMDISK
 
 
+@pytest.mark.skipif(bool(iso_images.missing_tools()), reason=iso_images.missing_tools())
 def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
     guest = debian_guest()
     disk = tmp_path / "disk"

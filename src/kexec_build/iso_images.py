@@ -1,5 +1,6 @@
-"""ISO images for `kexec-bin iso`: real ones from Debian packages, and Linux images built here the way
-distributions build theirs (grub-mkrescue, xorriso with isolinux) around Debian's installer.
+"""ISO images for proving and measuring `kexec-bin iso`: real ones from Debian packages, and Linux
+images built here the way distributions build theirs (grub-mkrescue, xorriso with isolinux) around
+Debian's installer.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-
-from kexec_build import debian_packages
+from . import debian_packages
+from .errors import ProveError
 
 INSTALLER = "debian-installer-12-netboot-amd64"
 # The netboot tree: kernel, initrd and the installer's own syslinux menus (boot-screens/*.cfg).
@@ -51,11 +51,11 @@ menuentry "Install" {
 ISOLINUX_CFG = "include debian-installer/amd64/pxelinux.cfg/default\n"
 
 
-def require(*programs: str) -> None:
-    """Skip unless the image-building programs are installed (scripts/setup --test installs them)."""
-    missing = [program for program in programs if shutil.which(program) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (scripts/setup --test installs them)")
+def missing_tools() -> str:
+    """Why images cannot be built here ("" when they can): the programs and files scripts/setup --test installs."""
+    missing = [program for program in ("xorriso", "grub-mkrescue") if shutil.which(program) is None]
+    missing += [str(path) for path in (ISOLINUX_BIN, LDLINUX) if not path.exists()]
+    return f"{', '.join(missing)} not installed (scripts/setup --test installs them)" if missing else ""
 
 
 def packaged(package: str) -> Path:
@@ -71,26 +71,29 @@ def installer_images() -> Path:
     return debian_packages.unpacked(INSTALLER) / INSTALLER_IMAGES
 
 
-def loopback_image(folder: Path) -> Path:
-    """A grub-mkrescue image (Debian live and Ubuntu's layout): loopback.cfg and grub.cfg, the installer's kernel."""
-    require("grub-mkrescue", "xorriso")
+def loopback_image(folder: Path, padding: int = 0) -> Path:
+    """A grub-mkrescue image (Debian live and Ubuntu's layout): loopback.cfg and grub.cfg, the installer's kernel.
+
+    `padding` bytes of a file stored before the kernel make the image as large as a live system's.
+    """
     tree = folder / "loopback-tree"
     (tree / "boot/grub").mkdir(parents=True)
     (tree / "install.amd").mkdir()
+    if padding:
+        with open(tree / "filesystem.squashfs", "wb") as file:
+            file.truncate(padding)
     shutil.copyfile(installer_images() / "linux", tree / "install.amd/vmlinuz")
     shutil.copyfile(installer_images() / "initrd.gz", tree / "install.amd/initrd.gz")
     (tree / "boot/grub/loopback.cfg").write_text(LOOPBACK_CFG)
     (tree / "boot/grub/grub.cfg").write_text(GRUB_CFG)
     image = folder / "loopback.iso"
     _run(["grub-mkrescue", "-o", str(image), str(tree)])
+    shutil.rmtree(tree)
     return image
 
 
 def isolinux_image(folder: Path) -> Path:
     """An isolinux-only image (the older Debian and Red Hat layout) with the installer's own syslinux menus."""
-    require("xorriso")
-    if not ISOLINUX_BIN.exists() or not LDLINUX.exists():
-        pytest.skip("isolinux and syslinux-common not installed (scripts/setup --test installs them)")
     tree = folder / "isolinux-tree"
     shutil.copytree(installer_tree(), tree, symlinks=True)
     shutil.copyfile(ISOLINUX_BIN, tree / "isolinux.bin")
@@ -104,7 +107,6 @@ def isolinux_image(folder: Path) -> Path:
 
 def config_image(folder: Path, name: str, files: dict[str, str | bytes]) -> Path:
     """A plain Rock Ridge image holding `files` (path → content): for configs a test writes itself."""
-    require("xorriso")
     tree = folder / f"{name}-tree"
     for path, content in files.items():
         target = tree / path
@@ -118,7 +120,7 @@ def config_image(folder: Path, name: str, files: dict[str, str | bytes]) -> Path
 def _run(command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
+        raise ProveError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
 
 
 def pycdlib_wheel(folder: Path) -> Path:
