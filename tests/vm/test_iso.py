@@ -11,6 +11,7 @@ import pytest
 from kexec_bin.iso import MEMDISK
 from kexec_build import iso_images
 from kexec_build.vm import screen
+from kexec_build.vm.bench import OVMF
 from kexec_build.vm.binaries import wheel_for
 from kexec_build.vm.debian_guest import INIT, debian_guest, drives
 from kexec_build.vm.guests import COMMAND_SECONDS
@@ -23,11 +24,16 @@ HOST_MEMDISK = Path("/") / MEMDISK
 
 
 @pytest.mark.skipif(bool(iso_images.missing_tools()), reason=iso_images.missing_tools())
-def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
+@pytest.mark.parametrize("firmware", ["SeaBIOS", "OVMF"])
+def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmware):
+    """Kernel mode works whatever the firmware; on UEFI, --memdisk is refused with the reason."""
+    if firmware == "OVMF" and not OVMF.exists():
+        pytest.skip(f"{OVMF} missing (Debian's ovmf package; scripts/setup --test installs it)")
     guest = debian_guest()
     disk = tmp_path / "disk"
     disk.mkdir()
     shutil.copy(wheel_for("x86_64"), disk)
+    shutil.copy(iso_images.packaged("ipxe"), disk)
     iso_images.pycdlib_wheel(disk)
     for build in (iso_images.loopback_image, iso_images.isolinux_image):
         built = build(tmp_path)
@@ -37,7 +43,7 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
         kernel=guest.kernel,
         initrd=guest.initrd,
         cmdline=f"root=/dev/vda ro init={INIT} quiet",
-        qemu_options=drives(guest, disk, tmp_path),
+        qemu_options=[*drives(guest, disk, tmp_path), *(["-bios", str(OVMF)] if firmware == "OVMF" else [])],
     )
     # Offline, as on a machine without PyPI: the extra's requirement comes from the wheel beside it.
     machine.run("pip install --no-index --find-links /mnt --break-system-packages 'kexec-bin[iso]'", PIP_SECONDS)
@@ -47,6 +53,12 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path):
     loopback = machine.run("kexec-bin iso /mnt/loopback.iso --list", COMMAND_SECONDS)
     # /mnt is the disk's own root: the path a booted live system would look for on that disk.
     assert "cmdline: priority=low iso-scan/filename=/loopback.iso" in loopback
+    memdisk = machine.run("kexec-bin iso /mnt/ipxe.iso --memdisk 2>&1; echo status=$?", COMMAND_SECONDS)
+    if firmware == "OVMF":
+        assert "kexec-bin: --memdisk: this machine was booted by UEFI (/sys/firmware/efi exists)" in memdisk
+        assert "status=1" in memdisk
+    else:  # the guest has no syslinux-common: the refusal names the package
+        assert "/usr/lib/syslinux/memdisk is missing; install it (Debian, Ubuntu: apt install syslinux-common)" in memdisk
 
     # --console auto keeps the guest's console=ttyS0, so the installer talks on the serial line.
     machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
