@@ -107,7 +107,7 @@ def wheel_tag(target: Target) -> str:
 def source_date_epoch(tarball: Path) -> int:
     """The newest modification time in `tarball`: the release's own date, the same on every build."""
     with tarfile.open(tarball) as archive:
-        return max(member.mtime for member in archive)
+        return int(max(member.mtime for member in archive))
 
 
 def build_info_module(target: Target, release: Release) -> str:

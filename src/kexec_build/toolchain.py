@@ -203,9 +203,13 @@ def provision(targets: Sequence[Target], recipe_set: Recipes, *, as_root: bool |
             log(f"toolchain: {target.name} is native: {prove(for_target(target, recipe_set))}")
         else:
             cc = _look_up(target, recipe_set)[0].cc
-            sysroots.ensure(target, packages=recipe_set.sysroot_packages, log=log,
-                            prove=lambda root: prove(Toolchain(target=target, cc=cc, sysroot=root)))
+            sysroots.ensure(target, packages=recipe_set.sysroot_packages, log=log, prove=_sysroot_proof(target, cc))
     return for_targets(targets, recipe_set)
+
+
+def _sysroot_proof(target: Target, cc: str) -> sysroots.Prove:
+    """How `sysroot.ensure` proves a candidate sysroot for `target`: `prove` with `cc` linking against it."""
+    return lambda root: prove(Toolchain(target=target, cc=cc, sysroot=root))
 
 
 def prove(toolchain: Toolchain) -> str:
