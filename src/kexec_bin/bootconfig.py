@@ -15,7 +15,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Optional
 
 from .plan import PlanError
 
@@ -25,8 +25,12 @@ LOOPBACK = "/boot/grub/loopback.cfg"
 GRUB = "/boot/grub/grub.cfg"
 # isolinux's own search order for its config (syslinux 6, core/fs/iso9660 and doc/isolinux.txt).
 SYSLINUX = (
-    "/boot/isolinux/isolinux.cfg", "/isolinux/isolinux.cfg", "/isolinux.cfg",
-    "/boot/syslinux/syslinux.cfg", "/syslinux/syslinux.cfg", "/syslinux.cfg",
+    "/boot/isolinux/isolinux.cfg",
+    "/isolinux/isolinux.cfg",
+    "/isolinux.cfg",
+    "/boot/syslinux/syslinux.cfg",
+    "/syslinux/syslinux.cfg",
+    "/syslinux.cfg",
 )
 MAX_DEPTH = 16
 MAX_CONFIG_BYTES = 1 << 20
@@ -46,7 +50,7 @@ class BootEntry:
 
     title: str
     kernel: str
-    initrds: List[str] = field(default_factory=list)
+    initrds: list[str] = field(default_factory=list)
     cmdline: str = ""
     config: str = ""
     """The config file (a path in the image) that declares the entry."""
@@ -56,16 +60,19 @@ class BootEntry:
 class Found:
     """What the search found: the config the entries come from (None: none at all) and the entries."""
 
-    config: Optional[str]
-    entries: List[BootEntry]
-    examined: List[str]
+    config: str | None
+    entries: list[BootEntry]
+    examined: list[str]
 
 
 def find_entries(read: Reader, iso_path: str) -> Found:
     """The Linux boot entries of the image that `read` reads; `iso_path` is what loopback.cfg receives."""
     examined = []
-    candidates = [(LOOPBACK, _grub, {"iso_path": iso_path}), (GRUB, _grub, {}),
-                  *((path, _syslinux, {}) for path in SYSLINUX)]
+    candidates = [
+        (LOOPBACK, _grub, {"iso_path": iso_path}),
+        (GRUB, _grub, {}),
+        *((path, _syslinux, {}) for path in SYSLINUX),
+    ]
     first_config = None
     for path, parse, variables in candidates:
         text = _read(read, path)
@@ -73,7 +80,7 @@ def find_entries(read: Reader, iso_path: str) -> Found:
             continue
         examined.append(path)
         first_config = first_config or path
-        entries: List[BootEntry] = []
+        entries: list[BootEntry] = []
         parse(text, path, _Context(read, variables, entries))
         if entries:
             return Found(path, entries, examined)
@@ -83,19 +90,21 @@ def find_entries(read: Reader, iso_path: str) -> Found:
 class _Context:
     """State shared while one config and its includes are read."""
 
-    def __init__(self, read: Reader, variables: Dict[str, str], entries: List[BootEntry]) -> None:
+    def __init__(self, read: Reader, variables: dict[str, str], entries: list[BootEntry]) -> None:
         self.read = read
         self.variables = {"root": "loop", **variables}
         self.entries = entries
         self.depth = 0
         self.base = "/"
         """The folder that relative paths start from (syslinux: the top config's folder)."""
-        self.menus: List[str] = []
+        self.menus: list[str] = []
         """The titles of the syslinux submenus (MENU BEGIN … MENU END) open where the reading is."""
 
     def include(self, path: str, parse, origin: str) -> None:
         if self.depth >= MAX_DEPTH:
-            raise ConfigError(f"{origin}: includes nest deeper than {MAX_DEPTH} (a loop?); the image's boot config is broken")
+            raise ConfigError(
+                f"{origin}: includes nest deeper than {MAX_DEPTH} (a loop?); the image's boot config is broken"
+            )
         text = _read(self.read, path)
         if text is None:
             return  # a boot loader skips a missing include too
@@ -106,29 +115,32 @@ class _Context:
             self.depth -= 1
 
 
-def _read(read: Reader, path: str) -> Optional[str]:
+def _read(read: Reader, path: str) -> str | None:
     text = read(path)
     return None if text is None else text[:MAX_CONFIG_BYTES]
 
 
-def inside(path: str, base: str, origin: str, variables: Optional[Dict[str, str]] = None) -> str:
+def inside(path: str, base: str, origin: str, variables: dict[str, str] | None = None) -> str:
     """`path` from a config as an absolute, normalised path in the image; refuse one that leaves it."""
     device = re.match(r"\(([^)]*)\)", path)
     # GRUB reads a path without a device from $root; the search starts with root on the image.
     name = device.group(1) if device else _device((variables or {}).get("root", ""))
     if name not in IMAGE_DEVICES:
-        raise ConfigError(f"{origin}: {path!r} is on another device ({name}), not in the image; "
-                          "only files in the image can be booted")
+        raise ConfigError(
+            f"{origin}: {path!r} is on another device ({name}), not in the image; only files in the image can be booted"
+        )
     if device:
-        path = path[device.end():] or "/"
+        path = path[device.end() :] or "/"
     joined = path if path.startswith("/") else posixpath.join(base, path)
-    parts: List[str] = []
+    parts: list[str] = []
     for part in joined.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
             if not parts:
-                raise ConfigError(f"{origin}: {path!r} points outside the image; refusing a path that climbs above its root")
+                raise ConfigError(
+                    f"{origin}: {path!r} points outside the image; refusing a path that climbs above its root"
+                )
             parts.pop()
         else:
             parts.append(part)
@@ -146,10 +158,10 @@ _VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_?#]+)\}|([A-Za-z_][A-Za-z0-9_]*|[0-9
 _SEPARATOR = object()
 
 
-def _grub_words(line: str, variables: Dict[str, str]) -> List[object]:
+def _grub_words(line: str, variables: dict[str, str]) -> list[object]:
     """One line of GRUB script as words, with variables expanded and `;` as a separator between commands."""
-    words: List[object] = []
-    current: List[str] = []
+    words: list[object] = []
+    current: list[str] = []
     started = False
     index = 0
 
@@ -173,7 +185,7 @@ def _grub_words(line: str, variables: Dict[str, str]) -> List[object]:
         elif char == "'":
             end = line.find("'", index + 1)
             end = len(line) if end < 0 else end
-            current.append(line[index + 1:end])
+            current.append(line[index + 1 : end])
             started = True
             index = end + 1
         elif char == '"':
@@ -210,7 +222,7 @@ def _grub_words(line: str, variables: Dict[str, str]) -> List[object]:
     return words
 
 
-def _grub_commands(text: str, variables: Dict[str, str]):
+def _grub_commands(text: str, variables: dict[str, str]):
     """The commands of a GRUB script, one word list each, expanded with `variables` as they stand then."""
     pending = ""
     for raw in text.splitlines():
@@ -218,7 +230,7 @@ def _grub_commands(text: str, variables: Dict[str, str]):
             pending += raw[:-1]
             continue
         line, pending = pending + raw, ""
-        command: List[str] = []
+        command: list[str] = []
         for word in _grub_words(line, variables):
             if word is _SEPARATOR:
                 if command:
@@ -230,7 +242,7 @@ def _grub_commands(text: str, variables: Dict[str, str]):
             yield command
 
 
-def _test(words: List[str], context: _Context, origin: str) -> bool:
+def _test(words: list[str], context: _Context, origin: str) -> bool:
     """GRUB's `[ … ]`/`test` for the forms configs use to adapt to how they were booted; other conditions hold."""
     if words and words[0] == "[":
         words = words[1:-1] if words[-1:] == ["]"] else words[1:]
@@ -256,10 +268,10 @@ def _test(words: List[str], context: _Context, origin: str) -> bool:
 
 def _grub(text: str, origin: str, context: _Context) -> None:
     """Read a GRUB config: menuentry/submenu blocks, set, if/elif/else, source and configfile."""
-    blocks: List[object] = []  # open menuentry (a BootEntry) or submenu (its title)
-    branches: List[List[bool]] = []  # per open `if`: [this branch runs, a branch already ran, enclosing code runs]
+    blocks: list[object] = []  # open menuentry (a BootEntry) or submenu (its title)
+    branches: list[list[bool]] = []  # per open `if`: [this branch runs, a branch already ran, enclosing code runs]
     variables = context.variables
-    saved: List[Dict[str, str]] = []  # the variables as each open block found them
+    saved: list[dict[str, str]] = []  # the variables as each open block found them
 
     def running() -> bool:
         return not branches or branches[-1][0]
@@ -323,17 +335,17 @@ def _grub(text: str, origin: str, context: _Context) -> None:
             context.include(path, _grub_nested(blocks), origin)
 
 
-def _entry(blocks: List[object]) -> Optional[BootEntry]:
+def _entry(blocks: list[object]) -> BootEntry | None:
     return blocks[-1] if blocks and isinstance(blocks[-1], BootEntry) else None  # type: ignore[return-value]
 
 
-def _titled(blocks: List[object], own: str) -> str:
+def _titled(blocks: list[object], own: str) -> str:
     """`own` under the innermost open submenu's title (which already carries its own parents)."""
     menu = next((block for block in reversed(blocks) if isinstance(block, str)), None)
     return f"{menu} > {own}" if menu else own
 
 
-def _grub_nested(blocks: List[object]):
+def _grub_nested(blocks: list[object]):
     """An included config's parser whose entry titles carry the enclosing submenus' titles."""
 
     def parse(text: str, origin: str, context: _Context) -> None:
@@ -347,12 +359,13 @@ def _grub_nested(blocks: List[object]):
 
 # isolinux / syslinux -----------------------------------------------------------------------------
 
+
 def _syslinux(text: str, origin: str, context: _Context) -> None:
     """Read an isolinux/syslinux config: LABEL blocks, INCLUDE, MENU INCLUDE and CONFIG followed."""
     if context.depth == 0:
         # syslinux starts in the folder of the config it found; relative paths start there.
         context.base = posixpath.dirname(origin) or "/"
-    label: Optional[Dict[str, object]] = None
+    label: dict[str, object] | None = None
     lines = iter(text.splitlines())
 
     def finish() -> None:
@@ -406,13 +419,13 @@ def _syslinux(text: str, origin: str, context: _Context) -> None:
     finish()
 
 
-def _syslinux_entry(label: Dict[str, object], origin: str, context: _Context) -> Optional[BootEntry]:
+def _syslinux_entry(label: dict[str, object], origin: str, context: _Context) -> BootEntry | None:
     kernel = str(label.get("kernel") or "")
     if not kernel or not label.get("linux", True) or posixpath.basename(kernel).lower() == "memdisk":
         return None
     words = str(label.get("append", "")).split()
     initrd_lists = [str(label["initrd"])] if label.get("initrd") else []
-    initrd_lists += [word[len("initrd="):] for word in words if word.startswith("initrd=")]
+    initrd_lists += [word[len("initrd=") :] for word in words if word.startswith("initrd=")]
     initrds = [inside(path, context.base, origin) for listed in initrd_lists for path in listed.split(",") if path]
     cmdline = " ".join(word for word in words if not word.startswith("initrd="))
     title = " > ".join([*(menu for menu in context.menus if menu), str(label["title"])])

@@ -17,7 +17,6 @@ import os
 import posixpath
 import struct
 import tempfile
-from typing import List, Optional, Tuple
 
 from . import plan
 from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, ConfigError, find_entries, inside
@@ -36,7 +35,19 @@ IMAGE_FINDERS = (
     ("archisobasedir=", "img_loop"),  # Arch's archiso
 )
 # File systems the next system will not find the image on: in memory, or reached over a network or FUSE.
-UNREACHABLE_FILESYSTEMS = {"tmpfs", "ramfs", "rootfs", "overlay", "nfs", "nfs4", "cifs", "smb3", "9p", "virtiofs", "sshfs"}
+UNREACHABLE_FILESYSTEMS = {
+    "tmpfs",
+    "ramfs",
+    "rootfs",
+    "overlay",
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "9p",
+    "virtiofs",
+    "sshfs",
+}
 MEMDISK = "usr/lib/syslinux/memdisk"
 X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
 PIP_EXTRA = "pip install 'kexec-bin[iso]'"
@@ -45,15 +56,24 @@ PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the ISO image file")
     parser.add_argument("--list", action="store_true", help="print the image's Linux boot entries and stop")
-    parser.add_argument("--entry", metavar="N|TITLE", help="the entry to boot: its number in --list or its title "
-                        "(default: the first)")
+    parser.add_argument(
+        "--entry", metavar="N|TITLE", help="the entry to boot: its number in --list or its title (default: the first)"
+    )
     parser.add_argument("--append", default="", metavar="PARAMETERS", help="add these to the entry's command line")
-    parser.add_argument("--console", default="auto", metavar="auto|none|DEV[,SPEED]",
-                        help="console for the next kernel (default auto: the running kernel's)")
-    parser.add_argument("--memdisk", action="store_true",
-                        help="boot the whole image through syslinux's memdisk (x86 machines booted by BIOS)")
-    parser.add_argument("--root", default="/", help="read /proc, /sys and /usr/lib/syslinux under this folder "
-                        "(default: /)")
+    parser.add_argument(
+        "--console",
+        default="auto",
+        metavar="auto|none|DEV[,SPEED]",
+        help="console for the next kernel (default auto: the running kernel's)",
+    )
+    parser.add_argument(
+        "--memdisk",
+        action="store_true",
+        help="boot the whole image through syslinux's memdisk (x86 machines booted by BIOS)",
+    )
+    parser.add_argument(
+        "--root", default="/", help="read /proc, /sys and /usr/lib/syslinux under this folder (default: /)"
+    )
     plan.add_mode_options(parser)
 
 
@@ -63,8 +83,12 @@ def run(args: argparse.Namespace) -> int:
     if args.memdisk:
         import platform
 
-        return plan.carry_out(memdisk_plan(image, root=args.root, machine=platform.machine()), args.mode,
-                              exec_after=args.exec_after, root=args.root)
+        return plan.carry_out(
+            memdisk_plan(image, root=args.root, machine=platform.machine()),
+            args.mode,
+            exec_after=args.exec_after,
+            root=args.root,
+        )
     with IsoImage(image) as iso:
         try:
             found = find_entries(iso.read_text, image_path_on_its_filesystem(image))
@@ -91,14 +115,18 @@ def check_image(path: str) -> int:
     except OSError as error:
         raise PlanError(f"{path}: cannot read the image ({error.strerror}); give the path of an .iso file") from None
     if descriptor[:6] != b"\x01CD001":
-        raise PlanError(f"{path}: not an ISO 9660 image (no primary volume descriptor at byte {PVD_OFFSET}); "
-                        "give the path of an .iso file")
+        raise PlanError(
+            f"{path}: not an ISO 9660 image (no primary volume descriptor at byte {PVD_OFFSET}); "
+            "give the path of an .iso file"
+        )
     (blocks,) = struct.unpack_from("<I", descriptor, 80)
     (block_size,) = struct.unpack_from("<H", descriptor, 128)
     volume = blocks * block_size
     if size < volume:
-        raise PlanError(f"{path}: truncated: the image is {size} bytes and its volume {volume}; "
-                        "download or copy it again and compare its checksum")
+        raise PlanError(
+            f"{path}: truncated: the image is {size} bytes and its volume {volume}; "
+            "download or copy it again and compare its checksum"
+        )
     return volume
 
 
@@ -118,15 +146,17 @@ class IsoImage:
         except pycdlib.pycdlibexception.PyCdlibException as error:
             raise PlanError(f"{path}: not a readable ISO 9660 image ({error}); give the path of an .iso file") from None
         self.block_size = self._iso.logical_block_size
-        self.facility = "rr_path" if self._iso.has_rock_ridge() else "joliet_path" if self._iso.has_joliet() else "iso_path"
+        self.facility = (
+            "rr_path" if self._iso.has_rock_ridge() else "joliet_path" if self._iso.has_joliet() else "iso_path"
+        )
 
-    def __enter__(self) -> "IsoImage":
+    def __enter__(self) -> IsoImage:
         return self
 
     def __exit__(self, *_exc) -> None:
         self._iso.close()
 
-    def find(self, path: str, hops: int = 0) -> Optional[Tuple[str, object]]:
+    def find(self, path: str, hops: int = 0) -> tuple[str, object] | None:
         """(the name pycdlib knows `path` by, its directory record), following Rock Ridge symlinks inside the image."""
         exact = "/"
         record = None
@@ -138,8 +168,9 @@ class IsoImage:
                 return None
             named = [(self._name(child), child) for child in children]
             # isolinux and GRUB on a plain ISO 9660 volume ignore case; Rock Ridge names are matched exactly first.
-            match = next((pair for pair in named if pair[0] == part), None) or \
-                next((pair for pair in named if pair[0].lower() == part.lower()), None)
+            match = next((pair for pair in named if pair[0] == part), None) or next(
+                (pair for pair in named if pair[0].lower() == part.lower()), None
+            )
             if match is None or match[0] in (".", ".."):
                 return None
             name, record = match
@@ -148,7 +179,7 @@ class IsoImage:
                 if hops >= 16:
                     return None
                 target = rock_ridge.symlink_path().decode("utf-8", "replace")
-                rest = "/".join(parts[index + 1:])
+                rest = "/".join(parts[index + 1 :])
                 followed = inside(target, exact, f"{self.path}: symlink {posixpath.join(exact, name)}")
                 return self.find(posixpath.join(followed, rest), hops + 1)
             exact = posixpath.join(exact, name)
@@ -163,7 +194,7 @@ class IsoImage:
         name = identifier.decode("ascii", "replace").split(";")[0]
         return name[:-1] if name.endswith(".") and name not in (".", "..") else name
 
-    def read_text(self, path: str, limit: int = 1 << 20) -> Optional[str]:
+    def read_text(self, path: str, limit: int = 1 << 20) -> str | None:
         """A (config) file's text, at most `limit` bytes; None when the image has no such file."""
         found = self.find(path)
         if found is None or found[1].is_dir():
@@ -179,15 +210,19 @@ class IsoImage:
         """
         found = self.find(path)
         if found is None or found[1].is_dir():
-            raise PlanError(f"{self.path}: {what} {path} is not in the image; the image's boot config names a file "
-                            "it does not have (choose another --entry, or check the image)")
+            raise PlanError(
+                f"{self.path}: {what} {path} is not in the image; the image's boot config names a file "
+                "it does not have (choose another --entry, or check the image)"
+            )
         record = found[1]
         expected = record.get_data_length()
         with open(self.path, "rb") as source, open(target, "wb") as out:
             written = _copy_range(source.fileno(), out.fileno(), record.extent_location() * self.block_size, expected)
         if written != expected:
-            raise PlanError(f"{self.path}: truncated: {path} should be {expected} bytes and only {written} could be "
-                            "read; download or copy the image again")
+            raise PlanError(
+                f"{self.path}: truncated: {path} should be {expected} bytes and only {written} could be "
+                "read; download or copy the image again"
+            )
         return written
 
 
@@ -196,7 +231,7 @@ def _copy_range(source: int, target: int, offset: int, count: int) -> int:
     buffer = memoryview(bytearray(CHUNK))
     done = 0
     while done < count:
-        got = os.preadv(source, [buffer[:min(CHUNK, count - done)]], offset + done)
+        got = os.preadv(source, [buffer[: min(CHUNK, count - done)]], offset + done)
         if got == 0:
             break
         os.write(target, buffer[:got])
@@ -204,16 +239,20 @@ def _copy_range(source: int, target: int, offset: int, count: int) -> int:
     return done
 
 
-def _no_entries(image: str, examined: List[str]) -> str:
+def _no_entries(image: str, examined: list[str]) -> str:
     if not examined:
         searched = ", ".join([LOOPBACK, GRUB, *SYSLINUX])
-        return (f"{image}: no boot configuration (looked for {searched}); "
-                "for an image that is not Linux, try --memdisk on a BIOS machine")
-    return (f"{image}: {', '.join(examined)} declare no entry that boots a Linux kernel; "
-            "for an image that is not Linux, try --memdisk on a BIOS machine")
+        return (
+            f"{image}: no boot configuration (looked for {searched}); "
+            "for an image that is not Linux, try --memdisk on a BIOS machine"
+        )
+    return (
+        f"{image}: {', '.join(examined)} declare no entry that boots a Linux kernel; "
+        "for an image that is not Linux, try --memdisk on a BIOS machine"
+    )
 
 
-def list_text(entries: List[BootEntry]) -> str:
+def list_text(entries: list[BootEntry]) -> str:
     """`--list`: every entry with its number, title, kernel, initrds and command line."""
     lines = []
     for number, entry in enumerate(entries, 1):
@@ -225,7 +264,7 @@ def list_text(entries: List[BootEntry]) -> str:
     return "\n".join(lines)
 
 
-def choose_entry(entries: List[BootEntry], wanted: Optional[str], image: str) -> Tuple[int, BootEntry]:
+def choose_entry(entries: list[BootEntry], wanted: str | None, image: str) -> tuple[int, BootEntry]:
     """The entry `--entry` names (a number from --list, or a title), else the first."""
     if wanted is None:
         return 1, entries[0]
@@ -234,24 +273,32 @@ def choose_entry(entries: List[BootEntry], wanted: Optional[str], image: str) ->
     for number, entry in enumerate(entries, 1):
         if entry.title == wanted:
             return number, entry
-    raise PlanError(f"--entry {wanted!r}: {image} has no such entry; give a number from 1 to {len(entries)} "
-                    "or a title as `kexec-bin iso IMAGE --list` prints them")
+    raise PlanError(
+        f"--entry {wanted!r}: {image} has no such entry; give a number from 1 to {len(entries)} "
+        "or a title as `kexec-bin iso IMAGE --list` prints them"
+    )
 
 
-def kernel_plan(iso: IsoImage, number: int, entry: BootEntry, from_loopback: bool, scratch: str,
-                args: argparse.Namespace) -> plan.BootPlan:
+def kernel_plan(
+    iso: IsoImage, number: int, entry: BootEntry, from_loopback: bool, scratch: str, args: argparse.Namespace
+) -> plan.BootPlan:
     """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them."""
     origin = f"{iso.path}:{{}} (entry {number}, {entry.config})"
     check = "extracted from the image: {} bytes, the size its directory record gives (ISO 9660 has no checksums)"
     kernel_path = os.path.join(scratch, "kernel")
-    kernel = PlannedFile(kernel_path, origin.format(entry.kernel),
-                         check.format(iso.extract(entry.kernel, kernel_path, f"entry {number}'s kernel")))
+    kernel = PlannedFile(
+        kernel_path,
+        origin.format(entry.kernel),
+        check.format(iso.extract(entry.kernel, kernel_path, f"entry {number}'s kernel")),
+    )
     initrds = []
     for index, initrd in enumerate(entry.initrds):
         target = os.path.join(scratch, f"initrd{index}")
         size = iso.extract(initrd, target, f"entry {number}'s initrd")
         initrds.append(PlannedFile(target, origin.format(initrd), check.format(size)))
-    decisions = [f"entry {number} of {iso.path}: {entry.title}" + ("" if args.entry else " (the first; --entry chooses another)")]
+    decisions = [
+        f"entry {number} of {iso.path}: {entry.title}" + ("" if args.entry else " (the first; --entry chooses another)")
+    ]
     words = [entry.cmdline] if entry.cmdline else []
     warnings = []
     iso_path = image_path_on_its_filesystem(iso.path)
@@ -262,8 +309,10 @@ def kernel_plan(iso: IsoImage, number: int, entry: BootEntry, from_loopback: boo
         words.append(f"{finder}={iso_path}")
         decisions.append(f"image path: {finder}={iso_path}, for the live system the entry boots to find its image")
     else:
-        decisions.append("image path: none added (the entry's command line uses no live-system scheme that "
-                         "looks for its image after boot)")
+        decisions.append(
+            "image path: none added (the entry's command line uses no live-system scheme that "
+            "looks for its image after boot)"
+        )
     if from_loopback or finder:
         warnings += reachability_warnings(iso.path, args.root)
     consoles, why = plan.console_parameters(args.console, args.root)
@@ -272,8 +321,14 @@ def kernel_plan(iso: IsoImage, number: int, entry: BootEntry, from_loopback: boo
     if args.append:
         words.append(args.append)
         decisions.append(f"--append {args.append}")
-    return plan.BootPlan(title=f"{entry.title} from {iso.path}", kernel=kernel, initrds=initrds,
-                         cmdline=" ".join(words), decisions=decisions, warnings=warnings)
+    return plan.BootPlan(
+        title=f"{entry.title} from {iso.path}",
+        kernel=kernel,
+        initrds=initrds,
+        cmdline=" ".join(words),
+        decisions=decisions,
+        warnings=warnings,
+    )
 
 
 def image_path_on_its_filesystem(path: str) -> str:
@@ -288,10 +343,10 @@ def image_path_on_its_filesystem(path: str) -> str:
     return "/" + os.path.relpath(real, mount)
 
 
-def reachability_warnings(path: str, root: str = "/") -> List[str]:
+def reachability_warnings(path: str, root: str = "/") -> list[str]:
     """Why the next system may not find the image where it is: a file system in memory, on a network, or mapped."""
     real = os.path.realpath(path)
-    best: Optional[Tuple[str, str, str]] = None
+    best: tuple[str, str, str] | None = None
     try:
         with open(os.path.join(root, "proc/self/mountinfo"), encoding="utf-8", errors="replace") as file:
             for line in file:
@@ -300,7 +355,9 @@ def reachability_warnings(path: str, root: str = "/") -> List[str]:
                     continue
                 mount = fields[4].encode().decode("unicode_escape")
                 fstype, source = line.split(" - ", 1)[1].split()[:2]
-                if (real == mount or real.startswith(mount.rstrip("/") + "/")) and (best is None or len(mount) > len(best[0])):
+                if (real == mount or real.startswith(mount.rstrip("/") + "/")) and (
+                    best is None or len(mount) > len(best[0])
+                ):
                     best = (mount, fstype, source)
     except OSError:
         return []
@@ -308,36 +365,47 @@ def reachability_warnings(path: str, root: str = "/") -> List[str]:
         return []
     mount, fstype, source = best
     if fstype in UNREACHABLE_FILESYSTEMS or fstype.startswith("fuse"):
-        return [f"{path} is on {fstype} ({mount}): the booted system cannot find its image there; "
-                "copy the image to a local disk file system (ext4, vfat, ...) and boot it from there"]
+        return [
+            f"{path} is on {fstype} ({mount}): the booted system cannot find its image there; "
+            "copy the image to a local disk file system (ext4, vfat, ...) and boot it from there"
+        ]
     if source.startswith(("/dev/mapper/", "/dev/dm-", "/dev/loop", "/dev/md")):
-        return [f"{path} is on {source} ({mount}): the booted live system may not open that device "
-                "(encrypted, LVM, RAID or loop); copy the image to a plain partition if it does not find it"]
+        return [
+            f"{path} is on {source} ({mount}): the booted live system may not open that device "
+            "(encrypted, LVM, RAID or loop); copy the image to a plain partition if it does not find it"
+        ]
     return []
 
 
 def memdisk_plan(image: str, *, root: str = "/", machine: str) -> plan.BootPlan:
     """The plan that boots the whole `image` through memdisk; refuse where memdisk cannot work."""
     if machine not in X86:
-        raise PlanError(f"--memdisk: this machine is {machine}, and memdisk is a real-mode x86 program for PC BIOS "
-                        "machines; boot a Linux image in kernel mode (without --memdisk)")
+        raise PlanError(
+            f"--memdisk: this machine is {machine}, and memdisk is a real-mode x86 program for PC BIOS "
+            "machines; boot a Linux image in kernel mode (without --memdisk)"
+        )
     if os.path.isdir(os.path.join(root, "sys/firmware/efi")):
-        raise PlanError("--memdisk: this machine was booted by UEFI (/sys/firmware/efi exists), so after kexec there "
-                        "are no BIOS services for memdisk and the image's boot code; boot a Linux image in kernel "
-                        "mode (without --memdisk), or start the machine in BIOS (CSM) mode")
+        raise PlanError(
+            "--memdisk: this machine was booted by UEFI (/sys/firmware/efi exists), so after kexec there "
+            "are no BIOS services for memdisk and the image's boot code; boot a Linux image in kernel "
+            "mode (without --memdisk), or start the machine in BIOS (CSM) mode"
+        )
     memdisk = os.path.join(root, MEMDISK)
     if not os.path.isfile(memdisk):
         raise PlanError(f"--memdisk: {memdisk} is missing; install it (Debian, Ubuntu: apt install syslinux-common)")
     size = os.path.getsize(image)
     available = plan.available_memory(root)
     if available is not None and size > available:
-        raise PlanError(f"--memdisk: {image} is {plan.size_text(size)} and only {plan.size_text(available)} of memory "
-                        "is available (MemAvailable in /proc/meminfo); memdisk keeps the whole image in memory: "
-                        "use kernel mode, or a machine with more memory")
+        raise PlanError(
+            f"--memdisk: {image} is {plan.size_text(size)} and only {plan.size_text(available)} of memory "
+            "is available (MemAvailable in /proc/meminfo); memdisk keeps the whole image in memory: "
+            "use kernel mode, or a machine with more memory"
+        )
     return plan.BootPlan(
         title=f"{image} as a whole, through memdisk",
-        kernel=PlannedFile(memdisk, "the host's syslinux (Debian, Ubuntu: syslinux-common)",
-                           "the host's own file, not checked further"),
+        kernel=PlannedFile(
+            memdisk, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
+        ),
         initrds=[PlannedFile(image, image, "an ISO 9660 image of the size its volume descriptor gives")],
         cmdline="iso raw",
         syscall="load",

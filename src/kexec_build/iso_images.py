@@ -100,8 +100,26 @@ def isolinux_image(folder: Path) -> Path:
     shutil.copyfile(LDLINUX, tree / "ldlinux.c32")
     (tree / "isolinux.cfg").write_text(ISOLINUX_CFG)
     image = folder / "isolinux.iso"
-    _run(["xorriso", "-as", "mkisofs", "-R", "-J", "-b", "isolinux.bin", "-c", "boot.cat", "-no-emul-boot",
-          "-boot-load-size", "4", "-boot-info-table", "-o", str(image), str(tree)])
+    _run(
+        [
+            "xorriso",
+            "-as",
+            "mkisofs",
+            "-R",
+            "-J",
+            "-b",
+            "isolinux.bin",
+            "-c",
+            "boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "-o",
+            str(image),
+            str(tree),
+        ]
+    )
     return image
 
 
@@ -133,8 +151,20 @@ def pycdlib_wheel(folder: Path) -> Path:
     if not found:
         cached.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(dir=cached))
-        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-              f"pycdlib=={wanted}", "-d", str(partial)])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                f"pycdlib=={wanted}",
+                "-d",
+                str(partial),
+            ]
+        )
         (downloaded,) = partial.glob("*.whl")
         found = [downloaded.rename(cached / downloaded.name)]
         shutil.rmtree(partial)

@@ -14,8 +14,7 @@ import pytest
 from kexec_bin import iso
 from kexec_bin.plan import PlanError
 from kexec_build import iso_images
-
-from .conftest import install
+from tests.runtime.installed import install
 
 HOST_MEMDISK = Path("/") / iso.MEMDISK
 
@@ -41,7 +40,7 @@ def isolinux_iso(images) -> Path:
 
 @pytest.fixture(scope="module")
 def kexec_bin_iso(tmp_path_factory):
-    """Run `kexec-bin iso` as installed with its [iso] extra: the package, pycdlib beside it, coreutils' echo as kexec."""
+    """Run `kexec-bin iso` installed with its [iso] extra: the package, pycdlib beside it, coreutils' echo as kexec."""
     import pycdlib
 
     wheel = install(tmp_path_factory.mktemp("installed"), Path("/bin/echo"))
@@ -51,8 +50,12 @@ def kexec_bin_iso(tmp_path_factory):
 
 def _runner(wheel):
     def run(*args, env=None):
-        return subprocess.run([str(wheel.kexec_bin), "iso", *map(str, args)], capture_output=True, text=True,
-                              env={"PATH": "/usr/bin:/bin", **(env or {})})
+        return subprocess.run(
+            [str(wheel.kexec_bin), "iso", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", **(env or {})},
+        )
 
     return run
 
@@ -78,8 +81,15 @@ def test_list_of_a_loopback_image_passes_its_path_as_iso_path(kexec_bin_iso, loo
 
 
 def test_grub_cfg_is_read_when_there_is_no_loopback_cfg(kexec_bin_iso, images):
-    image = iso_images.config_image(images, "grub-only", {
-        "boot/grub/grub.cfg": iso_images.GRUB_CFG, "install.amd/vmlinuz": b"kernel", "install.amd/initrd.gz": b"initrd"})
+    image = iso_images.config_image(
+        images,
+        "grub-only",
+        {
+            "boot/grub/grub.cfg": iso_images.GRUB_CFG,
+            "install.amd/vmlinuz": b"kernel",
+            "install.amd/initrd.gz": b"initrd",
+        },
+    )
     result = kexec_bin_iso(image, "--list")
     assert result.returncode == 0, result.stderr
     assert "1. Install\n   kernel:  /install.amd/vmlinuz\n" in result.stdout  # `linux $kernel`, expanded
@@ -93,8 +103,10 @@ def test_list_of_an_isolinux_image_follows_the_installers_includes(kexec_bin_iso
     assert titles[:3] == ["1. Install", "2. Advanced options > Rescue mode", "3. Advanced options > Expert install"]
     assert len(titles) == 8, result.stdout  # the text-mode entries; the .c32 menus and help screens boot no kernel
     # `append ... initrd=` in the installer's txt.cfg: the initrd leaves the command line for the initrd list.
-    assert ("1. Install\n   kernel:  /debian-installer/amd64/linux\n   initrd:  /debian-installer/amd64/initrd.gz\n"
-            "   cmdline: vga=788 --- quiet\n   from:    /debian-installer/amd64/boot-screens/txt.cfg") in result.stdout
+    assert (
+        "1. Install\n   kernel:  /debian-installer/amd64/linux\n   initrd:  /debian-installer/amd64/initrd.gz\n"
+        "   cmdline: vga=788 --- quiet\n   from:    /debian-installer/amd64/boot-screens/txt.cfg"
+    ) in result.stdout
 
 
 def test_debians_ipxe_image_has_one_entry_with_ipxes_linux_kernel(kexec_bin_iso):
@@ -105,17 +117,31 @@ def test_debians_ipxe_image_has_one_entry_with_ipxes_linux_kernel(kexec_bin_iso)
 
 def test_dry_run_plans_an_entry_chosen_by_title_with_console_and_append(kexec_bin_iso, isolinux_iso):
     kernel = iso_images.installer_images() / "linux"
-    result = kexec_bin_iso(isolinux_iso, "--entry", "Advanced options > Expert install", "--console", "ttyS0,115200",
-                           "--append", "debconf/frontend=noninteractive", "--dry-run")
+    result = kexec_bin_iso(
+        isolinux_iso,
+        "--entry",
+        "Advanced options > Expert install",
+        "--console",
+        "ttyS0,115200",
+        "--append",
+        "debconf/frontend=noninteractive",
+        "--dry-run",
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert f"plan: Advanced options > Expert install from {isolinux_iso}" in out
-    assert f"from {isolinux_iso}:/debian-installer/amd64/linux (entry 3, /debian-installer/amd64/boot-screens/adtxt.cfg)" in out
+    assert (
+        f"from {isolinux_iso}:/debian-installer/amd64/linux (entry 3, /debian-installer/amd64/boot-screens/adtxt.cfg)"
+        in out
+    )
     assert f"checked: extracted from the image: {kernel.stat().st_size} bytes" in out
     assert "command line: priority=low vga=788 --- console=ttyS0,115200 debconf/frontend=noninteractive" in out
     assert "image path: none added" in out
-    assert re.search(r"kexec command: \S+ --load \S+/kexec-bin-iso-\w+/kernel --kexec-syscall-auto "
-                     r"--initrd=\S+/kexec-bin-iso-\w+/initrd0 '--command-line=priority=low vga=788 ", out), out
+    assert re.search(
+        r"kexec command: \S+ --load \S+/kexec-bin-iso-\w+/kernel --kexec-syscall-auto "
+        r"--initrd=\S+/kexec-bin-iso-\w+/initrd0 '--command-line=priority=low vga=788 ",
+        out,
+    ), out
     assert out.rstrip().endswith("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)")
 
 
@@ -130,8 +156,10 @@ def test_extraction_gives_the_files_byte_for_byte(isolinux_iso, tmp_path):
 
 def test_an_image_on_tmpfs_is_warned_about_when_the_entry_needs_it(kexec_bin_iso, loopback_iso):
     shm = Path("/dev/shm")
-    if not shm.is_dir() or "tmpfs" not in subprocess.run(["stat", "-f", "-c", "%T", str(shm)], capture_output=True,
-                                                          text=True).stdout:
+    if (
+        not shm.is_dir()
+        or "tmpfs" not in subprocess.run(["stat", "-f", "-c", "%T", str(shm)], capture_output=True, text=True).stdout
+    ):
         pytest.skip("/dev/shm is not a tmpfs here")
     copy = shm / f"kexec-bin-test-{os.getpid()}.iso"
     shutil.copyfile(loopback_iso, copy)
@@ -144,6 +172,7 @@ def test_an_image_on_tmpfs_is_warned_about_when_the_entry_needs_it(kexec_bin_iso
 
 
 # Refusals: each names the thing and the fix, on one line, before anything is loaded.
+
 
 def test_refuses_a_file_that_is_not_an_iso(kexec_bin_iso):
     kernel = iso_images.installer_images() / "linux"
@@ -164,35 +193,62 @@ def test_refuses_an_image_without_boot_configuration(kexec_bin_iso):
 
 def test_refuses_a_kernel_on_another_device(kexec_bin_iso):
     # grub-rescue-pc's grub.cfg is GRUB's sample: `set root=(hd0,msdos1)`, then `linux /vmlinuz` from that disk.
-    _refused(kexec_bin_iso(iso_images.packaged("grub-rescue-pc"), "--list"),
-             "/boot/grub/grub.cfg, entry 'GNU/Linux': '/vmlinuz' is on another device (hd0,msdos1), not in the image")
+    _refused(
+        kexec_bin_iso(iso_images.packaged("grub-rescue-pc"), "--list"),
+        "/boot/grub/grub.cfg, entry 'GNU/Linux': '/vmlinuz' is on another device (hd0,msdos1), not in the image",
+    )
 
 
-@pytest.mark.parametrize("config, line, expected", [
-    ("boot/grub/grub.cfg", 'menuentry "Escape" {\n linux /../../boot/vmlinuz\n}\n',
-     "/boot/grub/grub.cfg, entry 'Escape': '/../../boot/vmlinuz' points outside the image"),
-    ("boot/grub/grub.cfg", 'menuentry "Escape" {\n linux /vmlinuz\n initrd (hd0,1)/etc/shadow\n}\n',
-     "/boot/grub/grub.cfg, entry 'Escape': '(hd0,1)/etc/shadow' is on another device (hd0,1)"),
-    ("boot/grub/grub.cfg", "source ../../../etc/grub.cfg\n", "/boot/grub/grub.cfg: '../../../etc/grub.cfg' points outside"),
-    ("isolinux/isolinux.cfg", "include ../../etc/passwd\n", "/isolinux/isolinux.cfg: '../../etc/passwd' points outside"),
-    ("isolinux/isolinux.cfg", "label x\n kernel ../../vmlinuz\n",
-     "/isolinux/isolinux.cfg: '../../vmlinuz' points outside the image"),
-])
+@pytest.mark.parametrize(
+    ("config", "line", "expected"),
+    [
+        (
+            "boot/grub/grub.cfg",
+            'menuentry "Escape" {\n linux /../../boot/vmlinuz\n}\n',
+            "/boot/grub/grub.cfg, entry 'Escape': '/../../boot/vmlinuz' points outside the image",
+        ),
+        (
+            "boot/grub/grub.cfg",
+            'menuentry "Escape" {\n linux /vmlinuz\n initrd (hd0,1)/etc/shadow\n}\n',
+            "/boot/grub/grub.cfg, entry 'Escape': '(hd0,1)/etc/shadow' is on another device (hd0,1)",
+        ),
+        (
+            "boot/grub/grub.cfg",
+            "source ../../../etc/grub.cfg\n",
+            "/boot/grub/grub.cfg: '../../../etc/grub.cfg' points outside",
+        ),
+        (
+            "isolinux/isolinux.cfg",
+            "include ../../etc/passwd\n",
+            "/isolinux/isolinux.cfg: '../../etc/passwd' points outside",
+        ),
+        (
+            "isolinux/isolinux.cfg",
+            "label x\n kernel ../../vmlinuz\n",
+            "/isolinux/isolinux.cfg: '../../vmlinuz' points outside the image",
+        ),
+    ],
+)
 def test_refuses_paths_that_leave_the_image(kexec_bin_iso, images, config, line, expected):
     image = iso_images.config_image(images, f"escape-{abs(hash(line))}", {config: line, "vmlinuz": b"kernel"})
     _refused(kexec_bin_iso(image, "--list"), expected)
 
 
 def test_refuses_an_entry_whose_kernel_is_missing(kexec_bin_iso, images):
-    image = iso_images.config_image(images, "no-kernel", {
-        "boot/grub/grub.cfg": 'menuentry "Gone" {\n linux /live/vmlinuz boot=live\n initrd /live/initrd.img\n}\n'})
+    image = iso_images.config_image(
+        images,
+        "no-kernel",
+        {"boot/grub/grub.cfg": 'menuentry "Gone" {\n linux /live/vmlinuz boot=live\n initrd /live/initrd.img\n}\n'},
+    )
     assert kexec_bin_iso(image, "--list").returncode == 0  # listing reads configs only
     _refused(kexec_bin_iso(image, "--console", "none"), f"{image}: entry 1's kernel /live/vmlinuz is not in the image")
 
 
 def test_refuses_an_unknown_entry(kexec_bin_iso, loopback_iso):
-    _refused(kexec_bin_iso(loopback_iso, "--entry", "Windows"),
-             f"--entry 'Windows': {loopback_iso} has no such entry; give a number from 1 to 1")
+    _refused(
+        kexec_bin_iso(loopback_iso, "--entry", "Windows"),
+        f"--entry 'Windows': {loopback_iso} has no such entry; give a number from 1 to 1",
+    )
     _refused(kexec_bin_iso(loopback_iso, "--entry", "2"), "--entry '2'")
 
 
@@ -202,6 +258,7 @@ def test_without_pycdlib_names_the_extra_to_install(tmp_path, loopback_iso):
 
 
 # Whole-image mode.
+
 
 def _root(tmp_path: Path, *, efi: bool = False, available_kib: int = 4 << 20, memdisk: bool = True) -> Path:
     root = tmp_path / "root"
@@ -224,14 +281,18 @@ def test_memdisk_dry_run_plans_a_real_mode_kexec_load(kexec_bin_iso, tmp_path):
     root = _root(tmp_path)
     result = kexec_bin_iso(ipxe, "--memdisk", "--root", root)
     assert result.returncode == 0, result.stderr
-    assert f" --load {root}/{iso.MEMDISK} --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw'\n" \
+    assert (
+        f" --load {root}/{iso.MEMDISK} --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw'\n"
         in result.stdout
+    )
 
 
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_refuses_a_uefi_machine(kexec_bin_iso, tmp_path):
-    _refused(kexec_bin_iso(iso_images.packaged("ipxe"), "--memdisk", "--root", _root(tmp_path, efi=True)),
-             "--memdisk: this machine was booted by UEFI (/sys/firmware/efi exists)")
+    _refused(
+        kexec_bin_iso(iso_images.packaged("ipxe"), "--memdisk", "--root", _root(tmp_path, efi=True)),
+        "--memdisk: this machine was booted by UEFI (/sys/firmware/efi exists)",
+    )
 
 
 def test_memdisk_refuses_a_machine_that_is_not_x86(tmp_path):
@@ -242,12 +303,16 @@ def test_memdisk_refuses_a_machine_that_is_not_x86(tmp_path):
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_refuses_an_image_larger_than_available_memory(kexec_bin_iso, tmp_path):
     ipxe = iso_images.packaged("ipxe")  # 2 MiB, against 1 MiB available
-    _refused(kexec_bin_iso(ipxe, "--memdisk", "--root", _root(tmp_path, available_kib=1024)),
-             f"--memdisk: {ipxe} is 2.0 MiB and only 1.0 MiB of memory is available")
+    _refused(
+        kexec_bin_iso(ipxe, "--memdisk", "--root", _root(tmp_path, available_kib=1024)),
+        f"--memdisk: {ipxe} is 2.0 MiB and only 1.0 MiB of memory is available",
+    )
 
 
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_without_memdisk_names_the_package(kexec_bin_iso, tmp_path):
     root = _root(tmp_path, memdisk=False)
-    _refused(kexec_bin_iso(iso_images.packaged("ipxe"), "--memdisk", "--root", root),
-             f"--memdisk: {root}/{iso.MEMDISK} is missing; install it (Debian, Ubuntu: apt install syslinux-common)")
+    _refused(
+        kexec_bin_iso(iso_images.packaged("ipxe"), "--memdisk", "--root", root),
+        f"--memdisk: {root}/{iso.MEMDISK} is missing; install it (Debian, Ubuntu: apt install syslinux-common)",
+    )

@@ -58,7 +58,9 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmwar
         assert "kexec-bin: --memdisk: this machine was booted by UEFI (/sys/firmware/efi exists)" in memdisk
         assert "status=1" in memdisk
     else:  # the guest has no syslinux-common: the refusal names the package
-        assert "/usr/lib/syslinux/memdisk is missing; install it (Debian, Ubuntu: apt install syslinux-common)" in memdisk
+        assert (
+            "/usr/lib/syslinux/memdisk is missing; install it (Debian, Ubuntu: apt install syslinux-common)" in memdisk
+        )
 
     # --console auto keeps the guest's console=ttyS0, so the installer talks on the serial line.
     machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
@@ -77,8 +79,13 @@ def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
     shutil.copy(HOST_MEMDISK, disk)
     shutil.copy(iso_images.packaged("ipxe"), disk)
     monitor = tmp_path / "monitor.sock"
-    machine = vm.start("x86_64", kernel=guest.kernel, initrd=guest.initrd, cmdline=f"root=/dev/vda ro init={INIT} quiet",
-                       qemu_options=[*drives(guest, disk, tmp_path), *screen.qemu_options(monitor)])
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=f"root=/dev/vda ro init={INIT} quiet",
+        qemu_options=[*drives(guest, disk, tmp_path), *screen.qemu_options(monitor)],
+    )
     machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel_for('x86_64').name}", PIP_SECONDS)
     # The guest is a Debian system with syslinux-common's memdisk where that package puts it.
     machine.run(f"mkdir -p /usr/lib/syslinux && cp /mnt/memdisk /{MEMDISK}")

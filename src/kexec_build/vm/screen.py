@@ -31,7 +31,7 @@ def text(monitor: Path, scratch: Path) -> str:
         while not (dump.exists() and dump.stat().st_size == COLUMNS * ROWS * 2) and time.monotonic() < deadline:
             time.sleep(0.2)
     cells = dump.read_bytes()[::2]
-    return "\n".join(cells[row * COLUMNS:(row + 1) * COLUMNS].decode("cp437").rstrip() for row in range(ROWS))
+    return "\n".join(cells[row * COLUMNS : (row + 1) * COLUMNS].decode("cp437").rstrip() for row in range(ROWS))
 
 
 def wait_for(monitor: Path, scratch: Path, wanted: str, timeout: float) -> str:
