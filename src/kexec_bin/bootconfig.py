@@ -54,6 +54,10 @@ class BootEntry:
     cmdline: str = ""
     config: str = ""
     """The config file (a path in the image) that declares the entry."""
+    names: list[str] = field(default_factory=list)
+    """What a config's default may call it: GRUB's position ("2", "1>0") and --id, syslinux's LABEL."""
+    marked_default: bool = False
+    """syslinux's MENU DEFAULT inside its LABEL."""
 
 
 @dataclass
@@ -63,6 +67,9 @@ class Found:
     config: str | None
     entries: list[BootEntry]
     examined: list[str]
+    default: int | None = None
+    """The index of the entry the boot loader would boot without a choice (None: the image does not say)."""
+    default_reason: str = ""
 
 
 def find_entries(read: Reader, iso_path: str) -> Found:
@@ -81,10 +88,29 @@ def find_entries(read: Reader, iso_path: str) -> Found:
         examined.append(path)
         first_config = first_config or path
         entries: list[BootEntry] = []
-        parse(text, path, _Context(read, variables, entries))
+        context = _Context(read, variables, entries)
+        parse(text, path, context)
         if entries:
-            return Found(path, entries, examined)
+            return Found(path, entries, examined, *_default(entries, context, path))
     return Found(first_config, [], examined)
+
+
+def _default(entries: list[BootEntry], context: _Context, config: str) -> tuple[int | None, str]:
+    """The entry the boot loader boots when nobody chooses.
+
+    GRUB's `default` (a number, a "1>0" path, an --id or a title); syslinux's MENU DEFAULT in the top
+    menu, else ONTIMEOUT, else DEFAULT.
+    """
+    marked = [index for index, entry in enumerate(entries) if entry.marked_default]
+    if marked:
+        return marked[0], f"MENU DEFAULT in {entries[marked[0]].config}"
+    wanted = context.default
+    if not wanted:
+        return None, ""
+    for index, entry in enumerate(entries):
+        if wanted in entry.names or wanted == entry.title:
+            return index, f"{context.default_source} {wanted} in {config}"
+    return None, ""
 
 
 class _Context:
@@ -99,6 +125,13 @@ class _Context:
         """The folder that relative paths start from (syslinux: the top config's folder)."""
         self.menus: list[str] = []
         """The titles of the syslinux submenus (MENU BEGIN … MENU END) open where the reading is."""
+        self.positions: list[int] = [0]
+        """GRUB: the next menu item's number at each open menu level (`default` may name an entry so)."""
+        self.path: list[int] = []
+        """GRUB: the numbers of the open submenus and entry, outermost first."""
+        self.default = ""
+        self.default_source = ""
+        """The default the config names, and how (`set default=`, ONTIMEOUT, DEFAULT)."""
 
     def include(self, path: str, parse, origin: str) -> None:
         if self.depth >= MAX_DEPTH:
@@ -310,10 +343,19 @@ def _grub(text: str, origin: str, context: _Context) -> None:
             variables["root"] = "loop"  # an image's config searches for a file of its own: the image
         elif name in ("menuentry", "submenu") and arguments:
             own = arguments[0]
-            blocks.append(BootEntry(title(own), kernel="", config=origin) if name == "menuentry" else title(own))
+            context.path.append(context.positions[-1])
+            context.positions[-1] += 1
+            context.positions.append(0)
+            if name == "menuentry":
+                names = [">".join(map(str, context.path)), *_grub_ids(arguments)]
+                blocks.append(BootEntry(title(own), kernel="", config=origin, names=names))
+            else:
+                blocks.append(title(own))
             saved.append(dict(variables))
         elif name == "}" and blocks:
             closed = blocks.pop()
+            context.path.pop()
+            context.positions.pop()
             # GRUB runs an entry's body only when it is chosen: what it sets does not reach the next entry.
             variables.clear()
             variables.update(saved.pop())
@@ -333,6 +375,18 @@ def _grub(text: str, origin: str, context: _Context) -> None:
                 # An entry that opens another menu is a submenu of that menu's entries.
                 blocks[-1] = entry.title
             context.include(path, _grub_nested(blocks), origin)
+    if context.depth == 0 and variables.get("default"):
+        context.default, context.default_source = variables["default"], "set default="
+
+
+def _grub_ids(arguments: list[str]) -> list[str]:
+    """A menuentry's `--id ID` or `--id=ID`."""
+    for index, word in enumerate(arguments):
+        if word == "--id" and index + 1 < len(arguments):
+            return [arguments[index + 1]]
+        if word.startswith("--id="):
+            return [word[len("--id=") :]]
+    return []
 
 
 def _entry(blocks: list[object]) -> BootEntry | None:
@@ -402,6 +456,11 @@ def _syslinux(text: str, origin: str, context: _Context) -> None:
             context.menus[-1] = rest.replace("^", "")  # the submenu's own label names it
         elif keyword == "menu label" and label is not None:
             label["title"] = rest.replace("^", "")
+        elif keyword == "menu default" and label is not None:
+            label["default"] = True
+        elif keyword in ("ontimeout", "default") and rest and context.default_source != "ONTIMEOUT":
+            # With a menu, ONTIMEOUT is what runs when nobody chooses; DEFAULT may name the menu program.
+            context.default, context.default_source = rest.split()[0], keyword.upper()
         elif keyword in ("kernel", "linux") and label is not None:
             label["kernel"] = rest.split()[0] if rest else ""
             label["linux"] = keyword == "linux" or not rest.lower().endswith(NOT_LINUX)
@@ -429,4 +488,13 @@ def _syslinux_entry(label: dict[str, object], origin: str, context: _Context) ->
     initrds = [inside(path, context.base, origin) for listed in initrd_lists for path in listed.split(",") if path]
     cmdline = " ".join(word for word in words if not word.startswith("initrd="))
     title = " > ".join([*(menu for menu in context.menus if menu), str(label["title"])])
-    return BootEntry(title, inside(kernel, context.base, origin), initrds, cmdline, origin)
+    return BootEntry(
+        title,
+        inside(kernel, context.base, origin),
+        initrds,
+        cmdline,
+        origin,
+        names=[str(label["name"])],
+        # MENU DEFAULT inside MENU BEGIN … END picks that submenu's default only.
+        marked_default=bool(label.get("default")) and not context.menus,
+    )

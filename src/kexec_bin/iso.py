@@ -19,7 +19,7 @@ import struct
 import tempfile
 
 from . import plan
-from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, ConfigError, find_entries, inside
+from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, ConfigError, Found, find_entries, inside
 from .plan import PlanError, PlannedFile
 
 SECTOR = 2048
@@ -99,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
         if args.list:
             print(list_text(found.entries))
             return 0
-        number, entry = choose_entry(found.entries, args.entry, image)
+        number, entry, why = choose_entry(found, args.entry, image)
         with tempfile.TemporaryDirectory(prefix="kexec-bin-iso-") as scratch:
-            boot_plan = kernel_plan(iso, number, entry, found.config == LOOPBACK, scratch, args)
+            boot_plan = kernel_plan(iso, number, entry, why, found.config == LOOPBACK, scratch, args)
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 
@@ -264,15 +264,18 @@ def list_text(entries: list[BootEntry]) -> str:
     return "\n".join(lines)
 
 
-def choose_entry(entries: list[BootEntry], wanted: str | None, image: str) -> tuple[int, BootEntry]:
-    """The entry `--entry` names (a number from --list, or a title), else the first."""
+def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, BootEntry, str]:
+    """The entry `--entry` names (a number from --list, or a title), else the image's default, else the first."""
+    entries = found.entries
     if wanted is None:
-        return 1, entries[0]
+        if found.default is not None:
+            return found.default + 1, entries[found.default], f"the image's default: {found.default_reason}"
+        return 1, entries[0], "the first; the image names no default entry that boots Linux"
     if wanted.isdigit() and 1 <= int(wanted) <= len(entries):
-        return int(wanted), entries[int(wanted) - 1]
+        return int(wanted), entries[int(wanted) - 1], "--entry"
     for number, entry in enumerate(entries, 1):
         if entry.title == wanted:
-            return number, entry
+            return number, entry, "--entry"
     raise PlanError(
         f"--entry {wanted!r}: {image} has no such entry; give a number from 1 to {len(entries)} "
         "or a title as `kexec-bin iso IMAGE --list` prints them"
@@ -280,7 +283,7 @@ def choose_entry(entries: list[BootEntry], wanted: str | None, image: str) -> tu
 
 
 def kernel_plan(
-    iso: IsoImage, number: int, entry: BootEntry, from_loopback: bool, scratch: str, args: argparse.Namespace
+    iso: IsoImage, number: int, entry: BootEntry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
 ) -> plan.BootPlan:
     """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them."""
     origin = f"{iso.path}:{{}} (entry {number}, {entry.config})"
@@ -296,9 +299,7 @@ def kernel_plan(
         target = os.path.join(scratch, f"initrd{index}")
         size = iso.extract(initrd, target, f"entry {number}'s initrd")
         initrds.append(PlannedFile(target, origin.format(initrd), check.format(size)))
-    decisions = [
-        f"entry {number} of {iso.path}: {entry.title}" + ("" if args.entry else " (the first; --entry chooses another)")
-    ]
+    decisions = [f"entry {number} of {iso.path}: {entry.title} ({why}; --entry chooses another)"]
     words = [entry.cmdline] if entry.cmdline else []
     warnings = []
     iso_path = image_path_on_its_filesystem(iso.path)

@@ -316,3 +316,74 @@ def test_memdisk_without_memdisk_names_the_package(kexec_bin_iso, tmp_path):
         kexec_bin_iso(iso_images.packaged("ipxe"), "--memdisk", "--root", root),
         f"--memdisk: {root}/{iso.MEMDISK} is missing; install it (Debian, Ubuntu: apt install syslinux-common)",
     )
+
+
+LIVE_GRUB_CFG = """\
+set default={default}
+if [ -e /boot/grub/extra.cfg ] ; then
+    source /boot/grub/extra.cfg
+fi
+menuentry "Live" --id live {{
+    linux /live/vmlinuz boot=live components
+    initrd /live/initrd.img
+}}
+submenu "Advanced" {{
+    menuentry "Live (safe graphics)" --id=safe {{
+        linux /live/vmlinuz boot=live nomodeset
+        initrd /live/initrd.img /live/firmware.img
+    }}
+}}
+menuentry "Boot from the first disk" {{
+    chainloader (hd0)+1
+}}
+"""
+LIVE_FILES: dict[str, str | bytes] = {
+    "boot/grub/extra.cfg": 'menuentry "Sourced" {\n linux /live/vmlinuz boot=live sourced\n}\n',
+    "live/vmlinuz": b"kernel",
+    "live/initrd.img": b"initrd",
+    "live/firmware.img": b"firmware",
+}
+
+
+@pytest.mark.parametrize(
+    ("default", "title"),
+    [
+        ("1", "Live"),
+        ("live", "Live"),
+        ("2>0", "Advanced > Live (safe graphics)"),
+        ("safe", "Advanced > Live (safe graphics)"),
+    ],
+)
+def test_grub_default_is_chosen_as_grub_would(kexec_bin_iso, images, default, title):
+    files = {"boot/grub/grub.cfg": LIVE_GRUB_CFG.format(default=default), **LIVE_FILES}
+    image = iso_images.config_image(images, f"live-{default.replace('>', '-')}", files)
+    result = kexec_bin_iso(image, "--console", "none")
+    assert result.returncode == 0, result.stderr
+    assert f"plan: {title} from {image}" in result.stdout
+    assert (
+        f"(the image's default: set default= {default} in /boot/grub/grub.cfg; --entry chooses another)"
+        in result.stdout
+    )
+
+
+def test_grub_sources_submenus_and_initrds_of_a_live_image(kexec_bin_iso, images):
+    image = iso_images.config_image(
+        images, "live", {"boot/grub/grub.cfg": LIVE_GRUB_CFG.format(default=""), **LIVE_FILES}
+    )
+    listing = kexec_bin_iso(image, "--list")
+    assert listing.returncode == 0, listing.stderr
+    titles = [line for line in listing.stdout.splitlines() if line[:1].isdigit()]
+    # The sourced file's entry comes first; the chainloader entry boots no Linux kernel.
+    assert titles == ["1. Sourced", "2. Live", "3. Advanced > Live (safe graphics)"]
+    result = kexec_bin_iso(image, "--entry", "3", "--console", "none")
+    assert result.returncode == 0, result.stderr
+    on_its_filesystem = iso.image_path_on_its_filesystem(str(image))
+    # A live-boot entry read from grub.cfg gets the image's path the way live-boot looks for it.
+    assert f"command line: boot=live nomodeset findiso={on_its_filesystem}\n" in result.stdout
+    assert (
+        f"image path: findiso={on_its_filesystem}, for the live system the entry boots to find its image"
+        in result.stdout
+    )
+    # Two initrds, loaded as one file: the plan shows where they go.
+    assert "initrd  " in result.stdout and result.stdout.count("  initrd  ") == 2, result.stdout
+    assert "'--initrd=<initrds joined>'" in result.stdout
