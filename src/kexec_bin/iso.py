@@ -143,7 +143,8 @@ class IsoImage:
         self._iso = pycdlib.PyCdlib()
         try:
             self._iso.open(path)
-        except pycdlib.pycdlibexception.PyCdlibException as error:
+        # pycdlib reports most damage as PyCdlibException, some (short records, bad path tables) as the error it hit.
+        except (pycdlib.pycdlibexception.PyCdlibException, IndexError, KeyError, ValueError, struct.error) as error:
             raise PlanError(f"{path}: not a readable ISO 9660 image ({error}); give the path of an .iso file") from None
         self.block_size = self._iso.logical_block_size
         self.facility = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -184,6 +185,15 @@ def test_refuses_a_truncated_image(kexec_bin_iso, loopback_iso, tmp_path):
     with open(loopback_iso, "rb") as source, open(half, "wb") as target:
         target.write(source.read(loopback_iso.stat().st_size // 2))
     _refused(kexec_bin_iso(half, "--list"), f"{half}: truncated: the image is")
+
+
+def test_refuses_a_damaged_image(kexec_bin_iso, tmp_path):
+    # Debian's ipxe.iso with its primary volume's path table moved past the end of the image.
+    damaged = tmp_path / "damaged.iso"
+    content = bytearray(iso_images.packaged("ipxe").read_bytes())
+    struct.pack_into("<I", content, iso.PVD_OFFSET + 140, 0x7FFFFF)
+    damaged.write_bytes(content)
+    _refused(kexec_bin_iso(damaged, "--list"), f"{damaged}: not a readable ISO 9660 image (")
 
 
 def test_refuses_an_image_without_boot_configuration(kexec_bin_iso):
