@@ -217,6 +217,11 @@ class IsoImage:
             )
         record = found[1]
         expected = record.get_data_length()
+        if record.inode is not None and record.data_length != record.inode.data_length:
+            # pycdlib shortens a file that runs past the end of the image; its record still says where it ended.
+            raise PlanError(
+                f"{self.path}: truncated: {path} runs past the end of the image; download or copy the image again"
+            )
         with open(self.path, "rb") as source, open(target, "wb") as out:
             written = _copy_range(source.fileno(), out.fileno(), record.extent_location() * self.block_size, expected)
         if written != expected:

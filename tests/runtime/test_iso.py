@@ -196,6 +196,22 @@ def test_refuses_a_damaged_image(kexec_bin_iso, tmp_path):
     _refused(kexec_bin_iso(damaged, "--list"), f"{damaged}: not a readable ISO 9660 image (")
 
 
+def test_refuses_an_image_cut_inside_a_kernel(kexec_bin_iso, images, tmp_path):
+    # The volume descriptor agrees with the shorter file, so only the kernel's own record shows the cut.
+    image = iso_images.config_image(
+        images, "cut", {"boot/grub/grub.cfg": 'menuentry "X" {\n linux /vmlinuz\n}\n', "vmlinuz": os.urandom(1 << 20)}
+    )
+    with iso.IsoImage(str(image)) as whole:
+        _name, record = whole.find("/vmlinuz")
+        blocks = record.extent_location() + 10
+    content = bytearray(image.read_bytes()[: blocks * iso.SECTOR])
+    struct.pack_into("<I", content, iso.PVD_OFFSET + 80, blocks)
+    struct.pack_into(">I", content, iso.PVD_OFFSET + 84, blocks)
+    cut = tmp_path / "cut.iso"
+    cut.write_bytes(content)
+    _refused(kexec_bin_iso(cut, "--console", "none"), f"{cut}: truncated: /vmlinuz runs past the end of the image")
+
+
 def test_refuses_an_image_without_boot_configuration(kexec_bin_iso):
     memtest = iso_images.packaged("memtest86+")  # El Torito floppy and EFI programs only
     _refused(kexec_bin_iso(memtest, "--list"), f"{memtest}: no boot configuration (looked for /boot/grub/loopback.cfg")
