@@ -57,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the ISO image file")
     parser.add_argument("--list", action="store_true", help="print the image's Linux boot entries and stop")
     parser.add_argument(
-        "--entry", metavar="N|TITLE", help="the entry to boot: its number in --list or its title (default: the first)"
+        "--entry",
+        metavar="N|TITLE",
+        help="the entry to boot: its number in --list or its title (default: the image's own default)",
     )
     parser.add_argument("--append", default="", metavar="PARAMETERS", help="add these to the entry's command line")
     parser.add_argument(
@@ -105,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 
-def check_image(path: str) -> int:
-    """Refuse a file that is not an ISO 9660 image or is shorter than its volume says; return the volume's size."""
+def check_image(path: str) -> None:
+    """Refuse a file that is not an ISO 9660 image or is shorter than its volume says."""
     try:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -127,7 +129,6 @@ def check_image(path: str) -> int:
             f"{path}: truncated: the image is {size} bytes and its volume {volume}; "
             "download or copy it again and compare its checksum"
         )
-    return volume
 
 
 class IsoImage:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from . import debian_packages
 from .errors import ProveError
@@ -123,15 +124,18 @@ def isolinux_image(folder: Path) -> Path:
     return image
 
 
-def config_image(folder: Path, name: str, files: dict[str, str | bytes]) -> Path:
-    """A plain Rock Ridge image holding `files` (path → content): for configs a test writes itself."""
+def config_image(folder: Path, name: str, files: dict[str, str | bytes], names: Sequence[str] = ("-R", "-J")) -> Path:
+    """An image holding `files` (path → content), for configs a test writes itself.
+
+    `names`: mkisofs's options for the names beside ISO 9660's own (Rock Ridge -R, Joliet -J; none: 8.3 names).
+    """
     tree = folder / f"{name}-tree"
     for path, content in files.items():
         target = tree / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content if isinstance(content, bytes) else content.encode())
     image = folder / f"{name}.iso"
-    _run(["xorriso", "-as", "mkisofs", "-R", "-J", "-o", str(image), str(tree)])
+    _run(["xorriso", "-as", "mkisofs", *names, "-o", str(image), str(tree)])
     return image
 
 

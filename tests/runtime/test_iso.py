@@ -110,6 +110,22 @@ def test_list_of_an_isolinux_image_follows_the_installers_includes(kexec_bin_iso
     ) in result.stdout
 
 
+@pytest.mark.parametrize("names", [["-J"], []], ids=["joliet", "iso9660-only"])
+def test_images_without_rock_ridge_are_read_by_their_other_names(kexec_bin_iso, images, names):
+    # Without Rock Ridge, plain ISO 9660 names are upper case (VMLINUZ.;1): isolinux ignores case, and so do we.
+    files = {
+        "isolinux/isolinux.cfg": "label linux\n kernel vmlinuz\n append initrd=initrd.gz quiet\n",
+        "isolinux/vmlinuz": b"kernel",
+        "isolinux/initrd.gz": b"initrd",
+    }
+    image = iso_images.config_image(images, f"names-{'-'.join(names) or 'none'}", files, names)
+    result = kexec_bin_iso(image, "--console", "none")
+    assert result.returncode == 0, result.stderr
+    assert f"from {image}:/isolinux/vmlinuz (entry 1, /isolinux/isolinux.cfg)" in result.stdout
+    assert "checked: extracted from the image: 6 bytes" in result.stdout
+    assert "command line: quiet\n" in result.stdout
+
+
 def test_debians_ipxe_image_has_one_entry_with_ipxes_linux_kernel(kexec_bin_iso):
     result = kexec_bin_iso(iso_images.packaged("ipxe"), "--list")
     assert result.returncode == 0, result.stderr
