@@ -113,7 +113,7 @@ def test_list_of_an_isolinux_image_follows_the_installers_includes(kexec_bin_iso
 @pytest.mark.parametrize("names", [["-J"], []], ids=["joliet", "iso9660-only"])
 def test_images_without_rock_ridge_are_read_by_their_other_names(kexec_bin_iso, images, names):
     # Without Rock Ridge, plain ISO 9660 names are upper case (VMLINUZ.;1): isolinux ignores case, and so do we.
-    files = {
+    files: dict[str, str | bytes] = {
         "isolinux/isolinux.cfg": "label linux\n kernel vmlinuz\n append initrd=initrd.gz quiet\n",
         "isolinux/vmlinuz": b"kernel",
         "isolinux/initrd.gz": b"initrd",
