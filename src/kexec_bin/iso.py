@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         if not found.entries:
             raise PlanError(_no_entries(image, found.examined))
         if args.list:
-            print(list_text(found.entries))
+            print(list_text(found))
             return 0
         number, entry, why = choose_entry(found, args.entry, image)
         with tempfile.TemporaryDirectory(prefix="kexec-bin-iso-") as scratch:
@@ -259,11 +259,12 @@ def _no_entries(image: str, examined: list[str]) -> str:
     )
 
 
-def list_text(entries: list[BootEntry]) -> str:
-    """`--list`: every entry with its number, title, kernel, initrds and command line."""
+def list_text(found: Found) -> str:
+    """`--list`: every entry with its number, title, kernel, initrds and command line; the default marked."""
     lines = []
-    for number, entry in enumerate(entries, 1):
-        lines.append(f"{number}. {entry.title}")
+    for number, entry in enumerate(found.entries, 1):
+        marker = f" (the default: {found.default_reason})" if number - 1 == found.default else ""
+        lines.append(f"{number}. {entry.title}{marker}")
         lines.append(f"   kernel:  {entry.kernel}")
         lines.append(f"   initrd:  {' '.join(entry.initrds) or '(none)'}")
         lines.append(f"   cmdline: {entry.cmdline or '(empty)'}")

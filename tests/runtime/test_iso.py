@@ -129,7 +129,11 @@ def test_images_without_rock_ridge_are_read_by_their_other_names(kexec_bin_iso, 
 def test_debians_ipxe_image_has_one_entry_with_ipxes_linux_kernel(kexec_bin_iso):
     result = kexec_bin_iso(iso_images.packaged("ipxe"), "--list")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[:3] == ["1. ipxe.lkrn", "   kernel:  /ipxe.krn", "   initrd:  (none)"]
+    assert result.stdout.splitlines()[:3] == [
+        "1. ipxe.lkrn (the default: DEFAULT ipxe.lkrn in /isolinux.cfg)",
+        "   kernel:  /ipxe.krn",
+        "   initrd:  (none)",
+    ]
 
 
 def test_dry_run_plans_an_entry_chosen_by_title_with_console_and_append(kexec_bin_iso, isolinux_iso):
@@ -399,6 +403,8 @@ LIVE_FILES: dict[str, str | bytes] = {
 def test_grub_default_is_chosen_as_grub_would(kexec_bin_iso, images, default, title):
     files = {"boot/grub/grub.cfg": LIVE_GRUB_CFG.format(default=default), **LIVE_FILES}
     image = iso_images.config_image(images, f"live-{default.replace('>', '-')}", files)
+    listing = kexec_bin_iso(image, "--list")
+    assert f". {title} (the default: set default= {default} in /boot/grub/grub.cfg)\n" in listing.stdout
     result = kexec_bin_iso(image, "--console", "none")
     assert result.returncode == 0, result.stderr
     assert f"plan: {title} from {image}" in result.stdout
