@@ -435,3 +435,25 @@ def test_grub_sources_submenus_and_initrds_of_a_live_image(kexec_bin_iso, images
     # Two initrds, loaded as one file: the plan shows where they go.
     assert "initrd  " in result.stdout and result.stdout.count("  initrd  ") == 2, result.stdout
     assert "'--initrd=<initrds joined>'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("mount", "expected"),
+    [
+        ("/ / rw,relatime shared:1 - ext4 /dev/mapper/vg-root rw", "is on /dev/mapper/vg-root (/): the booted live"),
+        (
+            "/ / rw,relatime shared:1 - nfs4 server:/export rw",
+            "is on nfs4 (/): the booted system cannot find its image",
+        ),
+        ("/ / rw,relatime shared:1 - ext4 /dev/sda2 rw", None),
+    ],
+)
+def test_reachability_follows_the_mount_that_holds_the_image(tmp_path, loopback_iso, mount, expected):
+    root = tmp_path / "root"
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/self/mountinfo").write_text(f"22 1 0:21 {mount}\n30 22 0:5 / /proc rw - proc proc rw\n")
+    warnings = iso.reachability_warnings(str(loopback_iso), str(root))
+    if expected is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and expected in warnings[0], warnings
