@@ -1,9 +1,10 @@
 """The Python API: load, execute and unload kernels through the same program and checks as `kexec`.
 
-Every path and string given here stays one operand of kexec: files are passed as absolute paths
-(a name never starts with "-"), values are glued to their option (`--initrd=FILE`), and the
-kernel comes last, after `--`, which kexec-tools' getopt honours. Only `KexecBinError`
-subclasses are raised; a bad argument is a `UsageError` (also a `ValueError`).
+Every path and string given here stays one operand of kexec: values are glued to their option
+(`--initrd=FILE`, `--command-line=TEXT`: nothing in them can read as an option), and the kernel
+comes last, as an absolute path (a name never starts with "-"), after `--`, which kexec-tools'
+getopt honours. Only `KexecBinError` subclasses are raised; a bad argument is a `UsageError`
+(also a `ValueError`).
 """
 
 from __future__ import annotations
@@ -49,10 +50,14 @@ def load(
     *,
     reuse_cmdline: bool = False,
     syscall: str = "auto",
+    options: Sequence[str] = (),
     root: str = "/",
 ) -> None:
-    """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason."""
-    args = load_arguments(kernel, initrd, cmdline, reuse_cmdline=reuse_cmdline, syscall=syscall)
+    """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason.
+
+    `options`: further kexec-tools load options the kernel's format needs (x86: --real-mode).
+    """
+    args = load_arguments(kernel, initrd, cmdline, reuse_cmdline=reuse_cmdline, syscall=syscall, options=options)
     _run(args, ops.LOAD, ops.API_SYSCALLS[syscall], root)
 
 
@@ -64,6 +69,7 @@ def load_arguments(
     *,
     reuse_cmdline: bool = False,
     syscall: str = "auto",
+    options: Sequence[str] = (),
 ) -> list:
     """kexec-tools' arguments for `load()`: the one place that spells a load out (the plans print it).
 
@@ -71,15 +77,17 @@ def load_arguments(
     """
     if syscall not in ops.API_SYSCALLS:
         raise UsageError(f"syscall={syscall!r}: choose one of {', '.join(ops.API_SYSCALLS)}")
-    args = ["--load", ops.SYSCALL_OPTIONS[ops.API_SYSCALLS[syscall]]]
+    if isinstance(options, str) or not all(_text("options", o).startswith("--") and o != "--" for o in options):
+        raise UsageError(f"options={options!r}: give a list of long options (--name or --name=value)")
+    args = ["--load", ops.SYSCALL_OPTIONS[ops.API_SYSCALLS[syscall]], *options]
     if initrd is not None:
-        args.append(f"--initrd={_file('initrd', initrd)}")
+        args.append(f"--initrd={_path('initrd', initrd)}")
     if reuse_cmdline:
         args.append("--reuse-cmdline")
     if cmdline is not None:
         text = _text("cmdline", cmdline)
         args.append(f"--append={text}" if reuse_cmdline else f"--command-line={text}")
-    return [*args, "--", _file("kernel", kernel)]
+    return [*args, "--", os.path.abspath(_path("kernel", kernel))]
 
 
 @_only_kexec_bin_errors
@@ -100,15 +108,15 @@ def loaded(root: str = "/") -> bool:
     return Kernel(root).sysfs_kexec()["kexec_loaded"].value == "1"
 
 
-def _file(name: str, value: object) -> str:
-    """`value` as an absolute path: one operand whatever the file is called."""
+def _path(name: str, value: object) -> str:
+    """`value` (str, bytes or os.PathLike) as a path kexec can be given: not empty, no NUL."""
     try:
         path = os.fsdecode(value)  # type: ignore[arg-type]
     except TypeError:
         raise UsageError(f"{name}={value!r}: give a file path (str or os.PathLike)") from None
     if not path:
         raise UsageError(f"{name}='': give the path of the {name} file")
-    return os.path.abspath(_text(name, path))
+    return _text(name, path)
 
 
 def _text(name: str, value: object) -> str:

@@ -164,7 +164,9 @@ def _which(options: dict) -> int:
 
 
 # Story commands: name → (module in this package, one-line help).
-STORIES: dict = {}
+STORIES: dict[str, tuple[str, str]] = {
+    "iso": ("iso", "boot an ISO image: the kernel of one of its entries, or the whole image through memdisk"),
+}
 
 COMMANDS = {
     "doctor": Command(_doctor, "check whether this machine can load a kernel with kexec", (

@@ -61,7 +61,7 @@ def test_initrd_and_command_line_stay_values(tree, tmp_path, monkeypatch):
     assert record.read_text().splitlines() == [
         "--load",
         "--kexec-syscall-auto",
-        f"--initrd={tmp_path}/-e",
+        "--initrd=-e",
         "--command-line=-e --exec -- x",
         "--",
         f"{tmp_path}/-p",
@@ -82,6 +82,10 @@ def test_initrd_and_command_line_stay_values(tree, tmp_path, monkeypatch):
         {"kernel": "k", "root": ""},
         {"kernel": "k", "root": "/no/such/root"},
         {"kernel": "k", "root": None},
+        {"kernel": "k", "options": ["-e"]},  # only long options, each one operand
+        {"kernel": "k", "options": ["--"]},
+        {"kernel": "k", "options": "--real-mode"},
+        {"kernel": "k", "options": ["--type", "bzImage"]},
     ],
 )
 def test_bad_api_arguments_are_usage_errors(arguments, tmp_path, monkeypatch):
