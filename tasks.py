@@ -118,3 +118,15 @@ def sdist(c, version=None, mirror=None):
     from kexec_build import wheel as wheels
 
     wheels.make_sdist(recipes.load().release(version), mirrors=_mirrors(mirror), dist=dist_dir())
+
+
+@task(iterable=["mirror"], help={"version": VERSION_HELP, "mirror": MIRROR_HELP})
+@reports_errors
+def release(c, version=None, mirror=None):
+    """Make dist/ one checked release: wheels, sdist, static tarballs, manifest, SHA256SUMS."""
+    from kexec_build import release as releasing
+
+    loaded = recipes.load()
+    chosen = loaded.release(version)
+    releasing.make_release(loaded.select_targets("all", chosen), chosen, loaded=loaded, mirrors=_mirrors(mirror),
+                           dist=dist_dir())

@@ -104,12 +104,13 @@ def cross_build_rows(work: Path) -> list[Row]:
 
 # Each section measures its rows in a scratch folder of its own.
 def sections() -> list[Callable[[Path], list[Row]]]:
-    """The toolkit's own sections: builds, wheels and the runtime."""
+    """The toolkit's own sections: builds, wheels, the release and the runtime."""
     # Imported here: those modules import Row and timed from this one.
+    from .bench_release import release_rows
     from .bench_runtime import runtime_rows
     from .bench_wheel import wheel_rows
 
-    return [native_build_rows, cross_build_rows, wheel_rows, runtime_rows]
+    return [native_build_rows, cross_build_rows, wheel_rows, release_rows, runtime_rows]
 
 
 def run(output: Path, extra: Sequence[Callable[[Path], list[Row]]] = ()) -> list[Row]:
