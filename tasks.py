@@ -130,3 +130,12 @@ def release(c, version=None, mirror=None):
     chosen = loaded.release(version)
     releasing.make_release(loaded.select_targets("all", chosen), chosen, loaded=loaded, mirrors=_mirrors(mirror),
                            dist=dist_dir())
+
+
+@task
+@reports_errors
+def lint(c):
+    """Run ruff on the code, actionlint and zizmor on .github/workflows."""
+    from kexec_build import lint as linting
+
+    linting.lint()
