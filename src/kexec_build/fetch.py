@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
+from .commands import Log
 from .errors import BuildError, FetchError
 from .paths import cache_dir
 from .recipes import Release
 
-__all__ = ["fetch", "cached_path", "candidate_urls", "distribution_urls", "mirrors_from_env", "clean_partials", "MIRRORS_ENV"]
+__all__ = ["MIRRORS_ENV", "cached_path", "candidate_urls", "clean_partials", "distribution_urls", "fetch", "mirrors_from_env"]
 
 MIRRORS_ENV = "KEXEC_BIN_MIRRORS"
 CHUNK = 64 * 1024
 RETRIED_STATUSES = (500, 502, 503, 504)
 
-Log = Callable[[str], None]
 
 
 def mirrors_from_env() -> list[str]:
@@ -56,7 +56,7 @@ def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None =
     with _locked(target.parent / ".lock"):
         if target.is_file():  # another process fetched it while we waited
             return target
-        failures = []
+        failures: list[str] = []
         for url in _all_urls(release, mirrors, cache, failures):
             try:
                 _download_verified(url, release, target, timeout=timeout, retries=retries, log=log)
@@ -105,7 +105,8 @@ def _locked(path: Path) -> Iterator[None]:
 def _download_verified(url: str, release: Release, target: Path, *, timeout: tuple[float, float],
                        retries: int, log: Log) -> None:
     """Stream `url` into a temporary file beside `target`; rename it in only if the sha256 matches."""
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{release.source}.", suffix=".part", delete=False)
+    # Opened outside `with`: the try below removes the file whatever happens, and `with handle` closes it.
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{release.source}.", suffix=".part", delete=False)  # noqa: SIM115
     partial = Path(handle.name)
     try:
         with handle:
@@ -201,7 +202,7 @@ def _reason(error: Exception) -> str:
 
 
 @contextmanager
-def _progress(url: str, total: int) -> Iterator[Callable[[int], None]]:
+def _progress(url: str, total: int) -> Iterator[Callable[[int], object]]:
     """A progress bar on a terminal; a line at start and end otherwise."""
     name = url.rsplit("/", 1)[-1]
     if sys.stderr.isatty():

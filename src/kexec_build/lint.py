@@ -1,4 +1,5 @@
-"""`inv lint`: ruff on the code, actionlint and zizmor on the GitHub workflows, all installed from PyPI."""
+"""`inv lint`: ruff and mypy on the code (as tests/test_lint.py runs them), actionlint and zizmor on the GitHub
+workflows; all installed from PyPI."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from .errors import BuildError
 from .paths import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+# What ruff reads; mypy takes its files from pyproject.toml.
+CODE = ("src", "tasks.py", "hatch_build.py", "tests")
 
 
 def tool(name: str) -> Path:
@@ -21,7 +24,9 @@ def commands() -> dict[str, list[str]]:
     """Each linter's command, run in the project folder."""
     workflows = sorted(str(path.relative_to(PROJECT_ROOT)) for path in WORKFLOWS.glob("*.yml"))
     return {
-        "ruff": [str(tool("ruff")), "check", "."],
+        "ruff": [str(tool("ruff")), "check", *CODE],
+        "ruff format": [str(tool("ruff")), "format", "--check", *CODE],
+        "mypy": [str(tool("mypy"))],
         "actionlint": [str(tool("actionlint")), *workflows],
         # --offline: no GitHub API calls (the online audits need a token); the findings are the same rules.
         "zizmor": [str(tool("zizmor")), "--offline", *workflows],
@@ -30,8 +35,11 @@ def commands() -> dict[str, list[str]]:
 
 def missing_tools() -> dict[str, str]:
     """Linters that are not installed, with the command that installs them."""
-    fixes = {"ruff": "scripts/setup", "zizmor": "scripts/setup", "actionlint": "scripts/setup --lint"}
-    return {name: fixes[name] for name in commands() if not tool(name).exists()}
+    return {
+        name: "scripts/setup --lint" if name == "actionlint" else "scripts/setup"
+        for name, command in commands().items()
+        if not Path(command[0]).exists()
+    }
 
 
 def lint(log=print) -> None:

@@ -23,16 +23,15 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from packaging.utils import parse_wheel_filename
 
-from . import atomic, fetch, parallel, recipes, sbom, wheel
+from . import atomic, fetch, hook, parallel, recipes, sbom, wheels
+from .commands import Log
 from .errors import ReleaseError
 from .paths import build_dir
 from .recipes import Recipes, Release, Target
-
-Log = Callable[[str], None]
 
 PYPI_RULE_FILE = "pypi-platform-tags.toml"
 MANIFEST = "release-manifest.json"
@@ -61,24 +60,32 @@ class PlatformRule:
         return match.group("arch") in arches
 
     def refused_tags(self, wheel_name: str) -> list[str]:
-        """The platform tags in the wheel file name `wheel_name` that PyPI would refuse (it refuses the upload for one)."""
+        """The platform tags in the file name `wheel_name` that PyPI refuses (one refused tag refuses the upload)."""
         _, _, _, tags = parse_wheel_filename(wheel_name)
         return sorted({tag.platform for tag in tags if not self.accepts(tag.platform)})
+
+
+_PYPI_RULE_KEYS = (
+    recipes._Key(
+        "source", "the https URL the rule was read from", lambda v: isinstance(v, str) and v.startswith("https://")
+    ),
+    recipes._Key("static", "a list of platform tags", recipes._is_str_list),
+    recipes._Key("manylinux-arches", "a list of CPU names", recipes._is_str_list),
+    recipes._Key("musllinux-arches", "a list of CPU names", recipes._is_str_list),
+)
 
 
 def pypi_rule(recipes_dir: Path = recipes.RECIPES_DIR) -> PlatformRule:
     """Read `recipes/pypi-platform-tags.toml`; raise `RecipeError` listing every problem."""
     file = recipes._File(recipes_dir / PYPI_RULE_FILE)
-    keys = {"static": "a list of platform tags", "manylinux-arches": "a list of CPU names",
-            "musllinux-arches": "a list of CPU names"}
-    file.refuse_unknown(file.data, "", ["source", *keys])
-    source = file.get(file.data, "", "source", "the https URL the rule was read from",
-                      lambda value: isinstance(value, str) and value.startswith("https://"))
-    lists = {key: file.get(file.data, "", key, expected, recipes._is_str_list) for key, expected in keys.items()}
+    values = file.read(file.data, "", _PYPI_RULE_KEYS)
     file.fail_if_problems()
-    return PlatformRule(source=source, static=frozenset(lists["static"]),
-                        manylinux_arches=frozenset(lists["manylinux-arches"]),
-                        musllinux_arches=frozenset(lists["musllinux-arches"]))
+    return PlatformRule(
+        source=values["source"],
+        static=frozenset(values["static"]),
+        manylinux_arches=frozenset(values["manylinux-arches"]),
+        musllinux_arches=frozenset(values["musllinux-arches"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -97,34 +104,53 @@ def static_tarball_name(release: Release, target: Target) -> str:
     return f"kexec-tools-{release.version}-{target.name}-static.tar.xz"
 
 
-def make_release(targets: Sequence[Target], release: Release, *, loaded: Recipes, mirrors: Sequence[str],
-                 dist: Path, log: Log = print) -> list[Entry]:
+def make_release(
+    targets: Sequence[Target],
+    release: Release,
+    *,
+    recipe_set: Recipes,
+    mirrors: Sequence[str],
+    dist: Path,
+    log: Log = print,
+) -> list[Entry]:
     """`inv release`: wheels, sdist and static tarballs of `release` into `dist` (and nothing else),
     checked by twine and check-wheel-contents; then the manifest, `dist/pypi/` and SHA256SUMS."""
     rule = pypi_rule()
-    parallel.build_and_report(release, targets, recipes=loaded, mirrors=mirrors, log=log)
-    epoch = wheel.source_date_epoch(fetch.fetch(release, mirrors=mirrors, log=log))
-    env = wheel.mirrors_env(mirrors)
+    parallel.build_and_report(release, targets, recipe_set=recipe_set, mirrors=mirrors, log=log)
+    epoch = hook.source_date_epoch(fetch.fetch(release, mirrors=mirrors, log=log))
+    env = wheels.mirrors_env(mirrors)
 
     def wheel_and_tarball(target: Target) -> tuple[Path, Path]:
-        (made,) = wheel.build_wheels([target], release, outdir=dist, env=env, log=log)
+        (made,) = wheels.build_wheels([target], release, outdir=dist, env=env, log=log)
         return made, static_tarball(made, dist / static_tarball_name(release, target), epoch)
 
     # Each build backend run is one process on one core, and lzma lets go of the GIL: the wheels,
     # their tarballs and the sdist are made side by side, one per core, then checked side by side.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        sdist_job = pool.submit(wheel.build_sdist, release, outdir=dist, env=env, log=log)
-        wheels, tarballs = zip(*pool.map(wheel_and_tarball, targets))
+        sdist_job = pool.submit(wheels.build_sdist, release, outdir=dist, env=env, log=log)
+        made_wheels, tarballs = zip(*pool.map(wheel_and_tarball, targets))
         sdist = sdist_job.result()
-        checks = [pool.submit(run_check, dist, "check_wheel_contents", *wheels),
-                  pool.submit(run_check, dist, "twine", "check", "--strict", *wheels, sdist)]
+        checks = [
+            pool.submit(run_check, dist, "check_wheel_contents", *made_wheels),
+            pool.submit(run_check, dist, "twine", "check", "--strict", *made_wheels, sdist),
+        ]
         for job in checks:
             job.result()
-    entries = [_wheel_entry(made, target, rule) for target, made in zip(targets, wheels)]
-    entries.append(Entry(sdist.name, sbom.sha256_of(sdist), "sdist", None, True, "the source: pip builds it where no wheel fits"))
-    entries += [Entry(tarball.name, sbom.sha256_of(tarball), "static", target.name, False,
-                      "the static binary, for use without Python")
-                for target, tarball in zip(targets, tarballs)]
+    entries = [_wheel_entry(made, target, rule) for target, made in zip(targets, made_wheels)]
+    entries.append(
+        Entry(sdist.name, sbom.sha256_of(sdist), "sdist", None, True, "the source: pip builds it where no wheel fits")
+    )
+    entries += [
+        Entry(
+            tarball.name,
+            sbom.sha256_of(tarball),
+            "static",
+            target.name,
+            False,
+            "the static binary, for use without Python",
+        )
+        for target, tarball in zip(targets, tarballs)
+    ]
     _remove_others(dist, {entry.file for entry in entries}, log)
     manifest = {
         "kexec-bin": release.wheel_version,
@@ -134,8 +160,13 @@ def make_release(targets: Sequence[Target], release: Release, *, loaded: Recipes
     }
     atomic.write_text(dist / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     _fill_pypi_folder(dist, [entry.file for entry in entries if entry.pypi])
-    sums = atomic.write_text(dist / wheel.SUMS, "".join(
-        f"{sbom.sha256_of(dist / name)}  {name}\n" for name in sorted([entry.file for entry in entries] + [MANIFEST])))
+    sums = atomic.write_text(
+        dist / wheels.SUMS,
+        "".join(
+            f"{sbom.sha256_of(dist / name)}  {name}\n"
+            for name in sorted([entry.file for entry in entries] + [MANIFEST])
+        ),
+    )
     for entry in entries:
         log(f"release: {entry.file}: {'PyPI and GitHub' if entry.pypi else 'GitHub only'} ({entry.why})")
     log(f"release: {len(entries)} files, {sums}")
@@ -171,8 +202,11 @@ def write_static_tarball(source_wheel: Path, destination: Path, epoch: int) -> P
         names = archive.namelist()
         copying = next(name for name in names if re.search(r"\.dist-info/licenses/.*kexec-tools.*/COPYING$", name))
         sbom_file = next(name for name in names if name.endswith(f".dist-info/sboms/{sbom.FILE_NAME}"))
-        members = [("kexec", archive.read(wheel.BINARY), 0o755), ("COPYING", archive.read(copying), 0o644),
-                   (sbom.FILE_NAME, archive.read(sbom_file), 0o644)]
+        members = [
+            ("kexec", archive.read(hook.BINARY), 0o755),
+            ("COPYING", archive.read(copying), 0o644),
+            (sbom.FILE_NAME, archive.read(sbom_file), 0o644),
+        ]
     stream = io.BytesIO()
     with tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT) as tar:
         tar.addfile(_tar_info(folder, epoch, 0o755, tarfile.DIRTYPE))
@@ -214,8 +248,15 @@ def _fill_pypi_folder(dist: Path, names: Sequence[str]) -> None:
 
 def run_check(dist: Path, tool: str, *arguments: str | Path) -> None:
     """Run the checker `tool` (a module: twine, check_wheel_contents) in `dist`; raise `ReleaseError` on a finding."""
-    result = subprocess.run([sys.executable, "-m", tool, *map(str, arguments)], cwd=dist, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", tool, *map(str, arguments)], cwd=dist, capture_output=True, text=True
+    )
     if result.returncode:
-        hint = " (install the dev tools: .venv/bin/pip install -r requirements-dev.txt)" if "No module named" in result.stderr else ""
-        raise ReleaseError(f"{tool.replace('_', '-')} refused the release in {dist}{hint}:\n"
-                           f"{result.stdout}{result.stderr}".rstrip())
+        hint = (
+            " (install the dev tools: .venv/bin/pip install -r requirements-dev.txt)"
+            if "No module named" in result.stderr
+            else ""
+        )
+        raise ReleaseError(
+            f"{tool.replace('_', '-')} refused the release in {dist}{hint}:\n{result.stdout}{result.stderr}".rstrip()
+        )

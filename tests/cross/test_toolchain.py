@@ -64,6 +64,7 @@ def test_an_unfinished_sysroot_is_replaced_not_used(isolated, toolchains, recipe
     with pytest.raises(ToolchainError, match="no sysroot with static zlib and liblzma"):
         toolchain.for_target(aarch64, recipe_set)
     (tools,) = toolchain.provision([aarch64], recipe_set, log=lambda line: None).values()
+    assert tools.sysroot is not None
     assert "half-unpacked" not in (tools.sysroot / "usr/include/zlib.h").read_text()
     assert [p.name for p in leftover.parent.iterdir() if p.name.startswith(".aarch64-")] == []  # no scratch left
 

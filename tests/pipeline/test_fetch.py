@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -54,10 +55,8 @@ class RawServer:
     def _handle(self, connection: socket.socket) -> None:
         with connection:
             connection.recv(65536)
-            try:
+            with contextlib.suppress(OSError):
                 self.behaviour(connection)
-            except OSError:
-                pass
 
     def close(self) -> None:
         self.socket.close()
@@ -105,7 +104,7 @@ def test_truncated_download_is_refused(isolated, release, tarball):
 def test_404_on_first_mirror_then_success_on_the_next(isolated, httpserver, release, tarball):
     httpserver.expect_request(f"/missing/{release.source}").respond_with_data("nope", status=404)
     httpserver.expect_request(f"/good/{release.source}").respond_with_data(tarball)
-    lines = []
+    lines: list[str] = []
     got = fetch.fetch(release, mirrors=[httpserver.url_for("/missing"), httpserver.url_for("/good")], log=lines.append)
     assert got.read_bytes() == tarball
     assert any("HTTP 404" in line for line in lines)

