@@ -145,3 +145,16 @@ def lint(c):
     from kexec_build import lint as linting
 
     linting.lint()
+
+
+@task(help={"version": "the new kexec-tools release, e.g. 2.0.32"})
+@reports_errors
+def update(c, version):
+    """Adopt a kexec-tools release verified through Debian's signed chain; build all, prove x86_64."""
+    from kexec_build import update as updating
+    from kexec_build.vm import prove as proving
+
+    release = updating.adopt(version)
+    recipe_set = recipes.load()
+    parallel.build_and_report(release, recipe_set.select_targets("all", release), recipe_set=recipe_set)
+    proving.prove([recipe_set.target("x86_64")], release)

@@ -186,12 +186,8 @@ def static_tarball(source_wheel: Path, destination: Path, epoch: int) -> Path:
     wheel's bytes decide the tarball's, so an unchanged wheel costs no compression."""
     cached = build_dir() / "static-tarballs" / sbom.sha256_of(source_wheel) / destination.name
     if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
         write_static_tarball(source_wheel, cached, epoch)
-    partial = destination.with_name(f".{destination.name}.{os.getpid()}.part")
-    shutil.copyfile(cached, partial)
-    os.replace(partial, destination)
-    return destination
+    return atomic.copy_file(cached, destination)
 
 
 def write_static_tarball(source_wheel: Path, destination: Path, epoch: int) -> Path:
@@ -212,10 +208,7 @@ def write_static_tarball(source_wheel: Path, destination: Path, epoch: int) -> P
         tar.addfile(_tar_info(folder, epoch, 0o755, tarfile.DIRTYPE))
         for name, data, mode in members:
             tar.addfile(_tar_info(f"{folder}/{name}", epoch, mode, tarfile.REGTYPE, len(data)), io.BytesIO(data))
-    partial = destination.with_name(f".{destination.name}.{os.getpid()}.part")
-    partial.write_bytes(lzma.compress(stream.getvalue(), preset=9))
-    os.replace(partial, destination)
-    return destination
+    return atomic.write_bytes(destination, lzma.compress(stream.getvalue(), preset=9))
 
 
 def _tar_info(name: str, epoch: int, mode: int, kind: bytes, size: int = 0) -> tarfile.TarInfo:
