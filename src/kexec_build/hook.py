@@ -133,15 +133,17 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     recipe_set = recipes.load()
     release = release_of(recipe_set, wheel_version)
     target = chosen_target(recipe_set, release)
-    built = pipeline.build(release, toolchain.for_target(target, recipe_set), mirrors=upstream_mirrors(root), log=log)
+    tools = toolchain.for_target(target, recipe_set)
+    built = pipeline.build(release, tools, mirrors=upstream_mirrors(root), log=log)
     check_license(root, release, built.copying)
-    epoch = source_date_epoch(built.source)
+    epoch = source_date_epoch(fetch.fetch(release, mirrors=upstream_mirrors(root), log=log))
     staging = built.binary.parent / "wheel"
+    binary = pipeline.checked_copy(built, release, tools, into=staging)
     info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
-    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=built.binary, epoch=epoch)
+    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch)
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     return Contents(
-        files={str(built.binary): BINARY, str(info): BUILD_INFO},
+        files={str(binary): BINARY, str(info): BUILD_INFO},
         epoch=epoch,
         tag=wheel_tag(target),
         sboms=(str(sbom_file),),

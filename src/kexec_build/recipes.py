@@ -58,6 +58,8 @@ class Release:
 
     version: str
     sha256: str
+    size: int
+    """The tarball's length in bytes: a download stops there instead of filling the disk."""
     build: int
     source: str
     urls: tuple[str, ...]
@@ -178,6 +180,15 @@ class _Key:
     required: bool = True
 
 
+def _formats_with_version(template: str) -> bool:
+    """Whether `template` takes {version} and nothing else: a stray brace or another field fails."""
+    try:
+        template.format(version="0")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
 
@@ -224,7 +235,8 @@ _RELEASES_KEYS = (
     _Key("default", "a version string", lambda v: isinstance(v, str)),
     _Key("sites", "a list of https URLs", lambda v: _is_str_list(v) and all(s.startswith("https://") for s in v)),
     _Key("source", "a file name such as 'name-{version}.tar.xz'",
-         lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v),
+         lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v
+         and _formats_with_version(v)),
     _Key("debian-source", "{package = '<name>', suites = [...]}", _is_debian_source),
     _Key("configure-flags", "a list of ./configure options",
          lambda v: _is_str_list(v) and all(f.startswith("--") for f in v)),
@@ -236,6 +248,8 @@ _DEBIAN_SOURCE_KEYS = (
 )
 _RELEASE_KEYS = (
     _Key("sha256", "64 lowercase hex digits", lambda v: isinstance(v, str) and bool(_SHA256.fullmatch(v))),
+    _Key("size", "the tarball's length in bytes (a whole number > 0)",
+         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
     _Key("build", "a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
     _Key("targets", f"a list of target names from {TARGETS_FILE}", _is_str_list),
     _Key("configure-flags", "a list of ./configure options", _is_str_list, required=False),
@@ -323,11 +337,12 @@ class _File:
             for name in entry["targets"] or []:
                 if name not in known_targets:
                     self.problems.append(f"{where}targets: unknown target {name!r}{_suggest(name, known_targets)}")
-            if entry["sha256"] is not None and entry["build"] is not None:
+            if entry["sha256"] is not None and entry["size"] is not None and entry["build"] is not None and source:
                 filename = source.format(version=version)
                 releases[version] = Release(
                     version=version,
                     sha256=entry["sha256"],
+                    size=entry["size"],
                     build=entry["build"],
                     source=filename,
                     urls=tuple(f"{site.rstrip('/')}/{filename}" for site in top["sites"] or []),

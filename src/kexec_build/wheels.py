@@ -129,7 +129,7 @@ def _run_backend(distribution: Literal["wheel", "sdist"], root: Path, outdir: Pa
         try:
             built = Path(ProjectBuilder(root, runner=runner).build(distribution, scratch))
         except BuildBackendException as error:
-            settings = " ".join(f"{key}={value}" for key, value in sorted(env.items()))
+            settings = fetch.mask_credentials(" ".join(f"{key}={value}" for key, value in sorted(env.items())))
             raise WheelError(
                 f"the build backend failed to make the {distribution} ({settings}); its output is above: {error}"
             ) from None
