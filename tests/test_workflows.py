@@ -57,3 +57,30 @@ def test_caches_are_keyed_by_the_recipes_and_release_builds_use_none():
     keys = re.findall(r"key: (.+)", ci)
     assert keys and all("hashFiles('recipes/*.toml')" in key for key in keys)
     assert "actions/cache" not in (lint.WORKFLOWS / "release.yml").read_text()
+
+
+def script(name: str, *args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PROJECT_ROOT / "scripts" / name), *map(str, args)], capture_output=True, text=True)
+
+
+def test_compare_dists_passes_identical_wheels_and_names_the_one_that_differs(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        for name in ("a-1-py3-none-any.whl", "b-1-py3-none-any.whl"):
+            (folder / name).write_bytes(name.encode())
+    same = script("compare-dists", first, second)
+    assert same.returncode == 0, same.stdout + same.stderr
+    (second / "b-1-py3-none-any.whl").write_bytes(b"built elsewhere")
+    differs = script("compare-dists", first, second)
+    assert differs.returncode == 1
+    assert [line.split()[0] for line in differs.stdout.splitlines()] == ["same", "DIFFERS"]
+    (second / "b-1-py3-none-any.whl").unlink()
+    assert "different wheels" in script("compare-dists", first, second).stderr
+
+
+def test_github_release_refuses_a_tag_that_does_not_name_the_version_built(tmp_path):
+    (tmp_path / "release-manifest.json").write_text('{"kexec-bin": "2.0.32.0"}')
+    result = script("github-release", "v2.0.32.1", tmp_path)
+    assert result.returncode == 1
+    assert "tag v2.0.32.1 does not name the release" in result.stderr and "tag it v2.0.32.0" in result.stderr
