@@ -17,7 +17,9 @@ from .resolve import binary, choose
 
 
 # Story commands: name → (module in this package, one-line help).
-STORIES: dict[str, tuple[str, str]] = {}
+STORIES: dict[str, tuple[str, str]] = {
+    "iso": ("iso", "boot an ISO image: the kernel of one of its entries, or the whole image through memdisk"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kexec_build.vm.binaries import wheel_for
-from kexec_build.vm.debian_guest import INIT, debian_guest, make_ext4
+from kexec_build.vm.debian_guest import INIT, debian_guest, drives
 from kexec_build.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
@@ -35,11 +35,7 @@ def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
         kernel=guest.kernel,
         initrd=guest.initrd,
         cmdline=f"root=/dev/vda ro init={INIT} quiet vmtest.nonce={nonce}",
-        qemu_options=[
-            "-snapshot",
-            "-drive", f"file={guest.image},if=virtio,format=raw",
-            "-drive", f"file={make_ext4(wheels, tmp_path / 'wheels.ext4')},if=virtio,format=raw",
-        ],
+        qemu_options=drives(guest, wheels, tmp_path),
     )
     assert machine.run("command -v kexec || echo absent") == "absent"
 
