@@ -224,7 +224,8 @@ def record(recipes_dir: Path, version: str, verified: Verified, recipe_set: Reci
         targets = ", ".join(f'"{name}"' for name in recipe_set.targets)
         comment = "\n".join(f"# {line}" for line in _wrap(f"Verified {today} by `inv update`: {verified.how}."))
         table = (
-            f'[release."{version}"]\n{comment}\nsha256 = "{verified.sha256}"\nbuild = 0\n'
+            f'[release."{version}"]\n{comment}\nsha256 = "{verified.sha256}"\n'
+            f"size = {verified.tarball.stat().st_size}\nbuild = 0\n"
             f"# Every target: `inv update` builds them all; drop any this release cannot build.\n"
             f"targets = [{targets}]\n\n"
         )
