@@ -17,7 +17,9 @@ from .resolve import binary, choose
 
 
 # Story commands: name → (module in this package, one-line help).
-STORIES: dict[str, tuple[str, str]] = {}
+STORIES: dict[str, tuple[str, str]] = {
+    "netboot": ("netboot", "download the Debian installer, verify it along Debian's signed chain, and kexec into it"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
