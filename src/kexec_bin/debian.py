@@ -62,6 +62,7 @@ class Release:
     date: str
     age_days: float
     signers: tuple[str, ...]
+    """Each good signature's key: "user id [primary key fingerprint]"."""
     keyring: str
     url: str
     sha256: dict[str, tuple[str, int]]
@@ -124,7 +125,7 @@ def release(mirror: str, suite: str, keyring: str, *, now: float | None = None) 
 
 
 def _gpgv(signed: bytes, keyring: str, url: str) -> tuple[str, tuple[str, ...]]:
-    """The text gpgv vouches for, and the fingerprints (primary keys) of the good signatures."""
+    """The text gpgv vouches for, and the keys of its good signatures."""
     gpgv = shutil.which("gpgv")
     if not gpgv:
         raise VerificationError("gpgv is not installed, so the Debian release signature cannot be checked: "
@@ -137,7 +138,10 @@ def _gpgv(signed: bytes, keyring: str, url: str) -> tuple[str, tuple[str, ...]]:
                                  "--output", str(output), str(source)],
                                 capture_output=True, text=True, env={**os.environ, "LC_ALL": "C", "GNUPGHOME": scratch})
         status = result.stdout.splitlines()
-        signers = tuple(line.split()[-1] for line in status if line.startswith("[GNUPG:] VALIDSIG "))
+        # Per signature, GOODSIG names the key's user, then VALIDSIG gives its primary key's fingerprint.
+        users = [line.split(None, 3)[3] for line in status if line.startswith("[GNUPG:] GOODSIG ")]
+        fingerprints = [line.split()[-1] for line in status if line.startswith("[GNUPG:] VALIDSIG ")]
+        signers = tuple(f"{user} [{fingerprint}]" for user, fingerprint in zip(users, fingerprints))
         bad = [line for line in status if line.split()[1:2] in (["BADSIG"], ["ERRSIG"], ["EXPKEYSIG"], ["REVKEYSIG"])]
         if result.returncode != 0 or not signers or bad:
             why = "; ".join(line for line in result.stderr.splitlines() if line.startswith("gpgv:")) or "no valid signature"

@@ -129,7 +129,7 @@ def network_parameters(mode: str, root: str = "/") -> tuple[list[str], str]:
         f"netcfg/get_gateway={current.gateway}",
         f'netcfg/get_nameservers="{servers}"' if " " in servers else f"netcfg/get_nameservers={servers}",
         "netcfg/confirm_static=true",
-        f"netcfg/get_hostname={current.hostname}",
+        *([f"netcfg/get_hostname={current.hostname}"] if current.hostname else []),
         f"netcfg/get_domain={current.domain}",
     ]
     return answers, (f"network: static {current.address}/{current.prefix} via {current.gateway} on {current.interface}, "

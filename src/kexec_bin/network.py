@@ -7,6 +7,7 @@ SIOCGIFADDR/SIOCGIFNETMASK ioctls: no `ip` program needed), the DNS servers from
 from __future__ import annotations
 
 import os
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Ipv4:
     gateway: str
     nameservers: tuple[str, ...]
     hostname: str
+    """This machine's short name; empty when it has none ("(none)", "localhost")."""
     domain: str
 
     @property
@@ -42,8 +44,9 @@ def default_route(root: str = "/") -> Ipv4 | None:
     interface, gateway = route
     address, netmask = _interface_address(interface)
     nameservers, domain = _resolver(root)
+    hostname = socket.gethostname().split(".")[0]
     return Ipv4(interface=interface, address=address, prefix=bin(netmask).count("1"), gateway=gateway,
-                nameservers=nameservers, hostname=socket.gethostname().split(".")[0], domain=domain)
+                nameservers=nameservers, hostname=hostname if _is_hostname(hostname) else "", domain=domain)
 
 
 def _default_gateway(path: str) -> tuple[str, str] | None:
@@ -85,6 +88,10 @@ def _resolver(root: str) -> tuple[tuple[str, ...], str]:
         if servers:
             break
     return tuple(servers), domain
+
+
+def _is_hostname(name: str) -> bool:
+    return name != "localhost" and bool(re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", name))
 
 
 def _is_ipv4(text: str) -> bool:

@@ -20,7 +20,7 @@ from tests.vm import initramfs
 
 SUITE = "bookworm"
 # The kernel comes with its initramfs-tools initrd, as on any installed Debian; no kexec-tools.
-PACKAGES = ("linux-image-amd64", "initramfs-tools", "python3", "python3-pip")
+PACKAGES = ("linux-image-amd64", "initramfs-tools", "python3", "python3-pip", "iproute2")
 INIT = "/vmtest-init"
 # Root file system setup before the shared console loop (the initrd has mounted / read-only).
 SETUP = """export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
