@@ -13,10 +13,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from kexec_build.apt import host_archives
 from kexec_build.paths import cache_dir
 from tests.vm import initramfs
+from tests.vm.binaries import wheel_for
+from tests.vm.machine import Machine
 
 SUITE = "bookworm"
 # The kernel comes with its initramfs-tools initrd, as on any installed Debian; no kexec-tools.
@@ -89,3 +92,25 @@ def make_ext4(tree: Path, image: Path) -> Path:
     size_mib = used_kib * 13 // 10 // 1024 + 64
     subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image), f"{size_mib}M"], check=True, capture_output=True)
     return image
+
+
+def start_with_wheel(vm, folder: Path, *, cmdline: str = "", qemu_options: Sequence[str] = ()) -> tuple[Machine, str]:
+    """The amd64 guest started (`vm.start`, `-snapshot`) with the x86_64 wheel on a second disk at /mnt;
+    returns the machine at its prompt and the wheel's file name."""
+    guest = debian_guest()
+    wheels = folder / "wheels"
+    wheels.mkdir()
+    wheel = Path(shutil.copy(wheel_for("x86_64"), wheels))
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=f"root=/dev/vda ro init={INIT} quiet {cmdline}".strip(),
+        qemu_options=[
+            "-snapshot",
+            "-drive", f"file={guest.image},if=virtio,format=raw",
+            "-drive", f"file={make_ext4(wheels, folder / 'wheels.ext4')},if=virtio,format=raw",
+            *qemu_options,
+        ],
+    )
+    return machine, wheel.name

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.vm.binaries import wheel_for
-from tests.vm.debian_guest import INIT, debian_guest, make_ext4
+from tests.vm.debian_guest import debian_guest, start_with_wheel
 from tests.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
@@ -26,24 +23,10 @@ def _json(output: str) -> dict:
 
 def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
     guest = debian_guest()
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    wheel = Path(shutil.copy(wheel_for("x86_64"), wheels))
-    nonce = secrets.token_hex(8)
-    machine = vm.start(
-        "x86_64",
-        kernel=guest.kernel,
-        initrd=guest.initrd,
-        cmdline=f"root=/dev/vda ro init={INIT} quiet vmtest.nonce={nonce}",
-        qemu_options=[
-            "-snapshot",
-            "-drive", f"file={guest.image},if=virtio,format=raw",
-            "-drive", f"file={make_ext4(wheels, tmp_path / 'wheels.ext4')},if=virtio,format=raw",
-        ],
-    )
+    machine, wheel = start_with_wheel(vm, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
     assert machine.run("command -v kexec || echo absent") == "absent"
 
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
     doctor = _json(machine.run("kexec-bin doctor --json", COMMAND_SECONDS))
     assert doctor["verdict"] == "ok", doctor
     which = _json(machine.run("kexec-bin which --json", COMMAND_SECONDS))
