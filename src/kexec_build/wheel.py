@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from . import atomic, fetch, parallel, pipeline, recipes, sbom, unpack
+from . import atomic, fetch, keyring, parallel, pipeline, recipes, sbom, unpack
 from .errors import WheelError
 from .paths import BUILD_ENV, PROJECT_ROOT
 from .recipes import Recipes, Release, Target
@@ -145,10 +145,12 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     epoch = source_date_epoch(built.source)
     staging = built.binary.parent / "wheel"
     info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
-    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=built.binary, epoch=epoch)
+    debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
+    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=built.binary, epoch=epoch,
+                              keyring=debian_keyring)
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     return Contents(
-        files={str(built.binary): BINARY, str(info): BUILD_INFO},
+        files={str(built.binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH},
         epoch=epoch,
         tag=wheel_tag(target),
         sboms=(str(sbom_file),),
@@ -156,10 +158,13 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
 
 
 def sdist_contents(root: Path, wheel_version: str, *, log: Log = print) -> Contents:
-    """Fetch (or reuse) the verified upstream tarball that the sdist carries."""
+    """Fetch (or reuse) the verified upstream tarball and the Debian keyring package that the sdist carries."""
     release = release_of(recipes.load(), wheel_version)
     tarball = fetch.fetch(release, mirrors=mirrors(root), log=log)
-    return Contents(files={str(tarball): f"{BUNDLED_SOURCES}/{release.source}"}, epoch=source_date_epoch(tarball))
+    debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
+    return Contents(files={str(tarball): f"{BUNDLED_SOURCES}/{release.source}",
+                           str(debian_keyring.deb): f"{BUNDLED_SOURCES}/{keyring.DEB}"},
+                    epoch=source_date_epoch(tarball))
 
 
 def make_wheels(targets: Sequence[Target], release: Release, *, loaded: Recipes, mirrors: Sequence[str],
