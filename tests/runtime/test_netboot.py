@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from kexec_bin import cli, debian
+from kexec_build import keyring
 from tests import netboot_mirror
 
 from .test_shim import system_kexec
@@ -226,3 +227,18 @@ def test_a_preseed_file_travels_as_an_extra_initrd_after_the_installers(netboot,
 def _cached(cache: Path) -> list[str]:
     folder = cache / "downloads" / "sha256"
     return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_without_a_host_keyring_the_copy_the_wheel_ships_verifies(netboot, mirror, monkeypatch, tmp_path):
+    shipped = keyring.keyring().path  # what the wheel build puts at kexec_bin/keyrings/
+    monkeypatch.setattr(debian, "HOST_KEYRING", str(tmp_path / "absent.gpg"))
+    monkeypatch.setattr(debian, "BUNDLED_KEYRING", str(shipped))
+    status, out, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp")
+    assert status == 0, err
+    assert f"(keyring {shipped}); Suite oldstable" in out
+
+
+def test_a_missing_keyring_file_is_named(netboot, mirror, tmp_path):
+    status, _, err, calls = netboot("--mirror", mirror(), "--keyring", str(tmp_path / "nope.gpg"), "--load-only")
+    assert status == 1 and calls == []
+    assert f"--keyring {tmp_path / 'nope.gpg'}: no such file" in err
