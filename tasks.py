@@ -47,10 +47,10 @@ def fetch(c, version=None, mirror=None):
 @reports_errors
 def build(c, arch="native", version=None, mirror=None):
     """Build a static, stripped, checked kexec for each chosen target."""
-    loaded = recipes.load()
-    release = loaded.release(version)
-    targets = loaded.select_targets(arch, release)
-    parallel.build_and_report(release, targets, recipes=loaded, mirrors=_mirrors(mirror))
+    recipe_set = recipes.load()
+    release = recipe_set.release(version)
+    targets = recipe_set.select_targets(arch, release)
+    parallel.build_and_report(release, targets, recipe_set=recipe_set, mirrors=_mirrors(mirror))
 
 
 @task(help={"cache": "also empty the download and toolchain cache"})
@@ -71,8 +71,8 @@ def toolchain(c, arch="native", version=None):
     """Install the cross compilers and sysroots the chosen targets need."""
     from kexec_build import toolchain as toolchains
 
-    loaded = recipes.load()
-    toolchains.provision(loaded.select_targets(arch, loaded.release(version)), loaded)
+    recipe_set = recipes.load()
+    toolchains.provision(recipe_set.select_targets(arch, recipe_set.release(version)), recipe_set)
 
 
 @task(help={"output": "where to write the figures as JSON (default: build/bench.json)"})
@@ -80,9 +80,20 @@ def toolchain(c, arch="native", version=None):
 def bench(c, output=None):
     """Measure the speed and size goals as ratios in one run."""
     from kexec_build import bench as benchmark
-    from tests.vm.bench import reboot_rows  # the QEMU harness lives in the test tree
+    from kexec_build.vm.bench import reboot_rows
 
     benchmark.run(Path(output) if output else build_dir() / "bench.json", extra=[reboot_rows])
+
+
+@task(help={"arch": ARCH_HELP, "version": VERSION_HELP})
+@reports_errors
+def prove(c, arch="native", version=None):
+    """Boot each target's Debian kernel in QEMU and kexec into the next with the wheel's kexec."""
+    from kexec_build.vm import prove as proving
+
+    recipe_set = recipes.load()
+    release = recipe_set.release(version)
+    proving.prove(recipe_set.select_targets(arch, release), release)
 
 
 @task(iterable=["mirror"], help={
@@ -92,11 +103,11 @@ def bench(c, output=None):
 @reports_errors
 def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
     """Build one wheel per chosen target into dist/ (and SHA256SUMS)."""
-    from kexec_build import wheel as wheels
+    from kexec_build import wheels
 
-    loaded = recipes.load()
-    release = loaded.release(version)
-    wheels.make_wheels(loaded.select_targets(arch, release), release, loaded=loaded, mirrors=_mirrors(mirror),
+    recipe_set = recipes.load()
+    release = recipe_set.release(version)
+    wheels.make_wheels(recipe_set.select_targets(arch, release), release, recipe_set=recipe_set, mirrors=_mirrors(mirror),
                        dist=dist_dir(), check_repro=check_repro)
 
 
@@ -104,6 +115,6 @@ def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
 @reports_errors
 def sdist(c, version=None, mirror=None):
     """Build the sdist, upstream tarball included, into dist/."""
-    from kexec_build import wheel as wheels
+    from kexec_build import wheels
 
     wheels.make_sdist(recipes.load().release(version), mirrors=_mirrors(mirror), dist=dist_dir())

@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 
 from kexec_bin import debian
+from kexec_build import debian_packages
 from kexec_build.apt import host_archives
-from tests import debian_packages
 
 RELEASE_NUMBERS = {codename: number for number, codename in debian.NUMBERS.items()}
 

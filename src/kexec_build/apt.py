@@ -10,11 +10,11 @@ from __future__ import annotations
 import fcntl
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .commands import run
 from .errors import ToolchainError
 
 HOST_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
@@ -104,13 +104,8 @@ class PrivateApt:
 
     def _run(self, *args: str, cwd: Path | None = None, failure: str | None = None) -> str:
         """Run apt-get on this root; raise `ToolchainError` with `failure` (or the command) and its last errors."""
-        result = subprocess.run(["apt-get", "-q", *self._options(), *args], cwd=cwd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ToolchainError(
-                (failure or f"apt-get {' '.join(args)} failed (private apt root {self.root})") + ":\n"
-                + "\n".join(result.stderr.strip().splitlines()[-8:])
-            )
-        return result.stdout
+        failure = failure or f"apt-get {' '.join(args)} failed (private apt root {self.root})"
+        return run("apt-get", "-q", *self._options(), *args, cwd=cwd, error=ToolchainError, failure=failure).stdout
 
     def update(self) -> None:
         """Write the sources and fetch the indexes, once (a lock keeps parallel callers apart)."""

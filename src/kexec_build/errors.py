@@ -52,3 +52,9 @@ class WheelError(BuildError):
     """A wheel or sdist could not be made or does not verify."""
 
     exit_code = 8
+
+
+class ProveError(BuildError):
+    """A guest did not boot, or did not kexec into its next kernel as asked."""
+
+    exit_code = 9

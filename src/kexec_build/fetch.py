@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
+from .commands import Log
 from .errors import BuildError, FetchError
 from .paths import cache_dir
 from .recipes import Release
@@ -28,7 +29,6 @@ MIRRORS_ENV = "KEXEC_BIN_MIRRORS"
 CHUNK = 64 * 1024
 RETRIED_STATUSES = (500, 502, 503, 504)
 
-Log = Callable[[str], None]
 
 
 def mirrors_from_env() -> list[str]:

@@ -17,8 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic
-from .apt import PrivateApt
+from . import atomic, debian_packages
 from .errors import BuildError
 from .paths import cache_dir
 
@@ -60,10 +59,10 @@ def keyring(bundled: Path | None = None) -> Keyring:
 
 
 def _download(deb: Path) -> None:
-    apt = PrivateApt(cache_dir() / "apt" / f"{SUITE}-amd64", suites=[SUITE], architecture="amd64")
     deb.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=deb.parent) as partial:
-        (downloaded,) = apt.download([f"{PACKAGE}={VERSION}"], Path(partial))
+        # An "all" package: any architecture's index lists it.
+        (downloaded,) = debian_packages.apt_root("amd64", SUITE).download([f"{PACKAGE}={VERSION}"], Path(partial))
         downloaded.rename(deb)
 
 

@@ -13,14 +13,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from . import compile as steps_
-from . import atomic, elf, fetch, toolchain, unpack
+from . import atomic, elf, fetch, steps, toolchain, unpack
+from .commands import Log
 from .paths import build_dir
-from .recipes import Recipes, Release, Target
+from .recipes import Release, Target
 
-Log = Callable[[str], None]
 # Bump when a change here alters what gets built, so that old build folders are not reused.
 PIPELINE_REVISION = "1"
 
@@ -46,14 +45,14 @@ def output_dir(release: Release, target: Target, root: Path | None = None) -> Pa
     return (root or build_dir()) / f"kexec-tools-{release.version}" / target.name
 
 
-def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequence[str] = (),
-          jobs: int | None = None, root: Path | None = None, log: Log = print) -> Built:
-    """Build (or reuse) the static kexec of `release` for `target`."""
+def build(release: Release, tools: toolchain.Toolchain, *, mirrors: Sequence[str] = (), jobs: int | None = None,
+          root: Path | None = None, log: Log = print) -> Built:
+    """Build (or reuse) the static kexec of `release` with `tools`, for their target."""
     started = time.monotonic()
+    target = tools.target
     out = output_dir(release, target, root)
     out.mkdir(parents=True, exist_ok=True)
     label = f"kexec-tools {release.version} {target.name}"
-    tools = toolchain.for_target(target, recipes)
     key = _build_key(release, target, tools)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -63,14 +62,14 @@ def build(release: Release, target: Target, *, recipes: Recipes, mirrors: Sequen
         log(f"build: {label}")
         tarball = fetch.fetch(release, mirrors=mirrors, log=log)
         source = unpack.unpack(tarball, out / "src")
-        steps = steps_.Steps(out / "logs", label)
-        steps_.apply_patches(steps, source, release.patches)
-        steps_.configure(steps, source, release, tools)
-        enabled = steps_.verify_config(source, label, arch=target.name)
-        binary = steps_.make(steps, source, jobs or os.cpu_count() or 1)
-        steps_.strip(steps, binary, tools, out / "kexec")
+        runner = steps.Steps(out / "logs", label)
+        steps.apply_patches(runner, source, release.patches)
+        steps.configure(runner, source, release, tools)
+        enabled = steps.verify_config(source, label, arch=target.name)
+        binary = steps.make(runner, source, jobs or os.cpu_count() or 1)
+        steps.strip(runner, binary, tools, out / "kexec")
         elf.check(out / "kexec", target)
-        steps_.check_runs(out / "kexec", release, tools.emulator())
+        steps.check_runs(out / "kexec", release, tools.emulator())
         info = {
             "target": target.name,
             "kexec_tools": {

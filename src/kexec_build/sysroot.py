@@ -13,12 +13,12 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from .apt import PrivateApt
+from .commands import Log, run
 from .errors import ToolchainError
 from .paths import cache_dir
 from .recipes import Target
@@ -30,7 +30,6 @@ from .recipes import Target
 LATER_SUITES = ("trixie", "sid")
 MANIFEST = "sysroot.json"
 
-Log = Callable[[str], None]
 # Given an unpacked candidate sysroot, raise ToolchainError unless it works; return evidence.
 Prove = Callable[[Path], str]
 
@@ -111,14 +110,8 @@ def _unpack(target: Target, suite: str, packages: tuple[str, ...], scratch: Path
     apt = PrivateApt(scratch / "apt", suites=[suite], architecture=target.debian_arch)
     versions = {}
     for deb in apt.download(packages, scratch / "debs"):
-        fields = _run("dpkg-deb", "--show", "--showformat", "${Package} ${Version}", str(deb)).split()
+        fields = run("dpkg-deb", "--show", "--showformat", "${Package} ${Version}", deb, error=ToolchainError).stdout.split()
         versions[fields[0]] = fields[1]
-        _run("dpkg-deb", "-x", str(deb), str(into))
+        run("dpkg-deb", "-x", deb, into, error=ToolchainError)
     return versions
 
-
-def _run(*command: str) -> str:
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ToolchainError(f"`{' '.join(command)}` failed: {result.stderr.strip()}")
-    return result.stdout

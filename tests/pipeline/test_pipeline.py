@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kexec_build import compile as steps_, elf, pipeline, toolchain, unpack
+from kexec_build import elf, pipeline, steps, toolchain, unpack
 from kexec_build.errors import StepError
 from kexec_build.paths import PROJECT_ROOT
 from tests.inv import INVOKE, inv
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.build
 def test_builds_a_static_stripped_kexec_that_runs(isolated, mirror, recipe_set, version):
     release = recipe_set.release(version)
     target = recipe_set.native_target()
-    built = pipeline.build(release, target, recipes=recipe_set, mirrors=[mirror], log=lambda line: None)
+    tools = toolchain.for_target(target, recipe_set)
+    built = pipeline.build(release, tools, mirrors=[mirror], log=lambda line: None)
     assert built.rebuilt
     facts = elf.check(built.binary, target)
     assert facts.static
@@ -33,7 +34,7 @@ def test_builds_a_static_stripped_kexec_that_runs(isolated, mirror, recipe_set, 
     assert "stripped" in symbols and "not stripped" not in symbols
     assert sorted(p.name for p in (built.binary.parent / "logs").iterdir()) == ["01-configure.log", "02-make.log", "03-strip.log"]
 
-    again = pipeline.build(release, target, recipes=recipe_set, mirrors=[mirror], log=lambda line: None)
+    again = pipeline.build(release, tools, mirrors=[mirror], log=lambda line: None)
     assert not again.rebuilt and again.binary.read_bytes() == built.binary.read_bytes()
 
 
@@ -44,9 +45,9 @@ def source_tree(tmp_path, upstream_dir, recipe_set) -> Path:
 
 def test_a_compiler_that_does_not_exist_fails_configure_with_its_log(tmp_path, source_tree, recipe_set):
     missing = toolchain.Toolchain(target=recipe_set.native_target(), cc="no-such-gcc", sysroot=None)
-    steps = steps_.Steps(tmp_path / "logs", "kexec-tools test")
+    runner = steps.Steps(tmp_path / "logs", "kexec-tools test")
     with pytest.raises(StepError) as caught:
-        steps_.configure(steps, source_tree, recipe_set.release(), missing)
+        steps.configure(runner, source_tree, recipe_set.release(), missing)
     message = str(caught.value)
     assert "step 'configure' failed" in message
     assert str(tmp_path / "logs" / "01-configure.log") in message
@@ -57,10 +58,10 @@ def test_configure_dropping_zlib_is_an_error(tmp_path, source_tree, recipe_set, 
     # An autoconf cache answer makes the real configure decide zlib is unusable, as a missing libz.a would.
     monkeypatch.setenv("ac_cv_lib_z_inflateInit_", "no")
     native = toolchain.for_target(recipe_set.native_target(), recipe_set)
-    steps = steps_.Steps(tmp_path / "logs", f"kexec-tools test {native.target.name}")
-    steps_.configure(steps, source_tree, recipe_set.release(), native)
+    runner = steps.Steps(tmp_path / "logs", f"kexec-tools test {native.target.name}")
+    steps.configure(runner, source_tree, recipe_set.release(), native)
     with pytest.raises(StepError, match=r"configure dropped zlib .*HAVE_LIBZ.*inv toolchain --arch x86_64"):
-        steps_.verify_config(source_tree, f"kexec-tools test {native.target.name}", arch=native.target.name)
+        steps.verify_config(source_tree, f"kexec-tools test {native.target.name}", arch=native.target.name)
 
 
 def test_two_builds_of_the_same_target_at_once_both_end_well(isolated, mirror):

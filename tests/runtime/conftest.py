@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from kexec_build import recipes
-from kexec_build.wheel import build_info_module
-from tests.debian_packages import unpacked
+from kexec_build.debian_packages import unpacked
+from kexec_build.hook import build_info_module
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "kexec_bin"
 SCRIPTS = SOURCE.parent / "scripts"

@@ -7,8 +7,8 @@ import secrets
 
 import pytest
 
-from tests.vm.debian_guest import debian_guest, start_with_wheel
-from tests.vm.guests import COMMAND_SECONDS, kexec_exec
+from kexec_build.vm.debian_guest import debian_guest, start_with_wheel
+from kexec_build.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
 

@@ -6,14 +6,13 @@ the upstream tarball from the suite's verified `upstream_dir`.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from kexec_build import wheel
+from kexec_build import wheels
 from kexec_build.recipes import Target
 
 
@@ -29,14 +28,14 @@ def dist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def native_wheel(recipe_set, upstream_dir, dist) -> Path:
     release = recipe_set.release()
-    (made,) = wheel.make_wheels([recipe_set.native_target()], release, loaded=recipe_set,
+    (made,) = wheels.make_wheels([recipe_set.native_target()], release, recipe_set=recipe_set,
                                 mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return made
 
 
 @pytest.fixture(scope="session")
 def sdist(recipe_set, upstream_dir, dist) -> Path:
-    return wheel.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    return wheels.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=quiet)
 
 
 @pytest.fixture(scope="session")
@@ -44,15 +43,8 @@ def all_wheels(recipe_set, upstream_dir, dist) -> dict[str, Path]:
     """Every target's wheel of the default release (cross-built: needs `inv toolchain --arch all`)."""
     release = recipe_set.release()
     targets = recipe_set.select_targets("all", release)
-    made = wheel.make_wheels(targets, release, loaded=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    made = wheels.make_wheels(targets, release, recipe_set=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return {target.name: path for target, path in zip(targets, made)}
-
-
-def run(*command, **options) -> subprocess.CompletedProcess:
-    """Run a real program; fail the test with its output if it fails."""
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, **options)
-    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def tool(name: str) -> Path:

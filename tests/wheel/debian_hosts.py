@@ -14,11 +14,11 @@ from pathlib import Path
 from packaging.tags import Tag, parse_tag
 
 import packaging
+from kexec_build.commands import run
 from kexec_build.errors import ToolchainError
 from kexec_build.recipes import Target
 from kexec_build.sysroot import candidate_suites
-from tests.debian_packages import CACHE, apt_root
-from tests.wheel.conftest import run
+from kexec_build.debian_packages import CACHE, apt_root
 
 # What the interpreter needs besides its own packages (python3.X-minimal, libpython3.X-minimal and
 # -stdlib: the runtime's json and argparse live in the last).

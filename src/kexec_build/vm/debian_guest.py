@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from kexec_build.apt import host_archives
-from kexec_build.paths import cache_dir
-from tests.vm import initramfs
-from tests.vm.binaries import wheel_for
-from tests.vm.machine import Machine
+from ..apt import host_archives
+from ..paths import cache_dir
+from . import initramfs
+from .binaries import wheel_for
+from .machine import Machine
 
 SUITE = "bookworm"
 # The kernel comes with its initramfs-tools initrd, as on any installed Debian; no kexec-tools.
@@ -95,8 +95,9 @@ def make_ext4(tree: Path, image: Path) -> Path:
 
 
 def start_with_wheel(vm, folder: Path, *, cmdline: str = "", qemu_options: Sequence[str] = ()) -> tuple[Machine, str]:
-    """The amd64 guest started (`vm.start`, `-snapshot`) with the x86_64 wheel on a second disk at /mnt;
-    returns the machine at its prompt and the wheel's file name."""
+    """The amd64 guest started with `vm.start` (the tests' Guests, or anything that starts a board the
+    same way) under `-snapshot`, with the x86_64 wheel on a second disk at /mnt; returns the machine
+    at its prompt and the wheel's file name."""
     guest = debian_guest()
     wheels = folder / "wheels"
     wheels.mkdir()

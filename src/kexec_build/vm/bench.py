@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kexec_build.bench import Row
-from tests.vm import guests
-from tests.vm.binaries import kexec_from_wheel
-from tests.vm.machine import Machine
+from ..bench.measure import Row
+from . import guests
+from .binaries import kexec_from_wheel
+from .machine import Machine
 
 # The first line a Debian kernel prints on its serial console.
 FIRST_LINE = r"Linux version \S+"

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from kexec_build import atomic
+from .. import atomic
+from ..errors import ProveError
 
 # Terminal control sequences (CSI, charset selection, two-byte escapes) and the other control
 # characters a full-screen program such as the Debian installer writes instead of newlines.
@@ -25,7 +26,7 @@ _OPEN_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[()])?$")
 TAIL_LINES = 50
 
 
-class GuestError(AssertionError):
+class GuestError(ProveError):
     """The guest did not print what was awaited in time (or its QEMU exited)."""
 
 
