@@ -161,8 +161,10 @@ def _sha256_index(text: str) -> dict[str, tuple[str, int]]:
     return index
 
 
-def installer_files(mirror: str, verified: Release, arch: str) -> tuple[VerifiedFile, VerifiedFile, VerifiedFile]:
-    """SHA256SUMS, the kernel and the initrd of the netboot installer for `arch`, each checked."""
+def installer_files(mirror: str, verified: Release, arch: str, *,
+                    cache: Path | None = None) -> tuple[VerifiedFile, VerifiedFile, VerifiedFile]:
+    """SHA256SUMS, the kernel and the initrd of the netboot installer for `arch`, each checked
+    (and kept in `cache`, default the user's download cache)."""
     if arch not in IMAGES:
         raise VerificationError(f"--arch {arch}: Debian ships no generic netboot installer for it; "
                                 f"choose one of {', '.join(IMAGES)}")
@@ -175,7 +177,8 @@ def installer_files(mirror: str, verified: Release, arch: str) -> tuple[Verified
                                 f"(its InRelease lists installers for {', '.join(available) or 'none'}): choose another --release")
     base = f"{mirror.rstrip('/')}/dists/{verified.codename}/{images}"
     sums_sha256, sums_size = listed
-    sums_path = fetch_file(f"{base}/SHA256SUMS", sha256=sums_sha256, max_bytes=max(sums_size, 1), label=f"{arch} SHA256SUMS")
+    sums_path = fetch_file(f"{base}/SHA256SUMS", sha256=sums_sha256, max_bytes=max(sums_size, 1), cache=cache,
+                           label=f"{arch} SHA256SUMS")
     sums = VerifiedFile(sums_path, f"{base}/SHA256SUMS", sums_sha256,
                         f"sha256 {sums_sha256} listed in {verified.url} (signature verified)")
     table = {}
@@ -183,24 +186,16 @@ def installer_files(mirror: str, verified: Release, arch: str) -> tuple[Verified
         digest, _, name = line.partition(" ")
         name = name.strip().lstrip("*")
         table[name[2:] if name.startswith("./") else name] = digest
-    kernel, initrd = (_image(base, image, table, sums.url) for image in IMAGES[arch])
+    kernel, initrd = (_image(base, image, table, sums.url, cache) for image in IMAGES[arch])
     return sums, kernel, initrd
 
 
-def _image(base: str, image: str, table: dict[str, str], sums_url: str) -> VerifiedFile:
+def _image(base: str, image: str, table: dict[str, str], sums_url: str, cache: Path | None) -> VerifiedFile:
     digest = table.get(image)
     if not digest:
         raise VerificationError(f"{sums_url} does not list {image}: the installer's layout changed or the mirror "
                                 "is incomplete; check --mirror")
     url = f"{base}/{image}"
-    return VerifiedFile(fetch_file(url, sha256=digest, max_bytes=MAX_IMAGE, label=image), url, digest,
+    return VerifiedFile(fetch_file(url, sha256=digest, max_bytes=MAX_IMAGE, cache=cache, label=image), url, digest,
                         f"sha256 {digest} listed in SHA256SUMS (itself checked against InRelease)")
 
-
-def unpacked_size(initrd: Path) -> int:
-    """The size of a gzip initrd once unpacked (gzip's trailer holds it modulo 4 GiB); 0 when not gzip."""
-    with open(initrd, "rb") as file:
-        if file.read(2) != b"\x1f\x8b":
-            return 0
-        file.seek(-4, os.SEEK_END)
-        return int.from_bytes(file.read(4), "little")

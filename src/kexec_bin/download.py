@@ -57,8 +57,7 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
                 partial.write(chunk)
 
             _fetch(url, max_bytes, write, label)
-            partial.flush()
-            os.fsync(partial.fileno())
+            partial.flush()  # no fsync: a cached file is hashed again before each use, so a torn one is fetched anew
             if digest.hexdigest() != sha256:
                 raise DownloadError(
                     f"{label or url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()} "

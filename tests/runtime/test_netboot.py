@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from kexec_bin import cli, debian
-from kexec_build import keyring
-from tests import netboot_mirror
+from kexec_build import keyring, netboot_mirror
 
 from .test_shim import system_kexec
 
@@ -242,3 +241,16 @@ def test_a_missing_keyring_file_is_named(netboot, mirror, tmp_path):
     status, _, err, calls = netboot("--mirror", mirror(), "--keyring", str(tmp_path / "nope.gpg"), "--load-only")
     assert status == 1 and calls == []
     assert f"--keyring {tmp_path / 'nope.gpg'}: no such file" in err
+
+
+def test_a_damaged_cached_file_is_fetched_again_and_a_good_one_is_not(netboot, mirror, real_files, httpserver):
+    url = mirror()
+    assert netboot("--mirror", url, "--release", "bookworm", "--network", "dhcp")[0] == 0
+    cached = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[INITRD])
+    cached.write_bytes(real_files[INITRD][:-1])  # as a crash before the data reached the disk could leave it
+    served = len(httpserver.log)
+    status, _, err, _ = netboot("--mirror", url, "--release", "bookworm", "--network", "dhcp")
+    assert status == 0, err
+    assert cached.read_bytes() == real_files[INITRD]
+    again = [request.path for request, _ in httpserver.log[served:]]
+    assert again == ["/debian/dists/bookworm/InRelease", f"/debian/{INITRD}"]

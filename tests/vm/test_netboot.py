@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from kexec_build import netboot_mirror
 from kexec_build.vm.debian_guest import start_with_wheel
-from tests import netboot_mirror
 from tests.vm.test_guest_story import PIP_SECONDS
 from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
 

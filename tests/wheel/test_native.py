@@ -18,10 +18,9 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import fetch, hook, keyring, pipeline, sbom, toolchain, wheels
+from kexec_build import fetch, hook, keyring, netboot_mirror, pipeline, sbom, toolchain, wheels
 from kexec_build.commands import run
 from kexec_build.paths import PROJECT_ROOT
-from tests import netboot_mirror
 from tests.wheel.conftest import dist_info, member, quiet, tool
 
 pytestmark = pytest.mark.build

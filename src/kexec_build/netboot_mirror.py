@@ -4,21 +4,27 @@ the netboot kernel and initrd from Debian's debian-installer-<N>-netboot-<arch> 
 The archive's dists/ metadata is reachable from here (through the host's own apt sources), its
 dists/…/images/ files are not; the package carries the same bytes, which `files` checks against
 SHA256SUMS. Everything is kept in the user's cache, so later runs work offline and see one
-consistent snapshot.
+consistent snapshot. `serve` puts them on a loopback HTTP server (the tests, the VM proof and
+`inv bench` boot the installer from it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.server
 import re
 import subprocess
 import tempfile
+import threading
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Mapping
 
 from kexec_bin import debian
-from kexec_build import debian_packages
-from kexec_build.apt import host_archives
+
+from . import debian_packages
+from .apt import host_archives
 
 RELEASE_NUMBERS = {codename: number for number, codename in debian.NUMBERS.items()}
 
@@ -47,6 +53,35 @@ def files(suite: str, arch: str) -> dict[str, bytes]:
         f"dists/{suite}/{images}/{kernel_name}": kernel,
         f"dists/{suite}/{images}/{initrd_name}": initrd,
     }
+
+
+@contextmanager
+def serve(files: Mapping[str, bytes], address: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `files` (path → bytes) under /debian/ on `address`, an ephemeral port; yield the mirror URL."""
+
+    class Mirror(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = files.get(self.path[len("/debian/"):]) if self.path.startswith("/debian/") else None
+            if data is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((address, 0), Mirror)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{address}:{server.server_port}/debian"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def sha256(data: bytes) -> str:
