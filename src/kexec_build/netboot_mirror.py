@@ -107,9 +107,12 @@ def resign(inrelease: bytes, home: Path) -> bytes:
     gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
     text = subprocess.run([*gpg, "--no-default-keyring", "--keyring", debian.HOST_KEYRING, "--decrypt"],
                           input=inrelease, capture_output=True, check=True).stdout
-    subprocess.run([*gpg, "--quick-gen-key", "Throwaway Archive Key <nobody@example.invalid>", "ed25519", "sign", "1d"],
-                   capture_output=True, check=True)
-    return subprocess.run([*gpg, "--clearsign"], input=text, capture_output=True, check=True).stdout
+    try:
+        subprocess.run([*gpg, "--quick-gen-key", "Throwaway Archive Key <nobody@example.invalid>", "ed25519", "sign", "1d"],
+                       capture_output=True, check=True)
+        return subprocess.run([*gpg, "--clearsign"], input=text, capture_output=True, check=True).stdout
+    finally:  # gpg started an agent for this home; it would outlive the test
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
 
 
 def _metadata(suite: str, images: str, *, refresh: bool) -> dict[str, bytes]:

@@ -254,3 +254,11 @@ def test_a_damaged_cached_file_is_fetched_again_and_a_good_one_is_not(netboot, m
     assert cached.read_bytes() == real_files[INITRD]
     again = [request.path for request, _ in httpserver.log[served:]]
     assert again == ["/debian/dists/bookworm/InRelease", f"/debian/{INITRD}"]
+
+
+def test_a_server_error_is_tried_again(netboot, mirror, httpserver):
+    httpserver.expect_oneshot_request(f"/debian/{INITRD}").respond_with_data("busy", status=503)
+    status, _, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp")
+    assert status == 0, err
+    answers = [response.status_code for request, response in httpserver.log if request.path == f"/debian/{INITRD}"]
+    assert answers == [503, 200]
