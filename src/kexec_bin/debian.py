@@ -68,6 +68,13 @@ class Release:
     sha256: dict[str, tuple[str, int]]
     """Path under dists/<suite>/ → (sha256, size), from the signed text only."""
 
+    def staleness(self) -> str | None:
+        """A warning when this Release is older than Debian lets a suite's Release get: a frozen mirror."""
+        if self.age_days <= STALE_DAYS:
+            return None
+        return (f"{self.url} was signed {self.age_days:.0f} days ago; Debian re-signs a release at each point "
+                "release, so this mirror may have stopped following the archive: try another --mirror")
+
 
 @dataclass(frozen=True)
 class VerifiedFile:

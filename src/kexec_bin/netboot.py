@@ -65,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
         f"Date {release.date} ({release.age_days:.0f} days old)",
         f"SHA256SUMS {sums.url}: {sums.check}",
     ]
-    warnings = []
-    if release.age_days > debian.STALE_DAYS:
-        warnings.append(f"{release.url} was signed {release.age_days:.0f} days ago; Debian re-signs a release at "
-                        f"each point release, so this mirror may have stopped following the archive")
+    warnings = [warning for warning in [release.staleness()] if warning]
     console, why_console = plan.console_parameters(args.console, args.root)
     network, why_network = network_parameters(args.network, args.root)
     decisions += [why_console, why_network]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -262,3 +264,15 @@ def test_a_server_error_is_tried_again(netboot, mirror, httpserver):
     assert status == 0, err
     answers = [response.status_code for request, response in httpserver.log if request.path == f"/debian/{INITRD}"]
     assert answers == [503, 200]
+
+
+def test_a_release_older_than_half_a_year_is_flagged_as_a_frozen_mirror(mirror, real_files):
+    url = mirror()
+    signed = re.search(rb"^Date: (.*)$", real_files["dists/bookworm/InRelease"], re.M).group(1).decode()
+    date = parsedate_to_datetime(signed).timestamp()
+    fresh = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 30 * 86400)
+    frozen = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 200 * 86400)
+    assert fresh.staleness() is None
+    assert frozen.staleness() == (f"{url}/dists/bookworm/InRelease was signed 200 days ago; Debian re-signs a release "
+                                  "at each point release, so this mirror may have stopped following the archive: "
+                                  "try another --mirror")
