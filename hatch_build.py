@@ -22,8 +22,8 @@ from hatchling.metadata.plugin.interface import MetadataHookInterface
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from kexec_build import hook, recipes  # noqa: E402
-from kexec_build.errors import BuildError  # noqa: E402
+from kexec_build import hook, recipes
+from kexec_build.errors import BuildError
 
 
 @contextmanager

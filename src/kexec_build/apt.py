@@ -54,7 +54,7 @@ def host_archives(sources: Sequence[Path] = HOST_SOURCES) -> list[Archive]:
                 words = shlex.split(line.split("#", 1)[0]) if line.strip() else []
                 if words and words[0] == "deb":
                     options = [w for w in words[1:] if w.startswith("[")]
-                    uri = [w for w in words[1:] if not w.startswith("[")][0]
+                    uri = next(w for w in words[1:] if not w.startswith("["))
                     signed = re.search(r"signed-by=(\S+?)\]?$", " ".join(options))
                     archives.append(Archive(uri, signed.group(1) if signed else DEFAULT_KEYRING))
     main = [a for a in dict.fromkeys(archives) if "security" not in a.uri]

@@ -24,6 +24,10 @@ class FetchError(BuildError):
     exit_code = 3
 
 
+class CacheError(FetchError):
+    """The download cache cannot be used: not a writable folder, a full disk, or an entry that fails its hash."""
+
+
 class UnpackError(BuildError):
     """A source archive is unsafe or unreadable."""
 

@@ -107,7 +107,7 @@ def wheel_tag(target: Target) -> str:
 def source_date_epoch(tarball: Path) -> int:
     """The newest modification time in `tarball`: the release's own date, the same on every build."""
     with tarfile.open(tarball) as archive:
-        return max(member.mtime for member in archive)
+        return int(max(member.mtime for member in archive))
 
 
 def build_info_module(target: Target, release: Release) -> str:
@@ -133,17 +133,19 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     recipe_set = recipes.load()
     release = release_of(recipe_set, wheel_version)
     target = chosen_target(recipe_set, release)
-    built = pipeline.build(release, toolchain.for_target(target, recipe_set), mirrors=upstream_mirrors(root), log=log)
+    tools = toolchain.for_target(target, recipe_set)
+    built = pipeline.build(release, tools, mirrors=upstream_mirrors(root), log=log)
     check_license(root, release, built.copying)
-    epoch = source_date_epoch(built.source)
+    epoch = source_date_epoch(fetch.fetch(release, mirrors=upstream_mirrors(root), log=log))
     staging = built.binary.parent / "wheel"
+    binary = pipeline.checked_copy(built, release, tools, into=staging)
     info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
     debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
-    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=built.binary, epoch=epoch,
+    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch,
                               keyring=debian_keyring)
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     return Contents(
-        files={str(built.binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH},
+        files={str(binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH},
         epoch=epoch,
         tag=wheel_tag(target),
         sboms=(str(sbom_file),),

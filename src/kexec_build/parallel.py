@@ -19,7 +19,6 @@ from .errors import BuildError
 from .recipes import Recipes, Release, Target
 
 
-
 @dataclass(frozen=True)
 class Outcome:
     """How one target's build ended: its result, or the error that stopped it."""
@@ -92,8 +91,8 @@ def table(outcomes: Sequence[Outcome]) -> str:
 
 def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
     """Raise one error naming every failed target (with the first failure's kind and exit code)."""
-    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    failed = [(outcome.target, outcome.error) for outcome in outcomes if outcome.error is not None]
     if failed:
-        kind = type(failed[0].error)
+        kind = type(failed[0][1])
         raise kind(f"{len(failed)} of {len(outcomes)} builds failed:\n"
-                   + "\n".join(f"{outcome.target.name}: {outcome.error}" for outcome in failed))
+                   + "\n".join(f"{target.name}: {error}" for target, error in failed))

@@ -114,7 +114,7 @@ class Toolchain:
         """What identifies this toolchain in the rebuild key: compiler, library versions, sysroot packages."""
         parts = sorted(self.versions().items())
         if self.sysroot is not None:
-            parts.append(("sysroot", sysroots.manifest_text(self.sysroot)))
+            parts.append(("sysroot", sysroots.verified_manifest(self.sysroot, self.target)))
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
@@ -154,7 +154,7 @@ def _look_up(target: Target, recipe_set: Recipes) -> tuple[Toolchain, list[str]]
         problems.append(f"no {cc} (package {_package(target, 'gcc-')})")
     if not (Path("/usr") / target.triplet / "lib/libc.a").is_file():
         problems.append(f"no static C library /usr/{target.triplet}/lib/libc.a (package {_package(target, 'libc6-dev-')})")
-    if not sysroots.manifest_path(root).is_file():
+    if not sysroots.finished(root):
         problems.append(f"no sysroot with static zlib and liblzma in {root}")
     if not shutil.which(target.qemu):
         problems.append(f"no {target.qemu} to run the binary (package {EMULATOR_PACKAGE})")
@@ -203,9 +203,13 @@ def provision(targets: Sequence[Target], recipe_set: Recipes, *, as_root: bool |
             log(f"toolchain: {target.name} is native: {prove(for_target(target, recipe_set))}")
         else:
             cc = _look_up(target, recipe_set)[0].cc
-            sysroots.ensure(target, packages=recipe_set.sysroot_packages, log=log,
-                            prove=lambda root: prove(Toolchain(target=target, cc=cc, sysroot=root)))
+            sysroots.ensure(target, packages=recipe_set.sysroot_packages, log=log, prove=_sysroot_proof(target, cc))
     return for_targets(targets, recipe_set)
+
+
+def _sysroot_proof(target: Target, cc: str) -> sysroots.Prove:
+    """How `sysroot.ensure` proves a candidate sysroot for `target`: `prove` with `cc` linking against it."""
+    return lambda root: prove(Toolchain(target=target, cc=cc, sysroot=root))
 
 
 def prove(toolchain: Toolchain) -> str:

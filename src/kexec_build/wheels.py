@@ -12,7 +12,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 from . import atomic, fetch, parallel, sbom, unpack
 from .commands import Log
@@ -103,7 +103,8 @@ def differences(first: Path, second: Path) -> list[str]:
             if one.read(name) != other.read(name):
                 found.append(f"{name}: content differs" + (" (build paths in the binary?)" if name == BINARY else ""))
             if (a.date_time, a.external_attr) != (b.date_time, b.external_attr):
-                found.append(f"{name}: time or mode differs ({a.date_time} {a.external_attr:o} vs {b.date_time} {b.external_attr:o})")
+                first_stamp, second_stamp = f"{a.date_time} {a.external_attr:o}", f"{b.date_time} {b.external_attr:o}"
+                found.append(f"{name}: time or mode differs ({first_stamp} vs {second_stamp})")
         if not found and list(left) != list(right):
             found.append("members in another order")
     return sorted(found) or ["the archives differ outside their members (zip headers)"]
@@ -114,9 +115,10 @@ def mirrors_env(mirrors: Sequence[str]) -> dict[str, str]:
     return {fetch.MIRRORS_ENV: " ".join(mirrors)}
 
 
-def _run_backend(distribution: str, root: Path, outdir: Path, env: Mapping[str, str]) -> Path:
+def _run_backend(distribution: Literal["wheel", "sdist"], root: Path, outdir: Path, env: Mapping[str, str]) -> Path:
     """Run the project's build backend for one artifact, with `env` added; move it into `outdir`."""
     import pyproject_hooks
+
     from build import BuildBackendException, ProjectBuilder
 
     def runner(cmd, cwd=None, extra_environ=None):
@@ -127,8 +129,10 @@ def _run_backend(distribution: str, root: Path, outdir: Path, env: Mapping[str, 
         try:
             built = Path(ProjectBuilder(root, runner=runner).build(distribution, scratch))
         except BuildBackendException as error:
-            settings = " ".join(f"{key}={value}" for key, value in sorted(env.items()))
-            raise WheelError(f"the build backend failed to make the {distribution} ({settings}); its output is above: {error}") from None
+            settings = fetch.mask_credentials(" ".join(f"{key}={value}" for key, value in sorted(env.items())))
+            raise WheelError(
+                f"the build backend failed to make the {distribution} ({settings}); its output is above: {error}"
+            ) from None
         final = outdir / built.name
         os.replace(built, final)
     return final

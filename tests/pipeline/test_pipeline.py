@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from kexec_build import elf, pipeline, steps, toolchain, unpack
-from kexec_build.errors import StepError
+from kexec_build import elf, pipeline, steps, toolchain, unpack, wheels
+from kexec_build.errors import StepError, WheelError
 from kexec_build.paths import PROJECT_ROOT
+from kexec_build.sbom import sha256_of
 from tests.inv import INVOKE, inv
 
 pytestmark = pytest.mark.build
@@ -86,3 +90,66 @@ def test_bad_choices_on_the_command_line_exit_with_the_reason(isolated):
     assert unknown_arch.returncode == 2
     assert "unknown arch 'sparc'" in unknown_arch.stderr
     assert "Traceback" not in unknown_arch.stderr + unknown_version.stderr
+
+
+@pytest.fixture(scope="module")
+def good_build(tmp_path_factory, recipe_set, upstream_dir) -> Path:
+    """One finished native build tree (build root), made once; tests damage copies of it."""
+    root = tmp_path_factory.mktemp("good-build")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KEXEC_BIN_CACHE", str(root / "cache"))
+        pipeline.build(recipe_set.release(), toolchain.for_target(recipe_set.native_target(), recipe_set),
+                       mirrors=[str(upstream_dir)], root=root / "build", log=lambda line: None)
+    return root / "build"
+
+
+@pytest.fixture
+def build_copy(isolated, good_build, recipe_set) -> Path:
+    """A copy of the good build in this test's build tree; returns the folder holding its kexec."""
+    shutil.copytree(good_build, isolated / "build", symlinks=True)
+    return pipeline.output_dir(recipe_set.release(), recipe_set.native_target(), isolated / "build")
+
+
+def test_a_damaged_binary_is_built_again_not_reused(build_copy, upstream_dir):
+    good = (build_copy / "kexec").read_bytes()
+    with open(build_copy / "kexec", "r+b") as binary:
+        binary.truncate(33 * 1024)
+    result = inv("build", "--mirror", str(upstream_dir), env={**os.environ})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(no-op)" not in result.stdout, result.stdout
+    assert "is not what was built and checked" in result.stdout
+    assert (build_copy / "kexec").read_bytes() == good
+
+
+def static_program_that_is_not_kexec() -> Path:
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("no busybox (package busybox-static, installed by scripts/setup --test)")
+    return Path(busybox)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("truncated", r"not a readable ELF file"),
+        ("another static program", r"--version printed .*, expected 'kexec-tools 2\.0\.32'"),
+    ],
+)
+def test_the_wheel_checks_the_very_binary_it_ships(build_copy, recipe_set, upstream_dir, capfd, damage, reason):
+    """Even when the build's own record is forged to match, the wheel checks what it packages."""
+    binary = build_copy / "kexec"
+    if damage == "truncated":
+        with open(binary, "r+b") as stream:
+            stream.truncate(33 * 1024)
+    else:
+        shutil.copyfile(static_program_that_is_not_kexec(), binary)
+    info = json.loads((build_copy / "build-info.json").read_text())
+    info["binary_sha256"] = sha256_of(binary)
+    (build_copy / "build-info.json").write_text(json.dumps(info))
+    dist = build_copy.parent / "dist"
+    with pytest.raises(WheelError, match="the build backend failed to make the wheel"):
+        wheels.make_wheels([recipe_set.native_target()], recipe_set.release(), recipe_set=recipe_set,
+                          mirrors=[str(upstream_dir)], dist=dist, log=lambda line: None)
+    output = capfd.readouterr()
+    assert re.search(reason, output.out + output.err), output.out + output.err
+    assert not list(dist.glob("*.whl"))

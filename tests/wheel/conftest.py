@@ -6,18 +6,12 @@ the upstream tarball from the suite's verified `upstream_dir`.
 
 from __future__ import annotations
 
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from kexec_build import wheels
-from kexec_build.recipes import Target
-
-
-def quiet(line: str) -> None:
-    """Drop progress lines; a failure raises with its own message."""
+from kexec_build.commands import quiet
 
 
 @pytest.fixture(scope="session")
@@ -45,25 +39,3 @@ def all_wheels(recipe_set, upstream_dir, dist) -> dict[str, Path]:
     targets = recipe_set.select_targets("all", release)
     made = wheels.make_wheels(targets, release, recipe_set=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return {target.name: path for target, path in zip(targets, made)}
-
-
-def tool(name: str) -> Path:
-    """A program installed in this venv (twine, auditwheel, ...)."""
-    return Path(sys.executable).parent / name
-
-
-def platform_arch(platform: str, target: Target) -> str:
-    """The CPU part of a platform tag: what follows its policy prefix (e.g. 'manylinux_2_17_')."""
-    matching = [uname for uname in target.uname if platform.endswith(f"_{uname}")]
-    assert matching, f"{platform} names none of {target.name}'s CPUs {target.uname}"
-    return matching[0]
-
-
-def member(path: Path, name: str) -> bytes:
-    with zipfile.ZipFile(path) as archive:
-        return archive.read(name)
-
-
-def dist_info(path: Path) -> str:
-    """The .dist-info folder name inside a wheel."""
-    return "-".join(path.name.split("-")[:2]) + ".dist-info"

@@ -14,10 +14,11 @@ from packaging.utils import parse_wheel_filename
 
 from kexec_build import elf, hook, recipes, toolchain
 from kexec_build.commands import run
-from tests.wheel.conftest import member, platform_arch, tool
 from tests.wheel.debian_hosts import run_python, supported_tags
+from tests.wheel.wheel_files import member, platform_arch, tool
 
-pytestmark = pytest.mark.build
+# cross: the all_wheels fixture cross-builds every target, and the binaries run under qemu-user.
+pytestmark = [pytest.mark.build, pytest.mark.cross]
 RECIPES = recipes.load()
 TARGETS = RECIPES.release().targets
 
@@ -45,7 +46,7 @@ def test_the_binary_is_executable_and_built_for_the_cpu_of_every_tag(all_wheels,
     with zipfile.ZipFile(all_wheels[name]) as archive:
         info = archive.getinfo(hook.BINARY)
         assert info.external_attr >> 16 == 0o100755
-        binary = archive.extract(info, tmp_path)
+        binary = Path(archive.extract(info, tmp_path))
     machine = elf.check(binary, target).machine
     _, _, _, tags = parse_wheel_filename(all_wheels[name].name)
     for tag in tags:
@@ -106,5 +107,7 @@ def _glibc(platform: str) -> tuple[int, int]:
     policy = platform.split("_", 1)[0]
     if policy in legacy:
         return legacy[policy]
-    major, minor = re.match(r"manylinux_(\d+)_(\d+)_", platform).groups()
+    versioned = re.match(r"manylinux_(\d+)_(\d+)_", platform)
+    assert versioned, f"{platform} is neither a legacy nor a manylinux_X_Y policy"
+    major, minor = versioned.groups()
     return int(major), int(minor)

@@ -19,9 +19,9 @@ from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
 from kexec_build import fetch, hook, keyring, netboot_mirror, pipeline, sbom, toolchain, wheels
-from kexec_build.commands import run
+from kexec_build.commands import quiet, run
 from kexec_build.paths import PROJECT_ROOT
-from tests.wheel.conftest import dist_info, member, quiet, tool
+from tests.wheel.wheel_files import dist_info, member, tool
 
 pytestmark = pytest.mark.build
 
@@ -136,7 +136,9 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames()}
         top = archive.getnames()[0].split("/")[0]
-        bundled = archive.extractfile(f"{top}/{hook.BUNDLED_SOURCES}/{release.source}").read()
+        carried = archive.extractfile(f"{top}/{hook.BUNDLED_SOURCES}/{release.source}")
+        assert carried is not None, "the bundled tarball is not a regular file"
+        bundled = carried.read()
     assert hashlib.sha256(bundled).hexdigest() == release.sha256
     for needed in ("hatch_build.py", "pyproject.toml", "PKG-INFO", "LICENSE", hook.kexec_tools_license(release),
                    "recipes/kexec-tools.toml", "recipes/targets.toml", "src/kexec_build/pipeline.py", "src/kexec_bin/shim.py"):

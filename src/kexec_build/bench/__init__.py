@@ -20,7 +20,7 @@ from .netboot import netboot_rows
 from .runtime import runtime_rows
 from .wheel import wheel_rows
 
-__all__ = ["Row", "SECTIONS", "run"]
+__all__ = ["SECTIONS", "Row", "run"]
 
 # Each section measures its rows in a scratch folder of its own.
 Section = Callable[[Path], "list[Row]"]

@@ -36,7 +36,7 @@ def seconds_to_first_line(machine: Machine, command: str) -> float:
 def reboot_rows(work: Path) -> list[Row]:
     """kexec -e (as loaded by default, and with -i) against reboot -f through SeaBIOS, and OVMF if installed."""
     board = guests.BOARDS["x86_64"]
-    firmwares = {"SeaBIOS": []} | ({"OVMF": ["-bios", str(OVMF)]} if OVMF.exists() else {})
+    firmwares: dict[str, list[str]] = {"SeaBIOS": []} | ({"OVMF": ["-bios", str(OVMF)]} if OVMF.exists() else {})
     rows = []
     for firmware, options in firmwares.items():
         machine = guests.boot(board, kexec_from_wheel(board.target), log=guests.log_path(f"bench-{firmware}"),

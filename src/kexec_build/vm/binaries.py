@@ -22,12 +22,13 @@ def wheels_for(target_names: Sequence[str], release: Release | None = None) -> d
     recipe_set = recipes.load()
     release = release or recipe_set.release()
     targets = [recipe_set.target(name) for name in target_names]
-    found = {target.name: _newest_wheel(target, release) for target in targets}
-    missing = [target for target in targets if found[target.name] is None]
+    newest = {target.name: _newest_wheel(target, release) for target in targets}
+    found = {name: wheel for name, wheel in newest.items() if wheel is not None}
+    missing = [target for target in targets if target.name not in found]
     if missing:
         built = wheels.make_wheels(missing, release, recipe_set=recipe_set, mirrors=fetch.mirrors_from_env(), dist=dist_dir())
         found.update({target.name: path for target, path in zip(missing, built)})
-    return found
+    return {target.name: found[target.name] for target in targets}
 
 
 def wheel_for(target_name: str, release: Release | None = None) -> Path:

@@ -7,6 +7,7 @@ Everything the console prints goes to a log file as it arrives. A failed wait ra
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import shlex
 import subprocess
@@ -49,7 +50,7 @@ class Machine:
         self._reader.start()
 
     def _read(self) -> None:
-        assert self._process.stdout is not None
+        assert isinstance(self._process.stdout, io.BufferedReader)  # stdout=PIPE, buffered: read1 returns what is there
         while chunk := self._process.stdout.read1(65536):
             self._log_file.write(chunk)
             self._log_file.flush()
