@@ -23,7 +23,7 @@ def _json(output: str) -> dict:
 
 def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
     guest = debian_guest()
-    machine, wheel = start_with_wheel(vm, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
+    machine, wheel = start_with_wheel(vm.start, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
     assert machine.run("command -v kexec || echo absent") == "absent"
 
     machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)

@@ -12,15 +12,13 @@ import time
 import pytest
 
 from kexec_build import netboot_mirror
-from kexec_build.vm.debian_guest import start_with_wheel
+from kexec_build.vm.debian_guest import USER_NET_DNS, USER_NET_HOST, USER_NIC, set_static_address, start_with_wheel
+from kexec_build.vm.guests import INSTALLER_MAIN_MENU, INSTALLER_SECONDS
 from kexec_build.vm.machine import Machine
 from tests.vm.test_guest_story import PIP_SECONDS
-from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
 
 pytestmark = pytest.mark.vm
 
-# QEMU's user network: the host's side and its DNS proxy. Its DHCP server hands out 10.0.2.15 first.
-HOST_SIDE, DNS = "10.0.2.2", "10.0.2.3"
 # Download (about 40 MB through QEMU's user network), gpgv and two sha256 sums, under TCG.
 NETBOOT_SECONDS = 600
 
@@ -29,16 +27,11 @@ def _guest_on_the_mirror(vm, tmp_path, httpserver, address: str) -> tuple[Machin
     """The pip-installed guest with a static `address`; returns it, its NIC's name and the mirror's URL."""
     for path, data in netboot_mirror.files("bookworm", "amd64").items():
         httpserver.expect_request(f"/debian/{path}").respond_with_data(data, content_type="application/octet-stream")
-    machine, wheel = start_with_wheel(vm, tmp_path, qemu_options=["-nic", "user,model=virtio-net-pci"])
+    machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=USER_NIC)
     assert machine.run("command -v kexec || echo absent") == "absent"
-    # A server's static address, set by hand as an administrator would (no DHCP client in the guest).
-    machine.run("modprobe virtio_net")
-    # The initramfs's udev named the NIC (ens3, enp0s3…): the one link that is not loopback.
-    (nic,) = [name for name in machine.run("ls /sys/class/net").split() if name != "lo"]
-    machine.run(f"ip link set {nic} up && ip addr add {address}/24 dev {nic} && "
-                f"ip route add default via {HOST_SIDE} && echo 'nameserver {DNS}' > /etc/resolv.conf")
+    nic = set_static_address(machine, address)
     machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
-    return machine, nic, f"http://{HOST_SIDE}:{httpserver.port}/debian"
+    return machine, nic, f"http://{USER_NET_HOST}:{httpserver.port}/debian"
 
 
 def _plan(machine: Machine) -> str:
@@ -52,11 +45,11 @@ def test_netboot_from_the_pip_installed_wheel_reaches_the_installers_main_menu(v
     machine.send(f"kexec-bin netboot debian --mirror {mirror} --release bookworm --append priority=low --yes --exec-after 1")
     plan = _plan(machine)
     assert "good signature by" in plan and "(keyring /usr/share/keyrings/debian-archive-keyring.gpg)" in plan
-    assert f"network: static 10.0.2.15/24 via {HOST_SIDE} on {nic}, DNS {DNS}" in plan
+    assert f"network: static 10.0.2.15/24 via {USER_NET_HOST} on {nic}, DNS {USER_NET_DNS}" in plan
     assert f"command line: console=ttyS0 netcfg/choose_interface={nic}" in plan
     assert "loaded with" in plan and "(bundled)" in plan
     assert "booting: no systemd; sync, remount every filesystem read-only, then kexec -e" in plan
-    machine.expect(MAIN_MENU, INSTALLER_SECONDS)
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
 
 
 def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, tmp_path, httpserver):
@@ -69,7 +62,7 @@ def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, t
         "d-i debian-installer/locale string en_US.UTF-8",
         "d-i keyboard-configuration/xkb-keymap select us",
         "d-i mirror/country string manual",
-        f"d-i mirror/http/hostname string {HOST_SIDE}:{httpserver.port}",
+        f"d-i mirror/http/hostname string {USER_NET_HOST}:{httpserver.port}",
         "d-i mirror/http/directory string /debian",
         "d-i mirror/http/proxy string",
     ])
@@ -77,7 +70,7 @@ def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, t
     machine.send(f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
                  "--preseed /root/preseed.cfg --append priority=critical --yes --exec-after 1")
     plan = _plan(machine)
-    assert f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.0 netcfg/get_gateway={HOST_SIDE}" in plan
+    assert f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.0 netcfg/get_gateway={USER_NET_HOST}" in plan
     assert "preseed: /root/preseed.cfg as /preseed.cfg in an extra initrd" in plan
     machine.expect(f"Detecting link on {nic}", INSTALLER_SECONDS)  # the interface it was told to use
     deadline = time.monotonic() + INSTALLER_SECONDS

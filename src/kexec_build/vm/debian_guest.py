@@ -13,11 +13,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..apt import host_archives
 from ..paths import cache_dir
-from . import initramfs
+from . import guests, initramfs
 from .binaries import wheel_for
 from .machine import Machine
 
@@ -94,15 +94,16 @@ def make_ext4(tree: Path, image: Path) -> Path:
     return image
 
 
-def start_with_wheel(vm, folder: Path, *, cmdline: str = "", qemu_options: Sequence[str] = ()) -> tuple[Machine, str]:
-    """The amd64 guest started with `vm.start` (the tests' Guests, or anything that starts a board the
-    same way) under `-snapshot`, with the x86_64 wheel on a second disk at /mnt; returns the machine
-    at its prompt and the wheel's file name."""
+def start_with_wheel(start: Callable[..., Machine], folder: Path, *, cmdline: str = "",
+                     qemu_options: Sequence[str] = ()) -> tuple[Machine, str]:
+    """The amd64 guest under `-snapshot` with the x86_64 wheel on a second disk at /mnt, started by
+    `start(target, kernel=, initrd=, cmdline=, qemu_options=)` (the tests' `vm.start`, or
+    `start_logged`); returns the machine at its prompt and the wheel's file name."""
     guest = debian_guest()
     wheels = folder / "wheels"
     wheels.mkdir()
     wheel = Path(shutil.copy(wheel_for("x86_64"), wheels))
-    machine = vm.start(
+    machine = start(
         "x86_64",
         kernel=guest.kernel,
         initrd=guest.initrd,
@@ -115,3 +116,24 @@ def start_with_wheel(vm, folder: Path, *, cmdline: str = "", qemu_options: Seque
         ],
     )
     return machine, wheel.name
+
+
+def start_logged(log: Path) -> Callable[..., Machine]:
+    """A `start` for `start_with_wheel` outside the tests: QEMU's console kept in `log`."""
+    return lambda target, **options: guests.start(guests.BOARDS[target], log=log, **options)
+
+
+# QEMU's user network (`-nic user`): the host as the guest sees it, and its DNS proxy.
+USER_NET_HOST, USER_NET_DNS = "10.0.2.2", "10.0.2.3"
+USER_NIC = ("-nic", "user,model=virtio-net-pci")
+
+
+def set_static_address(machine: Machine, address: str) -> str:
+    """Give the guest's one NIC (on `USER_NIC`) `address`/24 with QEMU's host as gateway, as an
+    administrator would (the guest runs no DHCP client); return the NIC's name."""
+    machine.run("modprobe virtio_net")
+    # The initramfs's udev named the NIC (ens2, enp0s3…): the one link that is not loopback.
+    (nic,) = [name for name in machine.run("ls /sys/class/net").split() if name != "lo"]
+    machine.run(f"ip link set {nic} up && ip addr add {address}/24 dev {nic} && "
+                f"ip route add default via {USER_NET_HOST} && echo 'nameserver {USER_NET_DNS}' > /etc/resolv.conf")
+    return nic
