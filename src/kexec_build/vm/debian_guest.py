@@ -86,6 +86,15 @@ def _build(into: Path, arch: str) -> None:
     shutil.rmtree(tree)
 
 
+def drives(guest: DebianGuest, files: Path, scratch: Path) -> list[str]:
+    """QEMU options for the guest's root (a snapshot: the cached image never changes) and `files` on /dev/vdb (/mnt)."""
+    return [
+        "-snapshot",
+        "-drive", f"file={guest.image},if=virtio,format=raw",
+        "-drive", f"file={make_ext4(files, scratch / f'{files.name}.ext4')},if=virtio,format=raw",
+    ]
+
+
 def make_ext4(tree: Path, image: Path) -> Path:
     """An ext4 image holding `tree`, with room to spare for what the guest writes."""
     used_kib = int(subprocess.run(["du", "-sk", str(tree)], capture_output=True, text=True, check=True).stdout.split()[0])
@@ -108,12 +117,7 @@ def start_with_wheel(start: Callable[..., Machine], folder: Path, *, cmdline: st
         kernel=guest.kernel,
         initrd=guest.initrd,
         cmdline=f"root=/dev/vda ro init={INIT} quiet {cmdline}".strip(),
-        qemu_options=[
-            "-snapshot",
-            "-drive", f"file={guest.image},if=virtio,format=raw",
-            "-drive", f"file={make_ext4(wheels, folder / 'wheels.ext4')},if=virtio,format=raw",
-            *qemu_options,
-        ],
+        qemu_options=[*drives(guest, wheels, folder), *qemu_options],
     )
     return machine, wheel.name
 
