@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
     from . import debian
 
-    machine = debian.machine_arch()
-    arch = machine if args.arch == "auto" else args.arch
-    if arch != machine and args.mode != plan.DRY_RUN:
-        raise plan.PlanError(f"--arch {arch}: this machine runs {machine}, and kexec boots kernels of the running "
-                             f"architecture only; drop --arch, or use --dry-run to only see the plan")
+    arch = debian.machine_arch() if args.arch == "auto" else args.arch
+    # A plan for another architecture may be looked at (--dry-run), never loaded.
+    if args.mode != plan.DRY_RUN and arch != debian.machine_arch():
+        raise plan.PlanError(f"--arch {arch}: this machine runs {debian.machine_arch()}, and kexec boots kernels of "
+                             "the running architecture only; drop --arch, or use --dry-run to only see the plan")
     mirror = args.mirror or default_mirror()
     keyring = debian.choose_keyring(args.keyring)
     release = debian.release(mirror, args.release, keyring)
