@@ -22,7 +22,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 
 def copy_file(source: Path, path: Path) -> Path:
-    """Copy `source` to `path` by a temporary file beside it, then a rename."""
+    """Copy `source` to `path` by a temporary file beside it (named per process), then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     shutil.copyfile(source, partial)
