@@ -17,7 +17,9 @@ from .resolve import binary, choose
 
 
 # Story commands: name → (module in this package, one-line help).
-STORIES: dict[str, tuple[str, str]] = {}
+STORIES: dict[str, tuple[str, str]] = {
+    "reboot": ("reboot", "boot the kernel this machine would boot next, skipping firmware and boot loader"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
