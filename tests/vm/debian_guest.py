@@ -196,6 +196,28 @@ def _write_executable(path: Path, text: str) -> None:
     path.chmod(0o755)
 
 
+def qemu_drives(guest: DebianGuest, *disks: Path) -> list[str]:
+    """QEMU options for the guest's root image as /dev/vda (never written: -snapshot), then `disks` as vdb, …"""
+    options = ["-snapshot"]
+    for image in (guest.image, *disks):
+        options += ["-drive", f"file={image},if=virtio,format=raw"]
+    return options
+
+
+def ssh_forward(port: int) -> list[str]:
+    """QEMU options for a NIC whose guest port 22 is reachable on 127.0.0.1:`port` of the host."""
+    return ["-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22"]
+
+
+def disk_with(files: list[Path], image: Path) -> Path:
+    """An ext4 image holding `files` at its top (the guests mount a second disk on /mnt)."""
+    folder = image.with_suffix(".tree")
+    folder.mkdir()
+    for file in files:
+        shutil.copyfile(file, folder / file.name)
+    return make_ext4(folder, image)
+
+
 def make_ext4(tree: Path, image: Path) -> Path:
     """An ext4 image holding `tree`, with room to spare for what the guest writes."""
     used_kib = int(subprocess.run(["du", "-sk", str(tree)], capture_output=True, text=True, check=True).stdout.split()[0])

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.vm.binaries import wheel_for
-from tests.vm.debian_guest import INIT, debian_guest, make_ext4
+from tests.vm.debian_guest import debian_guest, disk_with, qemu_drives
 from tests.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
@@ -26,20 +24,14 @@ def _json(output: str) -> dict:
 
 def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
     guest = debian_guest()
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    wheel = Path(shutil.copy(wheel_for("x86_64"), wheels))
+    wheel = wheel_for("x86_64")
     nonce = secrets.token_hex(8)
     machine = vm.start(
         "x86_64",
         kernel=guest.kernel,
         initrd=guest.initrd,
-        cmdline=f"root=/dev/vda ro init={INIT} quiet vmtest.nonce={nonce}",
-        qemu_options=[
-            "-snapshot",
-            "-drive", f"file={guest.image},if=virtio,format=raw",
-            "-drive", f"file={make_ext4(wheels, tmp_path / 'wheels.ext4')},if=virtio,format=raw",
-        ],
+        cmdline=guest.cmdline(f"vmtest.nonce={nonce}"),
+        qemu_options=qemu_drives(guest, disk_with([wheel], tmp_path / "wheels.ext4")),
     )
     assert machine.run("command -v kexec || echo absent") == "absent"
 
