@@ -80,9 +80,9 @@ def toolchain(c, arch="native", version=None):
 def bench(c, output=None):
     """Measure the speed and size goals as ratios in one run."""
     from kexec_build import bench as benchmark
-    from tests.vm.bench import reboot_rows  # the QEMU harness lives in the test tree
+    from tests.vm.bench import reboot_rows, story_reboot_rows  # the QEMU harness lives in the test tree
 
-    benchmark.run(Path(output) if output else build_dir() / "bench.json", extra=[reboot_rows])
+    benchmark.run(Path(output) if output else build_dir() / "bench.json", extra=[reboot_rows, story_reboot_rows])
 
 
 @task(iterable=["mirror"], help={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,9 @@ def test_the_preflight_blocks_before_kexec_runs(machine, capsys, recording_kexec
     assert reboot(tree, "--load-only") != 0
     assert reason in capsys.readouterr().err
     assert not recording_kexec.exists()
+
+
+def test_readme_shows_the_playbook_the_fleet_test_runs():
+    project = Path(__file__).resolve().parents[2]
+    playbook = (project / "examples" / "kexec-reboot.yml").read_text()
+    assert f"```yaml\n{playbook}```" in (project / "README.md").read_text()
