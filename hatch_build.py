@@ -1,4 +1,4 @@
-"""hatchling hooks for kexec-bin: they hand hatchling what `kexec_build.wheel` decides.
+"""hatchling hooks for kexec-bin: they hand hatchling what `kexec_build.hook` decides.
 
 Metadata: the version (2.0.32.0: the kexec-tools release plus our rebuild number) and the license
 files, from the release chosen by $KEXEC_BIN_VERSION. In an sdist, hatchling takes both from
@@ -22,8 +22,8 @@ from hatchling.metadata.plugin.interface import MetadataHookInterface
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from kexec_build import recipes, wheel  # noqa: E402
-from kexec_build.errors import BuildError  # noqa: E402
+from kexec_build import hook, recipes
+from kexec_build.errors import BuildError
 
 
 @contextmanager
@@ -40,9 +40,9 @@ class KexecBinMetadata(MetadataHookInterface):
 
     def update(self, metadata: dict[str, Any]) -> None:
         with _reported():
-            release = wheel.chosen_release(recipes.load())
+            release = hook.chosen_release(recipes.load())
         metadata["version"] = release.wheel_version
-        metadata["license-files"] = wheel.license_files(release)
+        metadata["license-files"] = hook.license_files(release)
 
 
 class KexecBinBuild(BuildHookInterface):
@@ -54,9 +54,9 @@ class KexecBinBuild(BuildHookInterface):
         root = Path(self.root)
         with _reported():
             if self.target_name == "wheel":
-                contents = wheel.wheel_contents(root, self.metadata.version, log=self.app.display_info)
+                contents = hook.wheel_contents(root, self.metadata.version, log=self.app.display_info)
             else:
-                contents = wheel.sdist_contents(root, self.metadata.version, log=self.app.display_info)
+                contents = hook.sdist_contents(root, self.metadata.version, log=self.app.display_info)
         if contents.tag:
             build_data["tag"] = contents.tag
             build_data["pure_python"] = False

@@ -10,12 +10,16 @@ from invoke import Exit, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from kexec_build import errors, fetch as fetching, parallel, recipes  # noqa: E402
-from kexec_build.paths import build_dir, cache_dir, dist_dir  # noqa: E402
+from kexec_build import errors, parallel, recipes
+from kexec_build import fetch as fetching
+from kexec_build.paths import build_dir, cache_dir, dist_dir
 
 ARCH_HELP = "native (default), all, or a comma-separated list of targets from recipes/targets.toml"
 VERSION_HELP = "kexec-tools version from recipes/kexec-tools.toml (default: the recipe's default)"
-MIRROR_HELP = "base URL or folder holding the upstream tarball, tried before $KEXEC_BIN_MIRRORS and upstream"
+MIRROR_HELP = (
+    "base URL or folder holding the upstream tarball, tried before $KEXEC_BIN_MIRRORS and upstream; "
+    "repeat it for several, tried in order"
+)
 
 
 def reports_errors(function):
@@ -38,7 +42,7 @@ def _mirrors(mirror: list[str]) -> list[str]:
 @task(iterable=["mirror"], help={"version": VERSION_HELP, "mirror": MIRROR_HELP})
 @reports_errors
 def fetch(c, version=None, mirror=None):
-    """Download and verify a kexec-tools tarball into the cache."""
+    """Download and verify a kexec-tools tarball into the cache (--mirror repeatable)."""
     release = recipes.load().release(version)
     print(fetching.fetch(release, mirrors=_mirrors(mirror)))
 
@@ -46,16 +50,16 @@ def fetch(c, version=None, mirror=None):
 @task(iterable=["mirror"], help={"arch": ARCH_HELP, "version": VERSION_HELP, "mirror": MIRROR_HELP})
 @reports_errors
 def build(c, arch="native", version=None, mirror=None):
-    """Build a static, stripped, checked kexec for each chosen target."""
-    loaded = recipes.load()
-    release = loaded.release(version)
-    targets = loaded.select_targets(arch, release)
-    parallel.build_and_report(release, targets, recipes=loaded, mirrors=_mirrors(mirror))
+    """Build a static, stripped, checked kexec for each chosen target (--mirror repeatable)."""
+    recipe_set = recipes.load()
+    release = recipe_set.release(version)
+    targets = recipe_set.select_targets(arch, release)
+    parallel.build_and_report(release, targets, recipe_set=recipe_set, mirrors=_mirrors(mirror))
 
 
-@task(help={"cache": "also empty the download and toolchain cache"})
+@task(help={"cache": "also remove the download cache and the per-target sysroots (both in $KEXEC_BIN_CACHE)"})
 def clean(c, cache=False):
-    """Remove build outputs (and, with --cache, the download cache)."""
+    """Remove build outputs (and, with --cache, the download cache and the sysroots)."""
     import shutil
 
     for folder in [build_dir(), dist_dir()] + ([cache_dir()] if cache else []):
@@ -71,8 +75,8 @@ def toolchain(c, arch="native", version=None):
     """Install the cross compilers and sysroots the chosen targets need."""
     from kexec_build import toolchain as toolchains
 
-    loaded = recipes.load()
-    toolchains.provision(loaded.select_targets(arch, loaded.release(version)), loaded)
+    recipe_set = recipes.load()
+    toolchains.provision(recipe_set.select_targets(arch, recipe_set.release(version)), recipe_set)
 
 
 @task(help={"output": "where to write the figures as JSON (default: build/bench.json)"})
@@ -80,30 +84,43 @@ def toolchain(c, arch="native", version=None):
 def bench(c, output=None):
     """Measure the speed and size goals as ratios in one run."""
     from kexec_build import bench as benchmark
-    from tests.vm.bench import reboot_rows, story_reboot_rows  # the QEMU harness lives in the test tree
+    from kexec_build.vm.bench import reboot_rows, story_reboot_rows
 
     benchmark.run(Path(output) if output else build_dir() / "bench.json", extra=[reboot_rows, story_reboot_rows])
 
 
+@task(help={"arch": ARCH_HELP, "version": VERSION_HELP})
+@reports_errors
+def prove(c, arch="native", version=None):
+    """Boot each target's Debian kernel in QEMU and kexec into the next with the wheel's kexec."""
+    from kexec_build.vm import prove as proving
+
+    recipe_set = recipes.load()
+    release = recipe_set.release(version)
+    proving.prove(recipe_set.select_targets(arch, release), release)
+
+
 @task(iterable=["mirror"], help={
     "arch": ARCH_HELP, "version": VERSION_HELP, "mirror": MIRROR_HELP,
-    "check_repro": "build each wheel again from the sdist in a fresh folder and build tree; fail unless byte-identical",
+    "check_repro": (
+        "build each wheel again from the sdist in a fresh folder and build tree; fail unless byte-identical"
+    ),
 })
 @reports_errors
 def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
-    """Build one wheel per chosen target into dist/ (and SHA256SUMS)."""
-    from kexec_build import wheel as wheels
+    """Build one wheel per chosen target into dist/, and SHA256SUMS (--mirror repeatable)."""
+    from kexec_build import wheels
 
-    loaded = recipes.load()
-    release = loaded.release(version)
-    wheels.make_wheels(loaded.select_targets(arch, release), release, loaded=loaded, mirrors=_mirrors(mirror),
+    recipe_set = recipes.load()
+    release = recipe_set.release(version)
+    wheels.make_wheels(recipe_set.select_targets(arch, release), release, recipe_set=recipe_set, mirrors=_mirrors(mirror),
                        dist=dist_dir(), check_repro=check_repro)
 
 
 @task(iterable=["mirror"], help={"version": VERSION_HELP, "mirror": MIRROR_HELP})
 @reports_errors
 def sdist(c, version=None, mirror=None):
-    """Build the sdist, upstream tarball included, into dist/."""
-    from kexec_build import wheel as wheels
+    """Build the sdist, upstream tarball included, into dist/ (--mirror repeatable)."""
+    from kexec_build import wheels
 
     wheels.make_sdist(recipes.load().release(version), mirrors=_mirrors(mirror), dist=dist_dir())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,25 @@ def isolated(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("KEXEC_BIN_BUILD", str(tmp_path / "build"))
     monkeypatch.delenv("KEXEC_BIN_MIRRORS", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """Mount a tmpfs with the given options at a fresh folder (root only); unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounts: list[Path] = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mount{len(mounts)}"
+        point.mkdir()
+        command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", str(point)], check=True)

@@ -21,8 +21,17 @@ from dataclasses import dataclass, field
 
 from .errors import KexecBinError
 
-__all__ = ["BootError", "Candidate", "Choice", "next_kernel", "named_kernel", "installed_releases", "inside",
-           "modules_missing", "compare_versions"]
+__all__ = [
+    "BootError",
+    "Candidate",
+    "Choice",
+    "compare_versions",
+    "inside",
+    "installed_releases",
+    "modules_missing",
+    "named_kernel",
+    "next_kernel",
+]
 
 GRUB_CONFIGS = ("/boot/grub/grub.cfg", "/boot/grub2/grub.cfg")
 BLS_PLACES = ("/boot", "/efi", "/boot/efi")
@@ -64,10 +73,12 @@ def next_kernel(root: str = "/") -> Choice:
                 notes.append(f"skipped {candidate.kernel} ({candidate.source}): {missing}")
                 continue
             return Choice(candidate, notes)
-    raise BootError("no kernel found: no GRUB or Boot Loader Specification entry, no /boot/vmlinuz-*, no /vmlinuz, "
-                    "and the running kernel's image is not in /boot or /lib/modules"
-                    + "".join(f"\n  {line}" for line in notes)
-                    + "\n  install a kernel package, or name the kernel with --kernel PATH and --initrd PATH")
+    raise BootError(
+        "no kernel found: no GRUB or Boot Loader Specification entry, no /boot/vmlinuz-*, no /vmlinuz, "
+        "and the running kernel's image is not in /boot or /lib/modules"
+        + "".join(f"\n  {line}" for line in notes)
+        + "\n  install a kernel package, or name the kernel with --kernel PATH and --initrd PATH"
+    )
 
 
 def modules_missing(root: str, release: str | None) -> str | None:
@@ -85,13 +96,21 @@ def named_kernel(root: str, name: str) -> Candidate:
     if "/" in name:
         path, source = (name if root != "/" else os.path.abspath(name)), f"--kernel {name}"
     else:
-        path = next((f"/boot/{prefix}-{name}" for prefix in ("vmlinuz", "vmlinux")
-                     if os.path.exists(inside(root, f"/boot/{prefix}-{name}"))), f"/boot/vmlinuz-{name}")
+        path = next(
+            (
+                f"/boot/{prefix}-{name}"
+                for prefix in ("vmlinuz", "vmlinux")
+                if os.path.exists(inside(root, f"/boot/{prefix}-{name}"))
+            ),
+            f"/boot/vmlinuz-{name}",
+        )
         source = f"--kernel {name}: /boot's kernel of that release"
     if not os.path.isfile(inside(root, path)):
         installed = ", ".join(installed_releases(root)) or "none"
-        raise BootError(f"--kernel {name}: {path} does not exist; give a kernel image's path or an installed "
-                        f"release (in /boot: {installed})")
+        raise BootError(
+            f"--kernel {name}: {path} does not exist; give a kernel image's path or an installed "
+            f"release (in /boot: {installed})"
+        )
     release = _release_from_name(path)
     return Candidate(path, _initrd_for(root, release), release, source)
 
@@ -102,8 +121,11 @@ def installed_releases(root: str) -> list[str]:
         names = os.listdir(inside(root, "/boot"))
     except OSError:
         return []
-    releases = {name.split("-", 1)[1] for name in names
-                if re.fullmatch(r"vmlinu[xz]-.+", name) and not name.endswith((".old", ".bak", ".sig"))}
+    releases = {
+        name.split("-", 1)[1]
+        for name in names
+        if re.fullmatch(r"vmlinu[xz]-.+", name) and not name.endswith((".old", ".bak", ".sig"))
+    }
     return sorted(releases, key=functools.cmp_to_key(compare_versions), reverse=True)
 
 
@@ -116,7 +138,7 @@ class _MenuEntry:
     entry_id: str | None
     kernel: str | None = None
     initrds: tuple[str, ...] = ()
-    children: tuple["_MenuEntry", ...] = ()
+    children: tuple[_MenuEntry, ...] = ()
 
     @property
     def submenu(self) -> bool:
@@ -143,13 +165,18 @@ def grub_default(root: str, notes: list[str]) -> list[Candidate]:
         notes.append(f"GRUB default {default!r} ({why}) names no entry in {config}: GRUB boots the first entry")
         entry, path = _grub_select(entries, "0")
     if entry is None or entry.kernel is None:
-        raise BootError(f"GRUB's default entry {' > '.join(path) or default!r} in {config} starts no Linux kernel "
-                        "(a chainloader, firmware setup or empty submenu): set GRUB_DEFAULT to a Linux entry and "
-                        "run update-grub, or name the kernel with --kernel")
+        raise BootError(
+            f"GRUB's default entry {' > '.join(path) or default!r} in {config} starts no Linux kernel "
+            "(a chainloader, firmware setup or empty submenu): set GRUB_DEFAULT to a Linux entry and "
+            "run update-grub, or name the kernel with --kernel"
+        )
     kernel = _grub_path(root, entry.kernel, config)
     initrds = tuple(_grub_path(root, initrd, config) for initrd in entry.initrds)
-    return [Candidate(kernel, initrds, _release_from_name(kernel),
-                      f"GRUB default entry {' > '.join(path)!r} in {config} ({why})")]
+    return [
+        Candidate(
+            kernel, initrds, _release_from_name(kernel), f"GRUB default entry {' > '.join(path)!r} in {config} ({why})"
+        )
+    ]
 
 
 def _grub_entries(text: str) -> list[_MenuEntry]:
@@ -169,8 +196,11 @@ def _grub_entries(text: str) -> list[_MenuEntry]:
             kind = kinds.pop()
             if kind != "block":
                 title, entry_id, children, kernel, initrds = stack.pop()
-                stack[-1][2].append(_MenuEntry(title, entry_id, kernel if kind == "menuentry" else None,
-                                               tuple(initrds), tuple(children)))
+                stack[-1][2].append(
+                    _MenuEntry(
+                        title, entry_id, kernel if kind == "menuentry" else None, tuple(initrds), tuple(children)
+                    )
+                )
         elif len(stack) > 1 and words[0] in ("linux", "linux16", "linuxefi") and len(words) > 1:
             stack[-1][3] = words[1]
         elif len(stack) > 1 and words[0] in ("initrd", "initrd16", "initrdefi"):
@@ -238,8 +268,10 @@ def _grub_path(root: str, path: str, config: str) -> str:
     if not os.path.lexists(inside(root, path)) and os.path.lexists(inside(root, "/boot" + path)):
         return "/boot" + path
     if not os.path.lexists(inside(root, path)):
-        raise BootError(f"{config}'s default entry names {path}, which does not exist: run update-grub "
-                        "(grub2-mkconfig) to rewrite it, or name the kernel with --kernel")
+        raise BootError(
+            f"{config}'s default entry names {path}, which does not exist: run update-grub "
+            "(grub2-mkconfig) to rewrite it, or name the kernel with --kernel"
+        )
     return path
 
 
@@ -286,15 +318,17 @@ def _bls_fields(text: str) -> dict[str, list[str]]:
 
 
 def _bls_order(a: tuple, b: tuple) -> int:
-    """systemd-boot's order: entries with a sort-key first (by it, machine-id, newest version), then by id, newest first."""
+    """systemd-boot's order: entries with a sort-key first (by it, machine-id, newest version), then newest id."""
     (_, a_id, a_fields), (_, b_id, b_fields) = a, b
     a_key, b_key = a_fields.get("sort-key", [None])[0], b_fields.get("sort-key", [None])[0]
     if (a_key is None) != (b_key is None):
         return -1 if a_key is not None else 1
     if a_key is not None:
-        for first, second, sign in ((a_key, b_key, 1),
-                                    (a_fields.get("machine-id", [""])[0], b_fields.get("machine-id", [""])[0], 1),
-                                    (a_fields.get("version", [""])[0], b_fields.get("version", [""])[0], -1)):
+        for first, second, sign in (
+            (a_key, b_key, 1),
+            (a_fields.get("machine-id", [""])[0], b_fields.get("machine-id", [""])[0], 1),
+            (a_fields.get("version", [""])[0], b_fields.get("version", [""])[0], -1),
+        ):
             order = (first > second) - (first < second) if sign == 1 else -compare_versions(first, second)
             if order:
                 return order
@@ -315,8 +349,10 @@ def _bls_path(root: str, place: str, path: str, entry: str) -> str:
     """An entry's path, relative to the partition holding the entries (mounted at `place`)."""
     full = f"{place}/{path.lstrip('/')}"
     if not os.path.lexists(inside(root, full)):
-        raise BootError(f"{entry} names {path}, which does not exist ({full}): reinstall that kernel "
-                        "(kernel-install add) or remove the entry")
+        raise BootError(
+            f"{entry} names {path}, which does not exist ({full}): reinstall that kernel "
+            "(kernel-install add) or remove the entry"
+        )
     return full
 
 
@@ -328,10 +364,16 @@ def newest_installed(root: str, notes: list[str]) -> list[Candidate]:
     releases = installed_releases(root)
     found = []
     for release in releases:
-        kernel = next(path for path in (f"/boot/vmlinuz-{release}", f"/boot/vmlinux-{release}")
-                      if os.path.lexists(inside(root, path)))
-        found.append(Candidate(kernel, _initrd_for(root, release), release,
-                               "the newest kernel in /boot, by Debian's version order"))
+        kernel = next(
+            path
+            for path in (f"/boot/vmlinuz-{release}", f"/boot/vmlinux-{release}")
+            if os.path.lexists(inside(root, path))
+        )
+        found.append(
+            Candidate(
+                kernel, _initrd_for(root, release), release, "the newest kernel in /boot, by Debian's version order"
+            )
+        )
     if found:
         return found
     for link, initrd in (("/vmlinuz", "/initrd.img"), ("/boot/vmlinuz", "/boot/initrd.img")):

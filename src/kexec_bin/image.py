@@ -39,12 +39,14 @@ def identify(path: str) -> KernelImage | None:
         head = file.read(_HEADER_BYTES)
     if head[0x202:0x206] == b"HdrS":  # x86 boot protocol: the setup header's magic
         protocol = int.from_bytes(head[0x206:0x208], "little")
-        return KernelImage(f"x86 bzImage (boot protocol {protocol >> 8}.{protocol & 0xff:02d})", _x86_release(path, head))
+        return KernelImage(
+            f"x86 bzImage (boot protocol {protocol >> 8}.{protocol & 0xFF:02d})", _x86_release(path, head)
+        )
     if head[:4] == b"\x7fELF":
         return KernelImage("ELF (vmlinux)")
-    if head[0x38:0x3c] == b"ARM\x64":
+    if head[0x38:0x3C] == b"ARM\x64":
         return KernelImage("arm64 Image")
-    if head[0x38:0x3c] == b"RSC\x05":
+    if head[0x38:0x3C] == b"RSC\x05":
         return KernelImage("riscv64 Image")
     if head[:2] == b"MZ" and head[4:8] == b"zimg":
         # EFI zboot: a PE stub around a compressed Image; the name of the compression at 0x18.
@@ -52,7 +54,7 @@ def identify(path: str) -> KernelImage | None:
         return KernelImage(f"EFI zboot image ({compression}-compressed)")
     if head[0x24:0x28] == b"\x18\x28\x6f\x01":
         return KernelImage("ARM zImage")
-    if head[0x10008:0x1000e] == b"S390EP":  # s390's table of kernel entry points, a fixed ABI
+    if head[0x10008:0x1000E] == b"S390EP":  # s390's table of kernel entry points, a fixed ABI
         return KernelImage("s390 image")
     for magic, name in _COMPRESSIONS:
         if head.startswith(magic):
@@ -64,7 +66,7 @@ def identify(path: str) -> KernelImage | None:
 
 def _x86_release(path: str, head: bytes) -> str | None:
     """The release from a bzImage's kernel_version string ("6.1.0-18-amd64 (debian-kernel@…) #1 …")."""
-    pointer = int.from_bytes(head[0x20e:0x210], "little")
+    pointer = int.from_bytes(head[0x20E:0x210], "little")
     if not pointer:
         return None
     with open(path, "rb") as file:

@@ -21,18 +21,32 @@ DROPPED = {
     "kexec_jump_back_entry": "kexec-tools' return address of a kexec jump, valid in the previous kernel only",
 }
 # An initramfs: a cpio archive ("newc" or "crc" format, e.g. uncompressed early microcode first), or compressed.
-_INITRD_MAGICS = ((b"070701", "cpio archive"), (b"070702", "cpio archive"), (b"\x1f\x8b", "gzip-compressed"),
-                  (b"\x28\xb5\x2f\xfd", "zstd-compressed"), (b"\xfd7zXZ\x00", "xz-compressed"),
-                  (b"\x02\x21\x4c\x18", "lz4-compressed"), (b"BZh", "bzip2-compressed"), (b"\x89LZO", "lzo-compressed"),
-                  (b"\x5d\x00\x00", "lzma-compressed"))
+_INITRD_MAGICS = (
+    (b"070701", "cpio archive"),
+    (b"070702", "cpio archive"),
+    (b"\x1f\x8b", "gzip-compressed"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed"),
+    (b"\xfd7zXZ\x00", "xz-compressed"),
+    (b"\x02\x21\x4c\x18", "lz4-compressed"),
+    (b"BZh", "bzip2-compressed"),
+    (b"\x89LZO", "lzo-compressed"),
+    (b"\x5d\x00\x00", "lzma-compressed"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kernel", default="auto", metavar="auto|PATH|VERSION",
-                        help="auto (default): what the boot loader would boot next; or a kernel image's path; "
-                             "or a release installed as /boot/vmlinuz-VERSION")
-    parser.add_argument("--initrd", metavar="PATH|none",
-                        help="the initrd to load (default: the chosen kernel's own); none loads no initrd")
+    parser.add_argument(
+        "--kernel",
+        default="auto",
+        metavar="auto|PATH|VERSION",
+        help="auto (default): what the boot loader would boot next; or a kernel image's path; "
+        "or a release installed as /boot/vmlinuz-VERSION",
+    )
+    parser.add_argument(
+        "--initrd",
+        metavar="PATH|none",
+        help="the initrd to load (default: the chosen kernel's own); none loads no initrd",
+    )
     line = parser.add_mutually_exclusive_group()
     line.add_argument("--append", metavar="TEXT", help="add TEXT to the running kernel's command line")
     line.add_argument("--command-line", metavar="TEXT", help="use TEXT as the whole command line")
@@ -62,8 +76,13 @@ def make_plan(args: argparse.Namespace) -> plan.BootPlan:
     kernel, release = _checked_kernel(root, candidate)
     initrds = _initrds(root, candidate, args.initrd, decisions)
     cmdline = _command_line(root, args, decisions)
-    return plan.BootPlan(title=f"reboot into {release or os.path.basename(candidate.kernel)}",
-                         kernel=kernel, initrds=initrds, cmdline=cmdline, decisions=decisions)
+    return plan.BootPlan(
+        title=f"reboot into {release or os.path.basename(candidate.kernel)}",
+        kernel=kernel,
+        initrds=initrds,
+        cmdline=cmdline,
+        decisions=decisions,
+    )
 
 
 def _checked_kernel(root: str, candidate: Candidate) -> tuple[plan.PlannedFile, str | None]:
@@ -76,13 +95,17 @@ def _checked_kernel(root: str, candidate: Candidate) -> tuple[plan.PlannedFile, 
     except OSError as error:
         raise plan.PlanError(f"{candidate.kernel}: cannot read it ({error.strerror}); check the path") from None
     if image is None:
-        raise plan.PlanError(f"{candidate.kernel} is not a kernel image (no bzImage, ELF, arm64 or riscv64 Image, "
-                             "EFI zboot, zImage, s390 or compressed vmlinuz header): give a vmlinuz from /boot")
+        raise plan.PlanError(
+            f"{candidate.kernel} is not a kernel image (no bzImage, ELF, arm64 or riscv64 Image, "
+            "EFI zboot, zImage, s390 or compressed vmlinuz header): give a vmlinuz from /boot"
+        )
     release = image.release or candidate.release
     missing = modules_missing(root, release)
     if missing:
-        raise plan.PlanError(f"{candidate.kernel} ({release}): {missing}; install its package "
-                             f"(linux-image-{release}) or choose another kernel with --kernel")
+        raise plan.PlanError(
+            f"{candidate.kernel} ({release}): {missing}; install its package "
+            f"(linux-image-{release}) or choose another kernel with --kernel"
+        )
     modules = f"modules in /lib/modules/{release}" if release else "release unknown: its modules were not checked"
     return plan.PlannedFile(path, candidate.kernel, f"{image.format}; {modules}"), release
 
@@ -97,9 +120,11 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
         names, why = candidate.initrds, "the kernel's own"
     else:
         release = candidate.release or "RELEASE"
-        raise plan.PlanError(f"no initrd for {candidate.kernel}: /boot/initrd.img-{release} (or initramfs-{release}.img) "
-                             f"is missing; create it (update-initramfs -c -k {release}), or give --initrd PATH, "
-                             "or --initrd none for a kernel that needs none")
+        raise plan.PlanError(
+            f"no initrd for {candidate.kernel}: /boot/initrd.img-{release} (or initramfs-{release}.img) "
+            f"is missing; create it (update-initramfs -c -k {release}), or give --initrd PATH, "
+            "or --initrd none for a kernel that needs none"
+        )
     files = []
     for name in names:
         path = inside(root, name) if root != "/" or not given else os.path.abspath(name)
@@ -107,12 +132,16 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
             with open(path, "rb") as file:
                 head = file.read(8)
         except OSError as error:
-            raise plan.PlanError(f"initrd {name}: cannot read it ({error.strerror}); "
-                                 "give an existing file with --initrd, or --initrd none") from None
+            raise plan.PlanError(
+                f"initrd {name}: cannot read it ({error.strerror}); "
+                "give an existing file with --initrd, or --initrd none"
+            ) from None
         kind = next((kind for magic, kind in _INITRD_MAGICS if head.startswith(magic)), None)
         if kind is None:
-            raise plan.PlanError(f"initrd {name} is neither a cpio archive nor compressed: "
-                                 "give an initramfs (update-initramfs writes /boot/initrd.img-RELEASE)")
+            raise plan.PlanError(
+                f"initrd {name} is neither a cpio archive nor compressed: "
+                "give an initramfs (update-initramfs writes /boot/initrd.img-RELEASE)"
+            )
         files.append(plan.PlannedFile(path, name, f"{kind} ({why})"))
     return files
 

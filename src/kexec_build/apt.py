@@ -10,11 +10,11 @@ from __future__ import annotations
 import fcntl
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .commands import run
 from .errors import ToolchainError
 
 HOST_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
@@ -54,7 +54,7 @@ def host_archives(sources: Sequence[Path] = HOST_SOURCES) -> list[Archive]:
                 words = shlex.split(line.split("#", 1)[0]) if line.strip() else []
                 if words and words[0] == "deb":
                     options = [w for w in words[1:] if w.startswith("[")]
-                    uri = [w for w in words[1:] if not w.startswith("[")][0]
+                    uri = next(w for w in words[1:] if not w.startswith("["))
                     signed = re.search(r"signed-by=(\S+?)\]?$", " ".join(options))
                     archives.append(Archive(uri, signed.group(1) if signed else DEFAULT_KEYRING))
     main = [a for a in dict.fromkeys(archives) if "security" not in a.uri]
@@ -104,13 +104,8 @@ class PrivateApt:
 
     def _run(self, *args: str, cwd: Path | None = None, failure: str | None = None) -> str:
         """Run apt-get on this root; raise `ToolchainError` with `failure` (or the command) and its last errors."""
-        result = subprocess.run(["apt-get", "-q", *self._options(), *args], cwd=cwd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ToolchainError(
-                (failure or f"apt-get {' '.join(args)} failed (private apt root {self.root})") + ":\n"
-                + "\n".join(result.stderr.strip().splitlines()[-8:])
-            )
-        return result.stdout
+        failure = failure or f"apt-get {' '.join(args)} failed (private apt root {self.root})"
+        return run("apt-get", "-q", *self._options(), *args, cwd=cwd, error=ToolchainError, failure=failure).stdout
 
     def update(self) -> None:
         """Write the sources and fetch the indexes, once (a lock keeps parallel callers apart)."""

@@ -30,16 +30,17 @@ def read(path: Path) -> ElfFacts:
     from elftools.common.exceptions import ELFError
     from elftools.elf.dynamic import DynamicSection
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.segments import InterpSegment
 
     try:
         with open(path, "rb") as stream:
             elf = ELFFile(stream)
             interpreter = next(
-                (segment.get_interp_name() for segment in elf.iter_segments() if segment["p_type"] == "PT_INTERP"),
+                (segment.get_interp_name() for segment in elf.iter_segments() if isinstance(segment, InterpSegment)),
                 None,
             )
             needed = tuple(
-                tag.needed
+                tag.needed  # type: ignore[attr-defined]  # pyelftools sets it on DT_NEEDED tags only
                 for section in elf.iter_sections()
                 if isinstance(section, DynamicSection)
                 for tag in section.iter_tags()

@@ -24,6 +24,10 @@ class FetchError(BuildError):
     exit_code = 3
 
 
+class CacheError(FetchError):
+    """The download cache cannot be used: not a writable folder, a full disk, or an entry that fails its hash."""
+
+
 class UnpackError(BuildError):
     """A source archive is unsafe or unreadable."""
 
@@ -52,3 +56,9 @@ class WheelError(BuildError):
     """A wheel or sdist could not be made or does not verify."""
 
     exit_code = 8
+
+
+class ProveError(BuildError):
+    """A guest did not boot, or did not kexec into its next kernel as asked."""
+
+    exit_code = 9

@@ -11,13 +11,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import columns, pipeline, toolchain
+from .commands import Log
 from .errors import BuildError
 from .recipes import Recipes, Release, Target
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Outcome:
     runner: str  # what runs the binary for its checks: "native" or a qemu-user program
 
 
-def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, mirrors: Sequence[str] = (),
+def build_all(release: Release, targets: Sequence[Target], *, recipe_set: Recipes, mirrors: Sequence[str] = (),
               workers: int | None = None, jobs: int | None = None, root: Path | None = None,
               log: Log = print) -> list[Outcome]:
     """Build `targets`, `workers` at a time (default: cores + 1) with `make -j<jobs>` each (default: cores).
@@ -38,8 +37,7 @@ def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, 
     Every toolchain is looked up first, so missing ones are reported together before any build
     starts. One target's failure does not stop the others; each outcome says how it ended.
     """
-    runners = {target: (tools.emulator() or ["native"])[0]
-               for target, tools in toolchain.for_targets(targets, recipes).items()}
+    toolchains = toolchain.for_targets(targets, recipe_set)
     cores = os.cpu_count() or 1
     lock = threading.Lock()
 
@@ -48,12 +46,13 @@ def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, 
             log(line)
 
     def one(target: Target) -> Outcome:
+        runner = (toolchains[target].emulator() or ["native"])[0]
         try:
-            built = pipeline.build(release, target, recipes=recipes, mirrors=mirrors, jobs=jobs or cores,
-                                   root=root, log=locked_log)
-            return Outcome(target, built, None, runners[target])
+            built = pipeline.build(release, toolchains[target], mirrors=mirrors, jobs=jobs or cores, root=root,
+                                   log=locked_log)
+            return Outcome(target, built, None, runner)
         except BuildError as error:
-            return Outcome(target, None, error, runners[target])
+            return Outcome(target, None, error, runner)
 
     # One build more than cores: configure spends much of its time waiting on short-lived
     # compiler processes, which leaves a core idle unless a third build is ready to use it.
@@ -61,10 +60,10 @@ def build_all(release: Release, targets: Sequence[Target], *, recipes: Recipes, 
         return list(pool.map(one, targets))
 
 
-def build_and_report(release: Release, targets: Sequence[Target], *, recipes: Recipes,
+def build_and_report(release: Release, targets: Sequence[Target], *, recipe_set: Recipes,
                      mirrors: Sequence[str] = (), log: Log = print) -> list[Outcome]:
     """Build `targets` side by side, log one table of how each ended, then raise if any failed."""
-    outcomes = build_all(release, targets, recipes=recipes, mirrors=mirrors, log=log)
+    outcomes = build_all(release, targets, recipe_set=recipe_set, mirrors=mirrors, log=log)
     log(table(outcomes))
     raise_for_failures(outcomes)
     return outcomes
@@ -92,8 +91,8 @@ def table(outcomes: Sequence[Outcome]) -> str:
 
 def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
     """Raise one error naming every failed target (with the first failure's kind and exit code)."""
-    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    failed = [(outcome.target, outcome.error) for outcome in outcomes if outcome.error is not None]
     if failed:
-        kind = type(failed[0].error)
+        kind = type(failed[0][1])
         raise kind(f"{len(failed)} of {len(outcomes)} builds failed:\n"
-                   + "\n".join(f"{outcome.target.name}: {outcome.error}" for outcome in failed))
+                   + "\n".join(f"{target.name}: {error}" for target, error in failed))

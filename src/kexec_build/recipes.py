@@ -10,14 +10,15 @@ import difflib
 import hashlib
 import platform
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+else:
+    import tomli as tomllib
 
 from .errors import RecipeError
 from .paths import PROJECT_ROOT
@@ -57,6 +58,8 @@ class Release:
 
     version: str
     sha256: str
+    size: int
+    """The tarball's length in bytes: a download stops there instead of filling the disk."""
     build: int
     source: str
     urls: tuple[str, ...]
@@ -167,6 +170,92 @@ def _suggest(word: str, known: Iterable[str]) -> str:
     return f" (perhaps you meant {close[0]!r}?)" if close else ""
 
 
+@dataclass(frozen=True)
+class _Key:
+    """A key a recipe table may hold: what it must be (as told to the user) and the check of that."""
+
+    name: str
+    expected: str
+    check: Callable[[Any], bool]
+    required: bool = True
+
+
+def _formats_with_version(template: str) -> bool:
+    """Whether `template` takes {version} and nothing else: a stray brace or another field fails."""
+    try:
+        template.format(version="0")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+
+
+def _is_nonempty_str_list(value: Any) -> bool:
+    return _is_str_list(value) and bool(value)
+
+
+def _is_word(value: Any) -> bool:
+    return isinstance(value, str) and bool(re.fullmatch(r"[A-Za-z0-9._+-]+", value))
+
+
+def _is_table_of_tables(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(item, dict) for item in value.values())
+
+
+def _is_debian_source(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("package"), str) and _is_str_list(value.get("suites"))
+
+
+PACKAGES = "a list of package names"
+# targets.toml: the top level, each [target.<name>] table, and its `elf = {...}`.
+_TARGETS_KEYS = (
+    _Key("native-packages", PACKAGES, _is_str_list),
+    _Key("sysroot-packages", PACKAGES, _is_str_list),
+    _Key("target", "[target.<name>] tables", _is_table_of_tables),
+)
+_TARGET_KEYS = (
+    _Key("triplet", "a GNU triplet such as 'aarch64-linux-gnu'", lambda v: isinstance(v, str) and v.count("-") >= 2),
+    _Key("uname", "a non-empty list of `uname -m` values", _is_nonempty_str_list),
+    _Key("debian-arch", "a Debian architecture name", _is_word),
+    _Key("elf", "an inline table {machine, class, endian}", lambda v: isinstance(v, dict)),
+    _Key("wheel-tags", "a non-empty list of platform tags", _is_nonempty_str_list),
+    _Key("qemu", "a qemu-user program name", _is_word),
+    _Key("packages", PACKAGES, _is_str_list),
+)
+_ELF_KEYS = (
+    _Key("machine", "an EM_* name such as 'EM_AARCH64'", lambda v: isinstance(v, str) and v.startswith("EM_")),
+    _Key("class", "32 or 64", lambda v: v in (32, 64)),
+    _Key("endian", "'little' or 'big'", lambda v: v in ("little", "big")),
+)
+# kexec-tools.toml: the top level, its `debian-source = {...}`, and each [release."<version>"] table.
+_RELEASES_KEYS = (
+    _Key("default", "a version string", lambda v: isinstance(v, str)),
+    _Key("sites", "a list of https URLs", lambda v: _is_str_list(v) and all(s.startswith("https://") for s in v)),
+    _Key("source", "a file name such as 'name-{version}.tar.xz'",
+         lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v
+         and _formats_with_version(v)),
+    _Key("debian-source", "{package = '<name>', suites = [...]}", _is_debian_source),
+    _Key("configure-flags", "a list of ./configure options",
+         lambda v: _is_str_list(v) and all(f.startswith("--") for f in v)),
+    _Key("release", '[release."<version>"] tables', _is_table_of_tables),
+)
+_DEBIAN_SOURCE_KEYS = (
+    _Key("package", "a Debian source package name", lambda v: isinstance(v, str)),
+    _Key("suites", "a list of suite names", _is_str_list),
+)
+_RELEASE_KEYS = (
+    _Key("sha256", "64 lowercase hex digits", lambda v: isinstance(v, str) and bool(_SHA256.fullmatch(v))),
+    _Key("size", "the tarball's length in bytes (a whole number > 0)",
+         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    _Key("build", "a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    _Key("targets", f"a list of target names from {TARGETS_FILE}", _is_str_list),
+    _Key("configure-flags", "a list of ./configure options", _is_str_list, required=False),
+)
+
+
 class _File:
     """One TOML recipe file, with the problems found in it so far."""
 
@@ -187,90 +276,79 @@ class _File:
             listing = "\n".join(f"  - {problem}" for problem in self.problems)
             raise RecipeError(f"{self.path}: {len(self.problems)} problem(s):\n{listing}")
 
-    def get(self, table: dict, where: str, key: str, expected: str, check: Callable[[Any], bool]) -> Any:
-        """Read `table[key]`, recording a problem if it is missing or fails `check`."""
-        if key not in table:
-            self.problems.append(f"{where}{key}: missing; expected {expected}")
-            return None
-        value = table[key]
-        if not check(value):
-            self.problems.append(f"{where}{key}: expected {expected}, got {value!r}")
-            return None
-        return value
-
-    def refuse_unknown(self, table: dict, where: str, allowed: Sequence[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                self.problems.append(f"{where}{key}: unknown key{_suggest(key, allowed)}")
+    def read(self, table: dict, where: str, keys: Sequence[_Key]) -> dict[str, Any]:
+        """Each of `keys` in `table` (None when missing or failing its check, with the problem recorded);
+        a key `table` holds that is not in `keys` is a problem too."""
+        allowed = [key.name for key in keys]
+        for name in table:
+            if name not in allowed:
+                self.problems.append(f"{where}{name}: unknown key{_suggest(name, allowed)}")
+        values = {}
+        for key in keys:
+            value = table.get(key.name)
+            if key.name not in table:
+                if key.required:
+                    self.problems.append(f"{where}{key.name}: missing; expected {key.expected}")
+            elif not key.check(value):
+                self.problems.append(f"{where}{key.name}: expected {key.expected}, got {value!r}")
+                value = None
+            values[key.name] = value
+        return values
 
     def read_targets(self) -> dict[str, Target]:
-        self.refuse_unknown(self.data, "", ["native-packages", "sysroot-packages", "target"])
-        self.native_packages = tuple(self.get(self.data, "", "native-packages", "a list of package names", _is_str_list) or ())
-        self.sysroot_packages = tuple(self.get(self.data, "", "sysroot-packages", "a list of package names", _is_str_list) or ())
-        tables = self.get(self.data, "", "target", "[target.<name>] tables", _is_table_of_tables) or {}
+        top = self.read(self.data, "", _TARGETS_KEYS)
+        self.native_packages = tuple(top["native-packages"] or ())
+        self.sysroot_packages = tuple(top["sysroot-packages"] or ())
         targets = {}
-        for name, table in tables.items():
+        for name, table in (top["target"] or {}).items():
             where = f"target.{name}."
-            self.refuse_unknown(table, where, ["triplet", "uname", "debian-arch", "elf", "wheel-tags", "qemu", "packages"])
-            elf = self.get(table, where, "elf", "an inline table {machine, class, endian}", lambda v: isinstance(v, dict)) or {}
-            self.refuse_unknown(elf, where + "elf.", ["machine", "class", "endian"])
-            fields = dict(
-                triplet=self.get(table, where, "triplet", "a GNU triplet such as 'aarch64-linux-gnu'", lambda v: isinstance(v, str) and v.count("-") >= 2),
-                uname=self.get(table, where, "uname", "a non-empty list of `uname -m` values", lambda v: _is_str_list(v) and bool(v)),
-                debian_arch=self.get(table, where, "debian-arch", "a Debian architecture name", _is_word),
-                elf_machine=self.get(elf, where + "elf.", "machine", "an EM_* name such as 'EM_AARCH64'", lambda v: isinstance(v, str) and v.startswith("EM_")),
-                elf_class=self.get(elf, where + "elf.", "class", "32 or 64", lambda v: v in (32, 64)),
-                elf_endian=self.get(elf, where + "elf.", "endian", "'little' or 'big'", lambda v: v in ("little", "big")),
-                wheel_tags=self.get(table, where, "wheel-tags", "a non-empty list of platform tags", lambda v: _is_str_list(v) and bool(v)),
-                qemu=self.get(table, where, "qemu", "a qemu-user program name", _is_word),
-                packages=self.get(table, where, "packages", "a list of package names", _is_str_list),
-            )
-            if None not in fields.values():
-                fields["uname"] = tuple(fields["uname"])
-                fields["wheel_tags"] = tuple(fields["wheel_tags"])
-                fields["packages"] = tuple(fields["packages"])
-                targets[name] = Target(name=name, **fields)
+            target = self.read(table, where, _TARGET_KEYS)
+            elf = self.read(target["elf"] or {}, where + "elf.", _ELF_KEYS)
+            fields = (*target.values(), *elf.values())
+            if None not in fields:
+                targets[name] = Target(
+                    name=name,
+                    triplet=target["triplet"],
+                    uname=tuple(target["uname"]),
+                    debian_arch=target["debian-arch"],
+                    elf_machine=elf["machine"],
+                    elf_class=elf["class"],
+                    elf_endian=elf["endian"],
+                    wheel_tags=tuple(target["wheel-tags"]),
+                    qemu=target["qemu"],
+                    packages=tuple(target["packages"]),
+                )
         self.fail_if_problems()
         return targets
 
     def read_releases(self, recipes_dir: Path, known_targets: dict[str, Target]) -> tuple[str, dict[str, Release]]:
-        self.refuse_unknown(self.data, "", ["default", "sites", "source", "debian-source", "configure-flags", "release"])
-        default = self.get(self.data, "", "default", "a version string", lambda v: isinstance(v, str))
-        sites = self.get(self.data, "", "sites", "a list of https URLs", lambda v: _is_str_list(v) and all(s.startswith("https://") for s in v)) or []
-        source = self.get(self.data, "", "source", "a file name such as 'name-{version}.tar.xz'",
-                          lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v) or ""
-        flags = self.get(self.data, "", "configure-flags", "a list of ./configure options", lambda v: _is_str_list(v) and all(f.startswith("--") for f in v)) or []
-        debian = self.get(self.data, "", "debian-source", "{package = '<name>', suites = [...]}",
-                          lambda v: isinstance(v, dict) and isinstance(v.get("package"), str) and _is_str_list(v.get("suites"))) or {}
-        self.refuse_unknown(debian, "debian-source.", ["package", "suites"])
-        tables = self.get(self.data, "", "release", '[release."<version>"] tables', _is_table_of_tables) or {}
+        top = self.read(self.data, "", _RELEASES_KEYS)
+        default, source = top["default"], top["source"] or ""
+        debian = top["debian-source"] or {}
+        if top["debian-source"] is not None:  # its keys' types are checked with it; here, unknown keys
+            self.read(debian, "debian-source.", _DEBIAN_SOURCE_KEYS)
+        tables = top["release"] or {}
         releases = {}
         for version, table in tables.items():
             where = f"release.{version!r}."
             if not _VERSION.fullmatch(version):
                 self.problems.append(f"release.{version!r}: expected a version such as '2.0.32'")
-            self.refuse_unknown(table, where, ["sha256", "build", "targets", "configure-flags"])
-            sha256 = self.get(table, where, "sha256", "64 lowercase hex digits", lambda v: isinstance(v, str) and bool(_SHA256.fullmatch(v)))
-            build = self.get(table, where, "build", "a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-            targets = self.get(table, where, "targets", f"a list of target names from {TARGETS_FILE}", _is_str_list) or []
-            for name in targets:
+            entry = self.read(table, where, _RELEASE_KEYS)
+            for name in entry["targets"] or []:
                 if name not in known_targets:
                     self.problems.append(f"{where}targets: unknown target {name!r}{_suggest(name, known_targets)}")
-            extra_flags = table.get("configure-flags", [])
-            if not _is_str_list(extra_flags):
-                self.problems.append(f"{where}configure-flags: expected a list of ./configure options, got {extra_flags!r}")
-                extra_flags = []
-            if sha256 is not None and build is not None:
+            if entry["sha256"] is not None and entry["size"] is not None and entry["build"] is not None and source:
                 filename = source.format(version=version)
                 releases[version] = Release(
                     version=version,
-                    sha256=sha256,
-                    build=build,
+                    sha256=entry["sha256"],
+                    size=entry["size"],
+                    build=entry["build"],
                     source=filename,
-                    urls=tuple(f"{site.rstrip('/')}/{filename}" for site in sites),
+                    urls=tuple(f"{site.rstrip('/')}/{filename}" for site in top["sites"] or []),
                     patches=tuple(sorted((recipes_dir / "patches" / version).glob("*.patch"))),
-                    configure_flags=tuple(flags) + tuple(extra_flags),
-                    targets=tuple(targets),
+                    configure_flags=(*(top["configure-flags"] or []), *(entry["configure-flags"] or [])),
+                    targets=tuple(entry["targets"] or []),
                     debian_package=debian.get("package", ""),
                     debian_suites=tuple(debian.get("suites", ())),
                 )
@@ -278,15 +356,3 @@ class _File:
             self.problems.append(f"default: {default!r} is not one of the releases ({', '.join(tables)})")
         self.fail_if_problems()
         return default, releases
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) and item for item in value)
-
-
-def _is_word(value: Any) -> bool:
-    return isinstance(value, str) and bool(re.fullmatch(r"[A-Za-z0-9._+-]+", value))
-
-
-def _is_table_of_tables(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(item, dict) for item in value.values())

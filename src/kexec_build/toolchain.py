@@ -17,9 +17,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from . import sysroot as sysroots
+from .commands import Log, run
 from .errors import ToolchainError
 from .recipes import Recipes, Target
 
@@ -28,8 +29,6 @@ EMULATOR_PACKAGE = "qemu-user-static"
 # One #include per library whose version goes into the SBOM; `cc -E -dM` prints their macros.
 _VERSION_HEADERS = "#include <zlib.h>\n#include <lzma.h>\n#include <features.h>\n"
 PROBE_SOURCE = Path(__file__).with_name("sysroot_probe.c")
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -115,20 +114,20 @@ class Toolchain:
         """What identifies this toolchain in the rebuild key: compiler, library versions, sysroot packages."""
         parts = sorted(self.versions().items())
         if self.sysroot is not None:
-            parts.append(("sysroot", sysroots.manifest_text(self.sysroot)))
+            parts.append(("sysroot", sysroots.verified_manifest(self.sysroot, self.target)))
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def for_target(target: Target, recipes: Recipes) -> Toolchain:
+def for_target(target: Target, recipe_set: Recipes) -> Toolchain:
     """The toolchain for `target`; raise `ToolchainError` naming what is missing and the fix."""
-    return for_targets([target], recipes)[target]
+    return for_targets([target], recipe_set)[target]
 
 
-def for_targets(targets: Sequence[Target], recipes: Recipes) -> dict[Target, Toolchain]:
+def for_targets(targets: Sequence[Target], recipe_set: Recipes) -> dict[Target, Toolchain]:
     """The toolchains for `targets`; raise one `ToolchainError` naming everything missing and the fix."""
     found, missing = {}, {}
     for target in targets:
-        toolchain, problems = _look_up(target, recipes)
+        toolchain, problems = _look_up(target, recipe_set)
         if problems:
             missing[target.name] = problems
         else:
@@ -142,11 +141,11 @@ def for_targets(targets: Sequence[Target], recipes: Recipes) -> dict[Target, Too
     return found
 
 
-def _look_up(target: Target, recipes: Recipes) -> tuple[Toolchain, list[str]]:
+def _look_up(target: Target, recipe_set: Recipes) -> tuple[Toolchain, list[str]]:
     """The toolchain `target` would use, and what of it is missing (cheap: no process is started)."""
-    if target == recipes.native_target():
+    if target == recipe_set.native_target():
         cc = f"{target.triplet}-gcc" if shutil.which(f"{target.triplet}-gcc") else "gcc"
-        problems = [] if shutil.which(cc) else [f"no C compiler (packages {', '.join(recipes.native_packages)})"]
+        problems = [] if shutil.which(cc) else [f"no C compiler (packages {', '.join(recipe_set.native_packages)})"]
         return Toolchain(target=target, cc=cc, sysroot=None), problems
     cc = f"{target.triplet}-gcc"
     root = sysroots.path(target)
@@ -155,17 +154,17 @@ def _look_up(target: Target, recipes: Recipes) -> tuple[Toolchain, list[str]]:
         problems.append(f"no {cc} (package {_package(target, 'gcc-')})")
     if not (Path("/usr") / target.triplet / "lib/libc.a").is_file():
         problems.append(f"no static C library /usr/{target.triplet}/lib/libc.a (package {_package(target, 'libc6-dev-')})")
-    if not sysroots.manifest_path(root).is_file():
+    if not sysroots.finished(root):
         problems.append(f"no sysroot with static zlib and liblzma in {root}")
     if not shutil.which(target.qemu):
         problems.append(f"no {target.qemu} to run the binary (package {EMULATOR_PACKAGE})")
     return Toolchain(target=target, cc=cc, sysroot=root), problems
 
 
-def host_packages(target: Target, recipes: Recipes) -> tuple[str, ...]:
+def host_packages(target: Target, recipe_set: Recipes) -> tuple[str, ...]:
     """The Debian packages the host needs to build (and run) `target`'s binary."""
-    if target == recipes.native_target():
-        return recipes.native_packages
+    if target == recipe_set.native_target():
+        return recipe_set.native_packages
     return (*target.packages, EMULATOR_PACKAGE)
 
 
@@ -183,10 +182,10 @@ def install_command(packages: Sequence[str]) -> list[str]:
     return ["apt-get", "install", "-y", "--no-install-recommends", *packages]
 
 
-def provision(targets: Sequence[Target], recipes: Recipes, *, as_root: bool | None = None,
+def provision(targets: Sequence[Target], recipe_set: Recipes, *, as_root: bool | None = None,
               log: Log = print) -> dict[Target, Toolchain]:
     """Install the host packages `targets` need (root only) and build their sysroots; idempotent."""
-    missing = missing_packages(package for target in targets for package in host_packages(target, recipes))
+    missing = missing_packages(package for target in targets for package in host_packages(target, recipe_set))
     if missing:
         command = install_command(missing)
         if not (os.geteuid() == 0 if as_root is None else as_root):
@@ -195,23 +194,22 @@ def provision(targets: Sequence[Target], recipes: Recipes, *, as_root: bool | No
                 f"  sudo apt-get update\n  sudo {' '.join(command)}\nthen run this command again"
             )
         log(f"toolchain: installing {' '.join(missing)}")
-        result = subprocess.run(command, capture_output=True, text=True,
-                                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        if result.returncode != 0:
-            raise ToolchainError(
-                f"`{' '.join(command)}` failed (if a package was not found, run `apt-get update` first):\n"
-                + "\n".join(result.stderr.strip().splitlines()[-8:])
-            )
+        run(*command, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, error=ToolchainError,
+            failure=f"`{' '.join(command)}` failed (if a package was not found, run `apt-get update` first)")
     else:
         log(f"toolchain: host packages already installed for {', '.join(t.name for t in targets)}")
     for target in targets:
-        if target == recipes.native_target():
-            log(f"toolchain: {target.name} is native: {prove(for_target(target, recipes))}")
+        if target == recipe_set.native_target():
+            log(f"toolchain: {target.name} is native: {prove(for_target(target, recipe_set))}")
         else:
-            cc = _look_up(target, recipes)[0].cc
-            sysroots.ensure(target, packages=recipes.sysroot_packages, log=log,
-                            prove=lambda root: prove(Toolchain(target=target, cc=cc, sysroot=root)))
-    return for_targets(targets, recipes)
+            cc = _look_up(target, recipe_set)[0].cc
+            sysroots.ensure(target, packages=recipe_set.sysroot_packages, log=log, prove=_sysroot_proof(target, cc))
+    return for_targets(targets, recipe_set)
+
+
+def _sysroot_proof(target: Target, cc: str) -> sysroots.Prove:
+    """How `sysroot.ensure` proves a candidate sysroot for `target`: `prove` with `cc` linking against it."""
+    return lambda root: prove(Toolchain(target=target, cc=cc, sysroot=root))
 
 
 def prove(toolchain: Toolchain) -> str:
@@ -228,13 +226,13 @@ def prove(toolchain: Toolchain) -> str:
         if compile_.returncode != 0:
             raise ToolchainError(f"a static program using zlib and liblzma does not link for "
                                  f"{toolchain.target.name}:\n{compile_.stderr.strip()[-1500:]}")
-        run = subprocess.run([*toolchain.emulator(), str(program)], capture_output=True, text=True, timeout=60)
-    printed = run.stdout.strip()
+        ran = subprocess.run([*toolchain.emulator(), str(program)], capture_output=True, text=True, timeout=60)
+    printed = ran.stdout.strip()
     versions = toolchain.versions()
     expected = f"zlib {versions['zlib']} lzma {versions['xz']}"
-    if run.returncode != 0 or printed != expected:
-        raise ToolchainError(f"the {toolchain.target.name} probe printed {printed or run.stderr.strip()!r} "
-                             f"(exit {run.returncode}), expected {expected!r}")
+    if ran.returncode != 0 or printed != expected:
+        raise ToolchainError(f"the {toolchain.target.name} probe printed {printed or ran.stderr.strip()!r} "
+                             f"(exit {ran.returncode}), expected {expected!r}")
     return printed
 
 

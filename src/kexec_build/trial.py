@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from . import fetch, parallel, recipes, wheel
+from . import fetch, parallel, recipes, wheels
+from .commands import Log, run
 from .errors import WheelError
 
 
@@ -34,26 +33,21 @@ class Venv:
         return found[0]
 
 
-def native_wheel(outdir: Path, *, log: Callable[[str], None] = print) -> Path:
+def native_wheel(outdir: Path, *, log: Log = print) -> Path:
     """This machine's wheel of the default release, built from the checkout (the binary is reused when built)."""
-    loaded = recipes.load()
-    release = loaded.release()
-    target = loaded.native_target()
-    parallel.build_and_report(release, [target], recipes=loaded, mirrors=fetch.mirrors_from_env(), log=log)
-    (built,) = wheel.build_wheels([target], release, outdir=outdir, log=log)
+    recipe_set = recipes.load()
+    release = recipe_set.release()
+    target = recipe_set.native_target()
+    parallel.build_and_report(release, [target], recipe_set=recipe_set, mirrors=fetch.mirrors_from_env(), log=log)
+    (built,) = wheels.build_wheels([target], release, outdir=outdir, log=log)
     return built
 
 
 def fresh_venv(folder: Path, wheel_file: Path) -> Venv:
     """A new venv in `folder` with `wheel_file` installed by pip and nothing else (no network)."""
-    _run([sys.executable, "-m", "venv", "--without-pip", str(folder)])
+    run(sys.executable, "-m", "venv", "--without-pip", folder, error=WheelError)
     venv = Venv(folder)
-    _run([sys.executable, "-m", "pip", "--python", str(venv.python), "install", "--quiet", "--no-index",
-          "--no-deps", str(wheel_file)])
+    run(sys.executable, "-m", "pip", "--python", venv.python, "install", "--quiet", "--no-index", "--no-deps",
+        wheel_file, error=WheelError)
     return venv
 
-
-def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode:
-        raise WheelError(f"{' '.join(command)} failed:\n{result.stderr.strip()}")

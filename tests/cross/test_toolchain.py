@@ -64,6 +64,7 @@ def test_an_unfinished_sysroot_is_replaced_not_used(isolated, toolchains, recipe
     with pytest.raises(ToolchainError, match="no sysroot with static zlib and liblzma"):
         toolchain.for_target(aarch64, recipe_set)
     (tools,) = toolchain.provision([aarch64], recipe_set, log=lambda line: None).values()
+    assert tools.sysroot is not None
     assert "half-unpacked" not in (tools.sysroot / "usr/include/zlib.h").read_text()
     assert [p.name for p in leftover.parent.iterdir() if p.name.startswith(".aarch64-")] == []  # no scratch left
 
@@ -125,3 +126,22 @@ def test_a_release_without_a_target_is_a_clear_error(recipe_set):
     assert result.returncode == 2
     assert "kexec-tools 2.0.25 does not support riscv64" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_sysroot_changed_after_its_proof_is_refused_with_the_fix(isolated, toolchains, recipe_set):
+    aarch64 = recipe_set.target("aarch64")
+    (tools,) = toolchain.provision([aarch64], recipe_set, log=lambda line: None).values()
+    assert tools.sysroot is not None
+    tools.fingerprint()  # as proven: accepted
+    (archive,) = tools.sysroot.glob("usr/lib/*/libz.a")
+    with open(archive, "ab") as stream:
+        stream.write(b"\0")
+    with pytest.raises(ToolchainError) as caught:
+        tools.fingerprint()
+    message = str(caught.value)
+    assert f"{archive.relative_to(tools.sysroot)}: expected sha256 " in message
+    assert "changed after it was proven" in message
+    assert f"rm -rf {tools.sysroot} && inv toolchain --arch aarch64" in message
+    result = inv("build", "--arch", "aarch64")
+    assert result.returncode == ToolchainError.exit_code and "Traceback" not in result.stderr
+    assert "changed after it was proven" in result.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
 import signal
 import socket
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from kexec_build import fetch
-from kexec_build.errors import FetchError
+from kexec_build import fetch, wheels
+from kexec_build.errors import CacheError, FetchError, WheelError
+from tests.inv import inv
 
 
 @pytest.fixture
@@ -54,10 +57,8 @@ class RawServer:
     def _handle(self, connection: socket.socket) -> None:
         with connection:
             connection.recv(65536)
-            try:
+            with contextlib.suppress(OSError):
                 self.behaviour(connection)
-            except OSError:
-                pass
 
     def close(self) -> None:
         self.socket.close()
@@ -105,7 +106,7 @@ def test_truncated_download_is_refused(isolated, release, tarball):
 def test_404_on_first_mirror_then_success_on_the_next(isolated, httpserver, release, tarball):
     httpserver.expect_request(f"/missing/{release.source}").respond_with_data("nope", status=404)
     httpserver.expect_request(f"/good/{release.source}").respond_with_data(tarball)
-    lines = []
+    lines: list[str] = []
     got = fetch.fetch(release, mirrors=[httpserver.url_for("/missing"), httpserver.url_for("/good")], log=lines.append)
     assert got.read_bytes() == tarball
     assert any("HTTP 404" in line for line in lines)
@@ -169,3 +170,146 @@ def test_interrupted_download_is_never_used_later(isolated, httpserver, release,
 
 def test_a_local_folder_is_a_mirror(isolated, upstream_dir, release, tarball):
     assert fetch.fetch(release, mirrors=[str(upstream_dir)]).read_bytes() == tarball
+
+
+def test_a_cached_tarball_is_hashed_again_and_a_swapped_one_refused(isolated, upstream_dir, recipe_set, release):
+    cached = fetch.fetch(release, mirrors=[str(upstream_dir)])
+    other = (upstream_dir / recipe_set.release("2.0.25").source).read_bytes()
+    cached.write_bytes(other)
+    with pytest.raises(CacheError) as caught:
+        fetch.fetch(release, mirrors=[str(upstream_dir)])
+    message = str(caught.value)
+    assert f"expected sha256 {release.sha256}" in message
+    assert f"got {hashlib.sha256(other).hexdigest()}" in message
+    assert str(cached) in message and "changed after it was verified" in message
+    assert f"rm {cached} && inv fetch" in message
+    assert cached.read_bytes() == other, "the refused entry is left for the user to inspect"
+
+
+def test_inv_build_refuses_a_swapped_cached_tarball_and_builds_nothing(isolated, upstream_dir, recipe_set, release):
+    cached = fetch.fetch(release, mirrors=[str(upstream_dir)])
+    cached.write_bytes((upstream_dir / recipe_set.release("2.0.25").source).read_bytes())
+    result = inv("build", "--mirror", str(upstream_dir))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "fails its hash check" in result.stderr and "Traceback" not in result.stderr
+    built = isolated / "build" / f"kexec-tools-{release.version}" / recipe_set.native_target().name
+    assert not (built / "src").exists() and not (built / "kexec").exists()
+
+
+def test_the_sdist_refuses_a_swapped_cached_tarball(isolated, upstream_dir, recipe_set, release, capfd):
+    cached = fetch.fetch(release, mirrors=[str(upstream_dir)])
+    cached.write_bytes((upstream_dir / recipe_set.release("2.0.25").source).read_bytes())
+    dist = isolated / "dist"
+    with pytest.raises(WheelError, match="failed to make the sdist"):
+        wheels.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=lambda line: None)
+    assert "fails its hash check" in capfd.readouterr().err
+    assert not list(dist.glob("*.tar.gz")) and not (dist / wheels.SUMS).exists()
+
+
+def endless(sent: list[int], first: bytes, *, pause: float = 0.0, limit: int = 100 << 20):
+    """A server behaviour: `first`, then zeros (one byte per `pause` if set) until `limit` bytes went out."""
+    def behaviour(connection):
+        connection.sendall(first)
+        piece = b"\0" if pause else b"\0" * 65536
+        while sent[0] < limit:
+            connection.sendall(piece)
+            sent[0] += len(piece)
+            time.sleep(pause)
+    return behaviour
+
+
+def test_an_endless_body_stops_at_the_recipes_size(isolated, release):
+    sent = [0]
+    server = RawServer(endless(sent, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"))
+    try:
+        with pytest.raises(FetchError, match=rf"sent more than the {release.size} bytes the recipe records"):
+            fetch.fetch(release, mirrors=[server.url], retries=0)
+    finally:
+        server.close()
+    assert cache_entries(isolated / "cache") == []
+    assert not list((isolated / "cache").rglob("*.part"))
+    # What the server got out before the client hung up: the size plus socket buffers, not the 100 MiB it offered.
+    assert sent[0] < 40 << 20
+
+
+def test_a_trickle_stops_at_the_overall_deadline(isolated, release):
+    server = RawServer(endless([0], headers(release.size), pause=0.05))
+    try:
+        with pytest.raises(FetchError, match=r"not finished within 2s \(the limit for one download\)"):
+            fetch.fetch(release, mirrors=[server.url], retries=0, timeout=(2, 1), deadline=2)
+    finally:
+        server.close()
+    assert cache_entries(isolated / "cache") == []
+
+
+def inv_fetch(cache: Path, *mirrors: str) -> subprocess.CompletedProcess:
+    """`inv fetch` as a user runs it, with this cache and these mirrors only."""
+    arguments = [argument for mirror in mirrors for argument in ("--mirror", mirror)]
+    return inv("fetch", *arguments, env={**os.environ, "KEXEC_BIN_CACHE": str(cache)})
+
+
+def one_line_error(result: subprocess.CompletedProcess, code: int) -> str:
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+def test_a_full_disk_during_fetch_is_one_line_and_leaves_nothing(isolated, mounted, httpserver, release, tarball):
+    httpserver.expect_request(f"/m/{release.source}").respond_with_data(tarball)
+    small = mounted(f"size={len(tarball) // 2}")
+    line = one_line_error(inv_fetch(small, httpserver.url_for("/m")), 3)
+    assert "No space left on device" in line and "free some space" in line
+    assert "rm " not in line and "delete" not in line, "a full disk is no reason to drop a good cache entry"
+    leftovers = [p.name for p in small.rglob("*") if p.is_file()]
+    assert leftovers == [".lock"], leftovers
+
+
+def test_a_cache_that_is_a_file_is_one_line(isolated, upstream_dir):
+    cache = isolated / "cache-file"
+    cache.write_text("not a folder\n")
+    line = one_line_error(inv_fetch(cache, str(upstream_dir)), 3)
+    assert str(cache) in line and "point $KEXEC_BIN_CACHE at a folder" in line
+    assert cache.read_text() == "not a folder\n"
+
+
+@pytest.fixture
+def read_only(tmp_path, request) -> Path:
+    """A folder this process cannot write: a read-only tmpfs as root (root ignores modes), else mode 0555."""
+    if os.geteuid() == 0:
+        return request.getfixturevalue("mounted")("ro,size=1m")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    return folder
+
+
+def test_a_read_only_cache_is_one_line(isolated, read_only, upstream_dir):
+    line = one_line_error(inv_fetch(read_only, str(upstream_dir)), 3)
+    assert str(read_only) in line and "point $KEXEC_BIN_CACHE at a folder you can write" in line
+    assert list(read_only.iterdir()) == []
+
+
+def test_credentials_in_a_mirror_url_reach_no_log_line(isolated, httpserver, release, tarball, capfd):
+    httpserver.expect_request(f"/missing/{release.source}").respond_with_data("nope", status=404)
+    httpserver.expect_request(f"/good/{release.source}").respond_with_data(tarball)
+    base = httpserver.url_for("/").replace("http://", "http://mirror-user:s3cret-token@").rstrip("/")
+    lines: list[str] = []
+    fetch.fetch(release, mirrors=[f"{base}/missing", f"{base}/good"], log=lines.append)
+    printed = "\n".join(lines) + capfd.readouterr().err
+    assert "s3cret-token" not in printed and "mirror-user" not in printed
+    assert "http://****@127.0.0.1" in printed and "HTTP 404" in printed and "verified" in printed
+
+
+def test_credentials_in_a_mirror_url_reach_no_error(isolated, httpserver, release):
+    httpserver.expect_request(f"/missing/{release.source}").respond_with_data("nope", status=404)
+    refused = socket.create_server(("127.0.0.1", 0))
+    closed_port = refused.getsockname()[1]
+    refused.close()
+    mirrors = [httpserver.url_for("/missing").replace("http://", "http://user:s3cret@"),
+               f"http://user:s3cret@127.0.0.1:{closed_port}/m"]
+    lines: list[str] = []
+    with pytest.raises(FetchError) as caught:
+        fetch.fetch(release, mirrors=mirrors, retries=0, log=lines.append)
+    printed = "\n".join([str(caught.value), *lines])
+    assert "s3cret" not in printed
+    assert "HTTP 404" in printed and "connection refused" in printed

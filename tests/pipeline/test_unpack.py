@@ -51,6 +51,54 @@ def test_unsafe_members_are_refused_and_nothing_is_written(tmp_path, bad, reason
     assert not (tmp_path / "escape").exists()
 
 
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ([member("kexec-tools-1/a", tarfile.SYMTYPE, "..")], "points outside the tree"),
+        # Each link alone stays inside; followed through x/a, x/b's '..' climbs above the top folder.
+        ([member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."), member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/..")],
+         "points outside the tree"),
+        (
+            [
+                member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."),
+                member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/../../etc"),
+            ],
+            "points outside the tree",
+        ),
+        ([member("kexec-tools-1/l1", tarfile.SYMTYPE, "l2"), member("kexec-tools-1/l2", tarfile.SYMTYPE, "l1/x")],
+         "is a link loop"),
+        ([member("kexec-tools-1/d", tarfile.SYMTYPE, "doc"), member("kexec-tools-1/d", tarfile.SYMTYPE, "..")],
+         "a link defined twice"),
+    ],
+)
+def test_link_chains_that_leave_the_tree_are_refused_by_our_own_walk(tmp_path, bad, reason):
+    archive = make_tar(tmp_path / "bad.tar.xz", [member("kexec-tools-1/README"), *bad])
+    out = tmp_path / "out" / "src"
+    with pytest.raises(UnpackError, match=reason):
+        unpack(archive, out)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_chain_of_links_inside_the_tree_is_fine(tmp_path):
+    archive = make_tar(tmp_path / "ok.tar.xz", [
+        member("kexec-tools-1/doc/README"),
+        member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."),
+        member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/doc"),
+    ])
+    out = unpack(archive, tmp_path / "src")
+    assert (out / "x" / "b" / "README").read_text() == "payload\n"
+
+
+def test_a_full_disk_while_unpacking_blames_the_disk_not_the_archive(tmp_path, mounted, upstream_dir, recipe_set):
+    small = mounted("size=256k")
+    with pytest.raises(UnpackError) as caught:
+        unpack(upstream_dir / recipe_set.release().source, small / "src")
+    message = str(caught.value)
+    assert "No space left on device" in message and "free some space" in message
+    assert "delete" not in message and "fetch again" not in message, "the cached archive is fine"
+    assert list(small.iterdir()) == [], "the partial tree is removed"
+
+
 def test_a_link_inside_the_tree_is_fine(tmp_path):
     archive = make_tar(tmp_path / "ok.tar.xz", [
         member("kexec-tools-1/README"),

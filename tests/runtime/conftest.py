@@ -1,23 +1,18 @@
-"""Realistic kernel trees from Debian's own files, and kexec_bin laid out as an installed wheel would be."""
+"""Realistic kernel trees from Debian's own files (the layout of an installed wheel is in `installed`)."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from kexec_build import recipes
-from kexec_build.wheel import build_info_module
-from tests.debian_packages import unpacked
+from kexec_build.debian_packages import unpacked
+from tests.runtime.installed import system_kexec
 
-SOURCE = Path(__file__).resolve().parents[2] / "src" / "kexec_bin"
-SCRIPTS = SOURCE.parent / "scripts"
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.
 XEN_LIBRARIES = ("libxenmisc4.17", "libxencall1", "libxendevicemodel1", "libxenevtchn1",
                  "libxenforeignmemory1", "libxengnttab1", "libxentoollog1", "libxentoolcore1")
@@ -122,60 +117,10 @@ def tree(tmp_path: Path, debian_kernel: DebianKernel) -> Tree:
     return tree
 
 
-@dataclass(frozen=True)
-class Install:
-    """kexec_bin installed into a fresh venv as pip lays out a wheel: package, binary and both commands."""
-
-    venv: Path
-    site: Path
-    bundled: Path
-
-    @property
-    def scripts(self) -> Path:
-        return self.venv / "bin"
-
-    @property
-    def kexec(self) -> Path:
-        return self.scripts / "kexec"
-
-    @property
-    def kexec_bin(self) -> Path:
-        return self.scripts / "kexec-bin"
-
-
-# What pip writes for a [project.scripts] entry point.
-_ENTRY_POINT_SCRIPT = """#!{python}
-# -*- coding: utf-8 -*-
-import re
-import sys
-from kexec_bin.cli import main
-if __name__ == '__main__':
-    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
-    sys.exit(main())
-"""
-
-
-def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Install:
-    """Install the package with `binary` as its bundled kexec for `target`, with the build info the build writes.
-
-    `binary` None installs neither the binary nor its build info, as in a source checkout.
-    """
-    venv = folder / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    (site,) = venv.glob("lib/python*/site-packages")
-    package = site / "kexec_bin"
-    shutil.copytree(SOURCE, package, ignore=shutil.ignore_patterns("__pycache__", "_build_info.py", "bin"))
-    bundled = package / "bin" / "kexec"
-    if binary is not None:
-        bundled.parent.mkdir()
-        shutil.copy2(binary, bundled)
-        recipe_set = recipes.load()
-        (package / "_build_info.py").write_text(build_info_module(recipe_set.target(target), recipe_set.release()))
-    python = venv / "bin" / "python"
-    # The installers point a shipped script's shebang at the environment's Python.
-    kexec_script = (SCRIPTS / "kexec").read_text().split("\n", 1)[1]
-    for name, text in (("kexec", f"#!{python}\n{kexec_script}"), ("kexec-bin", _ENTRY_POINT_SCRIPT.format(python=python))):
-        script = venv / "bin" / name
-        script.write_text(text)
-        script.chmod(0o755)
-    return Install(venv, site, bundled)
+@pytest.fixture
+def recording_kexec(tmp_path, monkeypatch):
+    """A system `kexec` that writes its arguments, one per line, to a file; returns that file."""
+    record = tmp_path / "args"
+    system = system_kexec(tmp_path / "sbin", f'printf "%s\\n" "$@" > {record}\n')
+    monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
+    return record

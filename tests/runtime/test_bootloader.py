@@ -10,7 +10,7 @@ import pytest
 
 from kexec_bin.bootloader import BootError, compare_versions, inside, next_kernel
 
-from .installed import install_kernel, package_tree, write_grub
+from .kernel_trees import install_kernel, package_tree, write_grub
 
 ADVANCED = "Advanced options for Debian GNU/Linux"
 UUID = "2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e"
@@ -33,7 +33,7 @@ def machine(tmp_path, packages):
 
 
 def test_newest_installed_kernel_by_debian_version_order(machine):
-    root, old, new = machine
+    root, _old, new = machine
     chosen = next_kernel(str(root))
     assert chosen.candidate.kernel == f"/boot/vmlinuz-{new}"
     assert chosen.candidate.initrds == (f"/boot/initrd.img-{new}",)
@@ -76,11 +76,15 @@ def test_grub_default_zero_is_the_first_entry(machine):
     assert "GRUB default entry 'Debian GNU/Linux' in /boot/grub/grub.cfg" in chosen.source
 
 
-@pytest.mark.parametrize("saved_entry", [
-    f"{ADVANCED}>Debian GNU/Linux, with Linux {{old}}",
-    f"gnulinux-advanced-{UUID}>gnulinux-{{old}}-advanced-{UUID}",
-    "1>2",
-], ids=["titles", "ids", "positions"])
+@pytest.mark.parametrize(
+    "saved_entry",
+    [
+        f"{ADVANCED}>Debian GNU/Linux, with Linux {{old}}",
+        f"gnulinux-advanced-{UUID}>gnulinux-{{old}}-advanced-{UUID}",
+        "1>2",
+    ],
+    ids=["titles", "ids", "positions"],
+)
 def test_grub_saved_entry_path_into_the_submenu(machine, saved_entry):
     root, old, new = machine
     write_grub(root, new, old, default="${saved_entry}", grubenv={"saved_entry": saved_entry.format(old=old)})
@@ -124,7 +128,9 @@ def test_grub_default_naming_a_missing_file_is_refused(machine):
     root, old, new = machine
     write_grub(root, new, old)
     (root / "boot" / f"vmlinuz-{new}").unlink()
-    with pytest.raises(BootError, match=re.escape(f"default entry names /boot/vmlinuz-{new}, which does not exist: run update-grub")):
+    with pytest.raises(
+        BootError, match=re.escape(f"default entry names /boot/vmlinuz-{new}, which does not exist: run update-grub")
+    ):
         next_kernel(str(root))
 
 
@@ -164,7 +170,7 @@ def test_bls_loader_conf_default_pattern(machine):
 
 
 def test_bls_entry_naming_a_missing_file_is_refused(machine):
-    root, old, new = machine
+    root, _old, new = machine
     _bls_entry(root, "efi", f"4a1c-{new}", new)  # the ESP holds no copy of the kernel
     with pytest.raises(BootError, match=re.escape(f"names /vmlinuz-{new}, which does not exist (/efi/vmlinuz-{new})")):
         next_kernel(str(root))
@@ -179,11 +185,21 @@ def test_links_never_lead_outside_root(tmp_path):
         assert inside(str(root), link) == str(root / "etc/passwd")
 
 
-@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg (the reference for Debian's version order) is not installed")
-@pytest.mark.parametrize(("a", "b"), [
-    ("6.12.95+deb12-amd64", "6.1.0-50-amd64"), ("6.1.0-9-amd64", "6.1.0-18-amd64"), ("6.1.0-50-cloud-amd64", "6.1.0-50-amd64"),
-    ("5.10.0-rc1~bpo", "5.10.0"), ("1.0~~", "1.0~"), ("2.0", "2.0"), ("6.1", "6.1.0"),
-])
+@pytest.mark.skipif(
+    shutil.which("dpkg") is None, reason="dpkg (the reference for Debian's version order) is not installed"
+)
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("6.12.95+deb12-amd64", "6.1.0-50-amd64"),
+        ("6.1.0-9-amd64", "6.1.0-18-amd64"),
+        ("6.1.0-50-cloud-amd64", "6.1.0-50-amd64"),
+        ("5.10.0-rc1~bpo", "5.10.0"),
+        ("1.0~~", "1.0~"),
+        ("2.0", "2.0"),
+        ("6.1", "6.1.0"),
+    ],
+)
 def test_version_order_is_dpkgs(a, b):
     def dpkg(relation):
         return subprocess.run(["dpkg", "--compare-versions", a, relation, b]).returncode == 0

@@ -12,9 +12,7 @@ import kexec_bin
 from kexec_bin.doctor import support
 from kexec_bin.resolve import Choice
 from kexec_build import recipes
-
-from .conftest import install
-from .test_shim import debian_system_kexec, system_kexec
+from tests.runtime.installed import copied_system_kexec, install, system_kexec, without_host_kexec
 
 
 @pytest.fixture
@@ -58,6 +56,7 @@ def test_doctor_json(tree, kexec_bin_module):
     assert all(f["evidence"] == f"{tree.root}/sys/kernel/security/lockdown: [integrity]" for f in lockdown)
 
 
+@without_host_kexec
 def test_doctor_explains_this_machine(kexec_bin_module):
     result = kexec_bin_module("doctor", "--json")
     report = json.loads(result.stdout)
@@ -68,6 +67,7 @@ def test_doctor_explains_this_machine(kexec_bin_module):
     assert all(f["evidence"] for f in report["findings"])
 
 
+@without_host_kexec
 def test_which_names_the_bundled_binary(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"))
     result = subprocess.run([str(wheel.kexec_bin), "which"], capture_output=True, text=True,
@@ -80,20 +80,11 @@ def test_which_names_the_bundled_binary(tmp_path):
 
 def test_which_json_names_the_system_kexec(tmp_path, debian_kexec):
     wheel = install(tmp_path, Path("/bin/echo"))
-    system = debian_system_kexec(tmp_path / "sbin", debian_kexec)
+    system = copied_system_kexec(tmp_path / "sbin", debian_kexec.path)
     result = subprocess.run([str(wheel.kexec_bin), "which", "--json"], capture_output=True, text=True,
                             env={"PATH": f"{system}:/usr/bin:/bin"})
     answer = json.loads(result.stdout)
     assert (answer["path"], answer["source"], answer["bundled"]) == (str(system / "kexec"), "system", str(wheel.bundled))
-
-
-@pytest.fixture
-def recording_kexec(tmp_path, monkeypatch):
-    """A system `kexec` that writes its arguments, one per line, to a file; returns that file."""
-    record = tmp_path / "args"
-    system = system_kexec(tmp_path / "sbin", f'printf "%s\\n" "$@" > {record}\n')
-    monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
-    return record
 
 
 def test_load_builds_kexec_arguments(tree, recording_kexec):
@@ -126,7 +117,7 @@ def test_load_on_a_blocked_kernel_raises_with_the_explanation(tree, recording_ke
 @pytest.fixture
 def debian_kexec_on_path(debian_kexec, tmp_path, monkeypatch):
     """Debian's real kexec as the system kexec of this test process."""
-    system = debian_system_kexec(tmp_path / "real", debian_kexec)
+    system = copied_system_kexec(tmp_path / "real", debian_kexec.path)
     monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
     monkeypatch.setenv("LD_LIBRARY_PATH", debian_kexec.library_path)
 
@@ -154,6 +145,7 @@ def test_loaded(tree):
     assert kexec_bin.loaded(str(tree.root)) is True
 
 
+@without_host_kexec
 def test_binary_in_a_source_checkout_names_the_fix():
     with pytest.raises(kexec_bin.BinaryError, match="inv wheel"):
         kexec_bin.binary()

@@ -9,8 +9,7 @@ import pytest
 
 from kexec_bin.cli import main
 
-from .installed import install_kernel, package_tree
-from .test_commands import recording_kexec  # noqa: F401  (a fixture)
+from .kernel_trees import install_kernel, package_tree
 
 
 @pytest.fixture
@@ -44,20 +43,26 @@ def test_dry_run_prints_the_plan_and_loads_nothing(machine, capsys, recording_ke
 
 
 def test_load_only_loads_the_plan(machine, recording_kexec, capsys):
-    tree, old, new = machine
+    tree, _old, new = machine
     assert reboot(tree, "--load-only", "--append", "vmtest.marker=1") == 0
     assert recording_kexec.read_text().splitlines() == [
-        "--load", f"{tree.root}/boot/vmlinuz-{new}", "--kexec-syscall-auto", f"--initrd={tree.root}/boot/initrd.img-{new}",
+        "--load",
+        f"{tree.root}/boot/vmlinuz-{new}",
+        "--kexec-syscall-auto",
+        f"--initrd={tree.root}/boot/initrd.img-{new}",
         "--command-line=root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M vmtest.marker=1",
     ]
     assert "boot it with `systemctl kexec`" in capsys.readouterr().out
 
 
 def test_named_release_no_initrd_and_a_command_line(machine, recording_kexec):
-    tree, old, new = machine
+    tree, old, _new = machine
     assert reboot(tree, "--kernel", old, "--initrd", "none", "--command-line", "console=ttyS0", "--load-only") == 0
     assert recording_kexec.read_text().splitlines() == [
-        "--load", f"{tree.root}/boot/vmlinuz-{old}", "--kexec-syscall-auto", "--command-line=console=ttyS0",
+        "--load",
+        f"{tree.root}/boot/vmlinuz-{old}",
+        "--kexec-syscall-auto",
+        "--command-line=console=ttyS0",
     ]
 
 
@@ -69,7 +74,7 @@ def test_refuses_when_no_kernel_is_found(tree, capsys):
 
 
 def test_refuses_a_kernel_without_its_initrd(machine, capsys, recording_kexec):
-    tree, old, new = machine
+    tree, _old, new = machine
     (tree.root / "boot" / f"initrd.img-{new}").unlink()
     assert reboot(tree, "--load-only") == 1
     err = capsys.readouterr().err
@@ -78,14 +83,14 @@ def test_refuses_a_kernel_without_its_initrd(machine, capsys, recording_kexec):
 
 
 def test_refuses_a_file_that_is_not_a_kernel(machine, capsys, recording_kexec):
-    tree, old, new = machine
+    tree, _old, new = machine
     assert reboot(tree, "--kernel", f"/boot/config-{new}", "--load-only") == 1
     assert f"/boot/config-{new} is not a kernel image" in capsys.readouterr().err
     assert not recording_kexec.exists()
 
 
 def test_refuses_a_kernel_whose_modules_are_missing(machine, capsys, recording_kexec):
-    tree, old, new = machine
+    tree, old, _new = machine
     shutil.rmtree(tree.root / "lib/modules" / old)
     assert reboot(tree, "--kernel", f"/boot/vmlinuz-{old}", "--load-only") == 1
     err = capsys.readouterr().err
@@ -100,18 +105,22 @@ def test_refuses_an_unknown_release(machine, capsys):
 
 
 def test_refuses_an_initrd_that_is_not_one(machine, capsys, recording_kexec):
-    tree, old, new = machine
+    tree, _old, new = machine
     assert reboot(tree, "--initrd", f"/boot/config-{new}", "--load-only") == 1
     assert "is neither a cpio archive nor compressed" in capsys.readouterr().err
     assert not recording_kexec.exists()
 
 
-@pytest.mark.parametrize(("blocked", "reason"), [
-    (lambda tree: tree.set_capability(False), "run as root"),
-    (lambda tree: tree.write("/proc/sys/kernel/kexec_load_disabled", "1\n"), "kexec_load_disabled"),
-], ids=["no-CAP_SYS_BOOT", "kexec_load_disabled"])
+@pytest.mark.parametrize(
+    ("blocked", "reason"),
+    [
+        (lambda tree: tree.set_capability(False), "run as root"),
+        (lambda tree: tree.write("/proc/sys/kernel/kexec_load_disabled", "1\n"), "kexec_load_disabled"),
+    ],
+    ids=["no-CAP_SYS_BOOT", "kexec_load_disabled"],
+)
 def test_the_preflight_blocks_before_kexec_runs(machine, capsys, recording_kexec, blocked, reason):
-    tree, old, new = machine
+    tree, _old, _new = machine
     blocked(tree)
     assert reboot(tree, "--load-only") != 0
     assert reason in capsys.readouterr().err

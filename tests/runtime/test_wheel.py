@@ -1,4 +1,4 @@
-"""End to end: this machine's wheel, built from the checkout, pip-installed into a fresh venv on a host without kexec-tools."""
+"""End to end: this machine's wheel, built from the checkout, pip-installed into a fresh venv."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from kexec_bin.doctor import support
 from kexec_bin.resolve import Choice
 from kexec_build.trial import fresh_venv, native_wheel
+from tests.runtime.installed import without_host_kexec
 
-pytestmark = pytest.mark.build  # builds the native binary unless build/ already holds it
+# build: builds the native binary unless build/ already holds it.
+pytestmark = [pytest.mark.build, without_host_kexec]
 
 
 @pytest.fixture(scope="module")

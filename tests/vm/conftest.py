@@ -7,14 +7,9 @@ from typing import Iterator, Sequence
 
 import pytest
 
-from tests.vm import guests
-from tests.vm.binaries import kexec_from_wheel
-from tests.vm.machine import Machine
-
-# A test's guest reaches its next kernel by kexec only: a reset (a kexec'd kernel that crashed, or
-# any fall back to the firmware) ends QEMU instead of booting the first kernel again, which would
-# report the same command line as a --reuse-cmdline kexec.
-NO_RESET = ("-no-reboot",)
+from kexec_build.vm import guests
+from kexec_build.vm.binaries import kexec_from_wheel
+from kexec_build.vm.machine import Machine
 
 
 class Guests:
@@ -32,13 +27,13 @@ class Guests:
         """A guest on the harness's initramfs with the kexec the built wheel ships (see `guests.boot`)."""
         board = guests.BOARDS[target]
         machine = guests.boot(board, kexec_from_wheel(target), log=self._next_log(), workdir=self.workdir,
-                              qemu_options=[*NO_RESET, *qemu_options], **options)
+                              qemu_options=[*guests.NO_RESET, *qemu_options], **options)
         self.started.append(machine)
         return machine
 
     def start(self, target: str, *, qemu_options: Sequence[str] = (), **options) -> Machine:
         """A guest on any kernel and initrd (see `guests.start`)."""
-        machine = guests.start(guests.BOARDS[target], log=self._next_log(), qemu_options=[*NO_RESET, *qemu_options],
+        machine = guests.start(guests.BOARDS[target], log=self._next_log(), qemu_options=[*guests.NO_RESET, *qemu_options],
                                **options)
         self.started.append(machine)
         return machine

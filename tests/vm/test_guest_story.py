@@ -7,9 +7,9 @@ import secrets
 
 import pytest
 
-from tests.vm.binaries import wheel_for
-from tests.vm.debian_guest import debian_guest, disk_with, qemu_drives
-from tests.vm.guests import COMMAND_SECONDS, kexec_exec
+from kexec_build.vm.binaries import wheel_for
+from kexec_build.vm.debian_guest import debian_guest, disk_with, qemu_drives
+from kexec_build.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import debian_packages
+from kexec_build import debian_packages
 
 pytestmark = pytest.mark.vm
 

@@ -1,4 +1,4 @@
-"""`kexec-bin reboot` for real: a systemd Debian guest with a newer kernel installed boots it, alone and through Ansible.
+"""`kexec-bin reboot` for real: a systemd Debian guest boots its newer kernel, alone and through Ansible.
 
 Every guest runs with -no-reboot: a reset through the firmware would end QEMU, so a guest that
 comes back on its next kernel got there by kexec.
@@ -12,13 +12,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
-from tests.vm.binaries import wheel_for
-from tests.vm.debian_guest import SYSTEMD, DebianGuest, debian_guest, disk_with, qemu_drives, ssh_forward
-from tests.vm.guests import BOOT_SECONDS, COMMAND_SECONDS, log_path
-from tests.vm.machine import Machine
+from kexec_build.vm.binaries import wheel_for
+from kexec_build.vm.debian_guest import SYSTEMD, DebianGuest, debian_guest, disk_with, qemu_drives, ssh_forward
+from kexec_build.vm.guests import BOOT_SECONDS, COMMAND_SECONDS, log_path
+from kexec_build.vm.machine import Machine
 
 pytestmark = pytest.mark.vm
 
@@ -28,9 +29,14 @@ PLAYBOOK = Path(__file__).resolve().parents[2] / "examples" / "kexec-reboot.yml"
 PLAYBOOK_SECONDS = 1800
 
 
-def start_guest(vm, guest: DebianGuest, cmdline: str, qemu_options: list[str] = ()) -> Machine:
-    return vm.start("x86_64", kernel=guest.kernel, initrd=guest.initrd, cmdline=guest.cmdline(cmdline),
-                    qemu_options=[*qemu_drives(guest), *qemu_options])
+def start_guest(vm, guest: DebianGuest, cmdline: str, qemu_options: Sequence[str] = ()) -> Machine:
+    return vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=guest.cmdline(cmdline),
+        qemu_options=[*qemu_drives(guest), *qemu_options],
+    )
 
 
 def next_boot(machine: Machine) -> str:
@@ -45,9 +51,13 @@ def test_reboot_comes_back_in_the_newer_kernel_with_the_same_command_line(vm, tm
     running, newer = guest.versions
     wheel = wheel_for("x86_64")
     # As GRUB would have started it: BOOT_IMAGE names this kernel's image, so it must not survive.
-    machine = vm.start("x86_64", kernel=guest.kernel, initrd=guest.initrd,
-                       cmdline=guest.cmdline(f"BOOT_IMAGE=/boot/vmlinuz-{running} vmtest.nonce={secrets.token_hex(8)}"),
-                       qemu_options=qemu_drives(guest, disk_with([wheel], tmp_path / "wheels.ext4")))
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=guest.cmdline(f"BOOT_IMAGE=/boot/vmlinuz-{running} vmtest.nonce={secrets.token_hex(8)}"),
+        qemu_options=qemu_drives(guest, disk_with([wheel], tmp_path / "wheels.ext4")),
+    )
     assert machine.run("uname -r") == running
     machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
 
@@ -76,9 +86,25 @@ def _free_port() -> int:
 
 def _ssh(guest: DebianGuest, port: int, command: str) -> str:
     result = subprocess.run(
-        ["ssh", "-i", str(guest.ssh_key), "-p", str(port), "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@127.0.0.1", command],
-        capture_output=True, text=True, timeout=COMMAND_SECONDS, check=True,
+        [
+            "ssh",
+            "-i",
+            str(guest.ssh_key),
+            "-p",
+            str(port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+        check=True,
     )
     return result.stdout.strip()
 
@@ -90,21 +116,41 @@ def test_ansible_reboots_two_guests_into_their_next_kernel(vm, tmp_path):
     ports = {f"guest{index}": _free_port() for index in (1, 2)}
     machines = [start_guest(vm, guest, f"vmtest.host={name}", ssh_forward(port)) for name, port in ports.items()]
     inventory = tmp_path / "inventory.ini"
-    inventory.write_text("[fleet]\n" + "".join(
-        f"{name} ansible_host=127.0.0.1 ansible_port={port} ansible_user=root "
-        f"ansible_ssh_private_key_file={guest.ssh_key} ansible_python_interpreter=/usr/bin/python3\n"
-        for name, port in ports.items()))
+    inventory.write_text(
+        "[fleet]\n"
+        + "".join(
+            f"{name} ansible_host=127.0.0.1 ansible_port={port} ansible_user=root "
+            f"ansible_ssh_private_key_file={guest.ssh_key} ansible_python_interpreter=/usr/bin/python3\n"
+            for name, port in ports.items()
+        )
+    )
     assert {_ssh(guest, port, "uname -r") for port in ports.values()} == {running}
 
-    env = {**os.environ, "LC_ALL": "C.UTF-8", "ANSIBLE_HOME": str(tmp_path / "ansible"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_SSH_ARGS": "-o UserKnownHostsFile=/dev/null",
-           "ANSIBLE_FORKS": "2"}
+    env = {
+        **os.environ,
+        "LC_ALL": "C.UTF-8",
+        "ANSIBLE_HOME": str(tmp_path / "ansible"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_SSH_ARGS": "-o UserKnownHostsFile=/dev/null",
+        "ANSIBLE_FORKS": "2",
+    }
     log = log_path("ansible-playbook")  # written as it runs, kept with the console logs
     with log.open("w") as output:
         result = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-playbook"), "-v", "-i", str(inventory), str(PLAYBOOK),
-             "-e", f"kexec_bin_wheel={wheel_for('x86_64')}"],
-            stdout=output, stderr=subprocess.STDOUT, env=env, timeout=PLAYBOOK_SECONDS,
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-v",
+                "-i",
+                str(inventory),
+                str(PLAYBOOK),
+                "-e",
+                f"kexec_bin_wheel={wheel_for('x86_64')}",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=PLAYBOOK_SECONDS,
         )
     recap = log.read_text()
     assert result.returncode == 0, f"ansible-playbook failed ({log}):\n{recap[-4000:]}"

@@ -6,19 +6,12 @@ the upstream tarball from the suite's verified `upstream_dir`.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from kexec_build import wheel
-from kexec_build.recipes import Target
-
-
-def quiet(line: str) -> None:
-    """Drop progress lines; a failure raises with its own message."""
+from kexec_build import wheels
+from kexec_build.commands import quiet
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +22,14 @@ def dist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def native_wheel(recipe_set, upstream_dir, dist) -> Path:
     release = recipe_set.release()
-    (made,) = wheel.make_wheels([recipe_set.native_target()], release, loaded=recipe_set,
+    (made,) = wheels.make_wheels([recipe_set.native_target()], release, recipe_set=recipe_set,
                                 mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return made
 
 
 @pytest.fixture(scope="session")
 def sdist(recipe_set, upstream_dir, dist) -> Path:
-    return wheel.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    return wheels.make_sdist(recipe_set.release(), mirrors=[str(upstream_dir)], dist=dist, log=quiet)
 
 
 @pytest.fixture(scope="session")
@@ -44,34 +37,5 @@ def all_wheels(recipe_set, upstream_dir, dist) -> dict[str, Path]:
     """Every target's wheel of the default release (cross-built: needs `inv toolchain --arch all`)."""
     release = recipe_set.release()
     targets = recipe_set.select_targets("all", release)
-    made = wheel.make_wheels(targets, release, loaded=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    made = wheels.make_wheels(targets, release, recipe_set=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
     return {target.name: path for target, path in zip(targets, made)}
-
-
-def run(*command, **options) -> subprocess.CompletedProcess:
-    """Run a real program; fail the test with its output if it fails."""
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, **options)
-    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def tool(name: str) -> Path:
-    """A program installed in this venv (twine, auditwheel, ...)."""
-    return Path(sys.executable).parent / name
-
-
-def platform_arch(platform: str, target: Target) -> str:
-    """The CPU part of a platform tag: what follows its policy prefix (e.g. 'manylinux_2_17_')."""
-    matching = [uname for uname in target.uname if platform.endswith(f"_{uname}")]
-    assert matching, f"{platform} names none of {target.name}'s CPUs {target.uname}"
-    return matching[0]
-
-
-def member(path: Path, name: str) -> bytes:
-    with zipfile.ZipFile(path) as archive:
-        return archive.read(name)
-
-
-def dist_info(path: Path) -> str:
-    """The .dist-info folder name inside a wheel."""
-    return "-".join(path.name.split("-")[:2]) + ".dist-info"

@@ -11,14 +11,14 @@ import re
 import tempfile
 from pathlib import Path
 
+import packaging
 from packaging.tags import Tag, parse_tag
 
-import packaging
+from kexec_build.commands import run
+from kexec_build.debian_packages import CACHE, apt_root
 from kexec_build.errors import ToolchainError
 from kexec_build.recipes import Target
 from kexec_build.sysroot import candidate_suites
-from tests.debian_packages import CACHE, apt_root
-from tests.wheel.conftest import run
 
 # What the interpreter needs besides its own packages (python3.X-minimal, libpython3.X-minimal and
 # -stdlib: the runtime's json and argparse live in the last).
@@ -41,7 +41,9 @@ def python_root(target: Target) -> tuple[Path, str]:
                 problems.append(f"{suite}: {error}")
                 continue
             depends = run("dpkg-deb", "-f", meta, "Pre-Depends", "Depends").stdout
-            python = re.search(r"\b(python3\.\d+)-minimal\b", depends).group(1)
+            minimal = re.search(r"\b(python3\.\d+)-minimal\b", depends)
+            assert minimal, f"python3-minimal depends on no python3.X-minimal: {depends}"
+            python = minimal.group(1)
             partial = Path(scratch) / "tree"
             interpreter = [f"{python}-minimal", f"lib{python}-minimal", f"lib{python}-stdlib"]
             for deb in apt.download([*RUNTIME, *interpreter], Path(scratch) / "debs"):
@@ -61,7 +63,10 @@ def run_python(target: Target, code: str, *args: object, env: dict[str, str] | N
 
 def supported_tags(target: Target) -> set[Tag]:
     """The tags `packaging.tags.sys_tags()` yields on a Debian host of `target`'s CPU: what pip accepts there."""
-    code = "import sys; sys.path.insert(0, sys.argv[1]); import packaging.tags; print(*packaging.tags.sys_tags(), sep='\\n')"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import packaging.tags; "
+        "print(*packaging.tags.sys_tags(), sep='\\n')"
+    )
     output = run_python(target, code, Path(packaging.__file__).parent.parent)
     return {tag for line in output.split() for tag in parse_tag(line)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -10,16 +11,16 @@ import tarfile
 import pytest
 from packaging.tags import Tag, parse_tag
 
-from kexec_build import wheel
+from kexec_build import hook
 from kexec_build.errors import RecipeError, WheelError
 from kexec_build.paths import PROJECT_ROOT
 from tests.inv import inv
-from tests.wheel.conftest import platform_arch
+from tests.wheel.wheel_files import platform_arch
 
 
 def test_every_target_tag_is_any_python_no_abi_and_its_own_cpu(recipe_set):
     for target in recipe_set.targets.values():
-        tags = parse_tag(wheel.wheel_tag(target))
+        tags = parse_tag(hook.wheel_tag(target))
         assert tags == {Tag("py3", "none", platform) for platform in target.wheel_tags}
         for platform in target.wheel_tags:
             assert recipe_set.target(platform_arch(platform, target)) == target
@@ -27,33 +28,33 @@ def test_every_target_tag_is_any_python_no_abi_and_its_own_cpu(recipe_set):
 
 def test_each_release_maps_to_its_wheel_version_and_back(recipe_set):
     for release in recipe_set.releases.values():
-        assert wheel.release_of(recipe_set, release.wheel_version) == release
+        assert hook.release_of(recipe_set, release.wheel_version) == release
     with pytest.raises(WheelError, match=r"kexec-bin 9\.9\.9\.0 matches no release .*2\.0\.32\.0"):
-        wheel.release_of(recipe_set, "9.9.9.0")
+        hook.release_of(recipe_set, "9.9.9.0")
 
 
 def test_the_version_environment_variable_chooses_the_release(recipe_set, monkeypatch):
-    monkeypatch.setenv(wheel.VERSION_ENV, "2.0.25")
-    assert wheel.chosen_release(recipe_set).version == "2.0.25"
-    monkeypatch.delenv(wheel.VERSION_ENV)
-    assert wheel.chosen_release(recipe_set) == recipe_set.release()
-    monkeypatch.setenv(wheel.VERSION_ENV, "2.0.99")
-    with pytest.raises(RecipeError, match="unknown kexec-tools version '2.0.99'"):
-        wheel.chosen_release(recipe_set)
+    monkeypatch.setenv(hook.VERSION_ENV, "2.0.25")
+    assert hook.chosen_release(recipe_set).version == "2.0.25"
+    monkeypatch.delenv(hook.VERSION_ENV)
+    assert hook.chosen_release(recipe_set) == recipe_set.release()
+    monkeypatch.setenv(hook.VERSION_ENV, "2.0.99")
+    with pytest.raises(RecipeError, match=re.escape("unknown kexec-tools version '2.0.99'")):
+        hook.chosen_release(recipe_set)
 
 
 def test_the_arch_environment_variable_names_exactly_one_target(recipe_set, monkeypatch):
     release = recipe_set.release()
-    monkeypatch.delenv(wheel.ARCH_ENV, raising=False)
-    assert wheel.chosen_target(recipe_set, release) == recipe_set.native_target()
-    monkeypatch.setenv(wheel.ARCH_ENV, "aarch64")
-    assert wheel.chosen_target(recipe_set, release).name == "aarch64"
-    monkeypatch.setenv(wheel.ARCH_ENV, "all")
+    monkeypatch.delenv(hook.ARCH_ENV, raising=False)
+    assert hook.chosen_target(recipe_set, release) == recipe_set.native_target()
+    monkeypatch.setenv(hook.ARCH_ENV, "aarch64")
+    assert hook.chosen_target(recipe_set, release).name == "aarch64"
+    monkeypatch.setenv(hook.ARCH_ENV, "all")
     with pytest.raises(WheelError, match=rf"names {len(release.targets)} targets, and a wheel holds one binary: use `inv wheel --arch all`"):
-        wheel.chosen_target(recipe_set, release)
-    monkeypatch.setenv(wheel.ARCH_ENV, "arm64")
+        hook.chosen_target(recipe_set, release)
+    monkeypatch.setenv(hook.ARCH_ENV, "arm64")
     with pytest.raises(RecipeError, match="unknown arch 'arm64'"):
-        wheel.chosen_target(recipe_set, release)
+        hook.chosen_target(recipe_set, release)
 
 
 def test_each_release_has_its_reviewed_copying_byte_for_byte(recipe_set, upstream_dir, tmp_path):
@@ -61,8 +62,8 @@ def test_each_release_has_its_reviewed_copying_byte_for_byte(recipe_set, upstrea
         with tarfile.open(upstream_dir / release.source) as archive:
             archive.extract(f"kexec-tools-{release.version}/COPYING", tmp_path, filter="data")
         copying = tmp_path / f"kexec-tools-{release.version}" / "COPYING"
-        wheel.check_license(PROJECT_ROOT, release, copying)
-        assert wheel.license_files(release) == ["LICENSE", f"licenses/kexec-tools-{release.version}/COPYING"]
+        hook.check_license(PROJECT_ROOT, release, copying)
+        assert hook.license_files(release) == ["LICENSE", f"licenses/kexec-tools-{release.version}/COPYING"]
 
 
 def test_a_missing_or_changed_copying_stops_the_wheel_with_the_fix(recipe_set, tmp_path):
@@ -70,19 +71,20 @@ def test_a_missing_or_changed_copying_stops_the_wheel_with_the_fix(recipe_set, t
     copying = tmp_path / "COPYING"
     copying.write_text("GNU GENERAL PUBLIC LICENSE, as upstream ships it\n")
     root = tmp_path / "project"
-    with pytest.raises(WheelError, match=rf"licenses/kexec-tools-{release.version}/COPYING is missing .*: review it, then: mkdir -p .* && cp {copying} "):
-        wheel.check_license(root, release, copying)
-    recorded = root / wheel.kexec_tools_license(release)
+    missing = rf"licenses/kexec-tools-{release.version}/COPYING is missing .*: review it, then: mkdir -p .* && cp {copying} "
+    with pytest.raises(WheelError, match=missing):
+        hook.check_license(root, release, copying)
+    recorded = root / hook.kexec_tools_license(release)
     recorded.parent.mkdir(parents=True)
     recorded.write_text("an older text\n")
-    with pytest.raises(WheelError, match="differs from the COPYING in kexec-tools .*upstream changed its license text"):
-        wheel.check_license(root, release, copying)
+    with pytest.raises(WheelError, match=r"differs from the COPYING in kexec-tools .*upstream changed its license text"):
+        hook.check_license(root, release, copying)
     recorded.write_bytes(copying.read_bytes())
-    wheel.check_license(root, release, copying)
+    hook.check_license(root, release, copying)
 
 
 def test_a_bad_choice_ends_python_m_build_with_the_reason_and_no_traceback(tmp_path):
-    environ = {**os.environ, wheel.VERSION_ENV: "1.0"}
+    environ = {**os.environ, hook.VERSION_ENV: "1.0"}
     result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
                              str(PROJECT_ROOT)], capture_output=True, text=True, env=environ)
     output = result.stdout + result.stderr

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import elf, recipes, toolchain, wheel
-from tests.wheel.conftest import member, platform_arch, run, tool
+from kexec_build import elf, hook, recipes, toolchain
+from kexec_build.commands import run
 from tests.wheel.debian_hosts import run_python, supported_tags
+from tests.wheel.wheel_files import member, platform_arch, tool
 
-pytestmark = pytest.mark.build
+# cross: the all_wheels fixture cross-builds every target, and the binaries run under qemu-user.
+pytestmark = [pytest.mark.build, pytest.mark.cross]
 RECIPES = recipes.load()
 TARGETS = RECIPES.release().targets
 
@@ -42,9 +44,9 @@ def test_auditwheel_sees_no_shared_library_and_a_policy_the_tag_covers(all_wheel
 def test_the_binary_is_executable_and_built_for_the_cpu_of_every_tag(all_wheels, recipe_set, tmp_path, name):
     target = recipe_set.target(name)
     with zipfile.ZipFile(all_wheels[name]) as archive:
-        info = archive.getinfo(wheel.BINARY)
+        info = archive.getinfo(hook.BINARY)
         assert info.external_attr >> 16 == 0o100755
-        binary = archive.extract(info, tmp_path)
+        binary = Path(archive.extract(info, tmp_path))
     machine = elf.check(binary, target).machine
     _, _, _, tags = parse_wheel_filename(all_wheels[name].name)
     for tag in tags:
@@ -61,7 +63,7 @@ def test_pip_installs_it_for_each_of_its_platform_tags_and_the_binary_runs(all_w
         pip_install_for(platform, all_wheels[name], folder)
         (installed,) = folder.glob("kexec_bin-*.dist-info")
         assert installed.name == f"kexec_bin-{recipe_set.release().wheel_version}.dist-info"
-        ran = run(*prefix, folder / wheel.BINARY, "--version")
+        ran = run(*prefix, folder / hook.BINARY, "--version")
         assert f"kexec-tools {recipe_set.release().version}" in ran.stdout + ran.stderr
 
 
@@ -81,14 +83,14 @@ def test_the_runtime_on_that_cpu_takes_the_bundled_binary(all_wheels, recipe_set
     code = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = ['which', '--json']; "
             "runpy.run_module('kexec_bin', run_name='__main__')")
     chosen = json.loads(run_python(target, code, tmp_path, env={**os.environ, "KEXEC_BIN_PREFER": "bundled"}))
-    assert (chosen["source"], chosen["path"]) == ("bundled", str(tmp_path / wheel.BINARY))
+    assert (chosen["source"], chosen["path"]) == ("bundled", str(tmp_path / hook.BINARY))
 
 
 @pytest.mark.parametrize("name", TARGETS)
 def test_build_info_tells_the_runtime_what_it_bundles(all_wheels, recipe_set, name):
     target = recipe_set.target(name)
     values: dict = {}
-    exec(member(all_wheels[name], wheel.BUILD_INFO).decode(), values)
+    exec(member(all_wheels[name], hook.BUILD_INFO).decode(), values)
     assert (values["TARGET"], values["UNAME"], values["ELF_MACHINE"], values["KEXEC_TOOLS_VERSION"]) == (
         target.name, target.uname, target.elf_machine, recipe_set.release().version)
 
@@ -105,5 +107,7 @@ def _glibc(platform: str) -> tuple[int, int]:
     policy = platform.split("_", 1)[0]
     if policy in legacy:
         return legacy[policy]
-    major, minor = re.match(r"manylinux_(\d+)_(\d+)_", platform).groups()
+    versioned = re.match(r"manylinux_(\d+)_(\d+)_", platform)
+    assert versioned, f"{platform} is neither a legacy nor a manylinux_X_Y policy"
+    major, minor = versioned.groups()
     return int(major), int(minor)

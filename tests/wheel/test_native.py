@@ -18,9 +18,10 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import fetch, pipeline, sbom, wheel
+from kexec_build import fetch, hook, pipeline, sbom, toolchain, wheels
+from kexec_build.commands import quiet, run
 from kexec_build.paths import PROJECT_ROOT
-from tests.wheel.conftest import dist_info, member, quiet, run, tool
+from tests.wheel.wheel_files import dist_info, member, tool
 
 pytestmark = pytest.mark.build
 
@@ -40,11 +41,11 @@ def test_metadata_names_both_licenses_and_ships_their_texts(native_wheel, recipe
     metadata = member(native_wheel, f"{info}/METADATA").decode()
     assert "License-Expression: MIT AND GPL-2.0-only" in metadata.splitlines()
     assert f"Version: {release.wheel_version}" in metadata.splitlines()
-    for path in wheel.license_files(release):
+    for path in hook.license_files(release):
         assert f"License-File: {path}" in metadata.splitlines()
         assert member(native_wheel, f"{info}/licenses/{path}") == (PROJECT_ROOT / path).read_bytes()
-    built = pipeline.build(release, recipe_set.native_target(), recipes=recipe_set, log=quiet)
-    assert member(native_wheel, f"{info}/licenses/{wheel.kexec_tools_license(release)}") == built.copying.read_bytes()
+    built = pipeline.build(release, toolchain.for_target(recipe_set.native_target(), recipe_set), log=quiet)
+    assert member(native_wheel, f"{info}/licenses/{hook.kexec_tools_license(release)}") == built.copying.read_bytes()
 
 
 def test_the_sbom_is_valid_cyclonedx_and_names_what_went_into_the_binary(native_wheel, recipe_set):
@@ -52,7 +53,7 @@ def test_the_sbom_is_valid_cyclonedx_and_names_what_went_into_the_binary(native_
     text = member(native_wheel, f"{dist_info(native_wheel)}/sboms/{sbom.FILE_NAME}").decode()
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
     document = json.loads(text)
-    built = pipeline.build(release, recipe_set.native_target(), recipes=recipe_set, log=quiet)
+    built = pipeline.build(release, toolchain.for_target(recipe_set.native_target(), recipe_set), log=quiet)
     info = built.read_info()
     components = {component["name"]: component for component in document["components"]}
     kexec = components["kexec-tools"]
@@ -92,7 +93,7 @@ def test_the_native_wheel_gives_working_commands_in_a_fresh_venv(native_wheel, r
 
 
 def test_rebuilt_from_the_sdist_in_another_folder_the_wheel_is_byte_identical(native_wheel, recipe_set, upstream_dir):
-    wheel.check_reproducible([native_wheel], [recipe_set.native_target()], recipe_set.release(),
+    wheels.check_reproducible([native_wheel], [recipe_set.native_target()], recipe_set.release(),
                              mirrors=[str(upstream_dir)], log=quiet)
 
 
@@ -110,9 +111,9 @@ def test_a_changed_member_is_named_as_the_difference(native_wheel, tmp_path):
     with zipfile.ZipFile(native_wheel) as source, zipfile.ZipFile(changed, "w") as copy:
         for entry in source.infolist():
             data = source.read(entry)
-            copy.writestr(entry, data + b"/build/path" if entry.filename == wheel.BINARY else data)
-    assert wheel.differences(native_wheel, changed) == [f"{wheel.BINARY}: content differs (build paths in the binary?)"]
-    assert wheel.differences(native_wheel, native_wheel) == []
+            copy.writestr(entry, data + b"/build/path" if entry.filename == hook.BINARY else data)
+    assert wheels.differences(native_wheel, changed) == [f"{hook.BINARY}: content differs (build paths in the binary?)"]
+    assert wheels.differences(native_wheel, native_wheel) == []
 
 
 def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wheel, recipe_set, tmp_path):
@@ -120,9 +121,11 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames()}
         top = archive.getnames()[0].split("/")[0]
-        bundled = archive.extractfile(f"{top}/{wheel.BUNDLED_SOURCES}/{release.source}").read()
+        carried = archive.extractfile(f"{top}/{hook.BUNDLED_SOURCES}/{release.source}")
+        assert carried is not None, "the bundled tarball is not a regular file"
+        bundled = carried.read()
     assert hashlib.sha256(bundled).hexdigest() == release.sha256
-    for needed in ("hatch_build.py", "pyproject.toml", "PKG-INFO", "LICENSE", wheel.kexec_tools_license(release),
+    for needed in ("hatch_build.py", "pyproject.toml", "PKG-INFO", "LICENSE", hook.kexec_tools_license(release),
                    "recipes/kexec-tools.toml", "recipes/targets.toml", "src/kexec_build/pipeline.py", "src/kexec_bin/shim.py"):
         assert needed in names
     # No network at all (a fresh network namespace), an empty download cache, and pip's own
@@ -134,14 +137,14 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
     environ.pop("KEXEC_BIN_BUILD", None)
     run("unshare", "--net", tool("pip"), "install", "--no-index", "--no-build-isolation", "--no-deps",
         "--disable-pip-version-check", "--no-cache-dir", "--target", target, sdist, env=environ)
-    installed = target / wheel.BINARY
+    installed = target / hook.BINARY
     assert os.access(installed, os.X_OK)
-    assert installed.read_bytes() == member(native_wheel, wheel.BINARY)
+    assert installed.read_bytes() == member(native_wheel, hook.BINARY)
     ran = subprocess.run([installed, "--version"], capture_output=True, text=True)
     assert f"kexec-tools {release.version}" in ran.stdout + ran.stderr
 
 
 def test_sha256sums_lists_every_artifact_in_dist(native_wheel, sdist, dist):
-    listed = run("sha256sum", "--check", "--strict", wheel.SUMS, cwd=dist).stdout
+    listed = run("sha256sum", "--check", "--strict", wheels.SUMS, cwd=dist).stdout
     assert f"{native_wheel.name}: OK" in listed and f"{sdist.name}: OK" in listed
     assert len(listed.splitlines()) == len([*dist.glob("*.whl"), *dist.glob("*.tar.gz")])

@@ -19,9 +19,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kexec_build.apt import host_archives
-from kexec_build.paths import cache_dir
-from tests.vm import initramfs
+from ..apt import host_archives
+from ..paths import cache_dir
+from . import initramfs
 
 SUITE = "bookworm"
 # The kernel comes with its initramfs-tools initrd, as on any installed Debian; no kexec-tools.
@@ -184,11 +184,11 @@ def _set_up_systemd(tree: Path, into: Path) -> None:
                    check=True, capture_output=True)
     (tree / "etc/fstab").write_text("/dev/vda / ext4 rw 0 1\n")
     (tree / "etc/hostname").write_text("kexec-guest\n")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kexec-bin tests", "-f", str(into / "ssh_key")],
-                   check=True)
+    key = into / "ssh_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kexec-bin tests", "-f", str(key)], check=True)
     ssh = tree / "root/.ssh"
     ssh.mkdir(mode=0o700, exist_ok=True)
-    shutil.copyfile(into / "ssh_key.pub", ssh / "authorized_keys")
+    shutil.copyfile(key.with_suffix(".pub"), ssh / "authorized_keys")
 
 
 def _write_executable(path: Path, text: str) -> None:

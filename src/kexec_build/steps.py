@@ -52,13 +52,13 @@ class Steps:
         return log
 
 
-def apply_patches(steps: Steps, source: Path, patches: Sequence[Path]) -> None:
+def apply_patches(runner: Steps, source: Path, patches: Sequence[Path]) -> None:
     """Apply the release's patches in order."""
     for patch in patches:
-        steps.run(f"patch-{patch.stem}", ["patch", "-p1", "--forward", "--batch"], cwd=source, stdin=patch)
+        runner.run(f"patch-{patch.stem}", ["patch", "-p1", "--forward", "--batch"], cwd=source, stdin=patch)
 
 
-def configure(steps: Steps, source: Path, release: Release, toolchain: Toolchain) -> None:
+def configure(runner: Steps, source: Path, release: Release, toolchain: Toolchain) -> None:
     """Run ./configure for a static build; LDFLAGS=-static goes here, never to make (it breaks purgatory)."""
     extra = toolchain.configure_env()
     # The build folder's path must not reach the binary: byte-identical builds anywhere.
@@ -69,7 +69,7 @@ def configure(steps: Steps, source: Path, release: Release, toolchain: Toolchain
         "CFLAGS": f"-O2 {prefix_map}",
         "LDFLAGS": f"-static {extra.get('LDFLAGS', '')}".strip(),
     }
-    steps.run("configure", ["./configure", f"--host={toolchain.target.triplet}", *release.configure_flags],
+    runner.run("configure", ["./configure", f"--host={toolchain.target.triplet}", *release.configure_flags],
               cwd=source, env=env)
 
 
@@ -91,16 +91,16 @@ def verify_config(source: Path, label: str, *, arch: str) -> dict[str, bool]:
     return enabled
 
 
-def make(steps: Steps, source: Path, jobs: int) -> Path:
+def make(runner: Steps, source: Path, jobs: int) -> Path:
     """Run make; return the built kexec."""
-    steps.run("make", ["make", f"-j{jobs}"], cwd=source)
+    runner.run("make", ["make", f"-j{jobs}"], cwd=source)
     return source / "build" / "sbin" / "kexec"
 
 
-def strip(steps: Steps, binary: Path, toolchain: Toolchain, output: Path) -> None:
+def strip(runner: Steps, binary: Path, toolchain: Toolchain, output: Path) -> None:
     """Write a stripped copy of `binary` to `output` (via a temporary name, then a rename)."""
     partial = output.with_name(f".{output.name}.part")
-    steps.run("strip", [toolchain.tool("strip"), "--strip-all", "-o", str(partial), str(binary)], cwd=binary.parent)
+    runner.run("strip", [toolchain.tool("strip"), "--strip-all", "-o", str(partial), str(binary)], cwd=binary.parent)
     os.replace(partial, output)
 
 

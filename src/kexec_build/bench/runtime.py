@@ -11,9 +11,9 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from .bench import Row, timed
-from .errors import WheelError
-from .trial import fresh_venv, native_wheel
+from ..errors import WheelError
+from ..trial import fresh_venv, native_wheel
+from .measure import Row, timed
 
 ROUNDS = 60
 GOAL = 1.10

@@ -1,4 +1,4 @@
-"""Real Debian packages for tests: downloaded once through `kexec_build.apt`, unpacked with `dpkg -x`.
+"""Debian packages for the VM harness and the tests: downloaded once through `apt`, unpacked with `dpkg -x`.
 
 Nothing is installed on the host: a package is fetched into the user's cache and extracted into a
 tree there, so later runs need no network.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
-from kexec_build.apt import PrivateApt
-from kexec_build.paths import cache_dir
+from .apt import PrivateApt
+from .commands import run
+from .paths import cache_dir
 
 SUITE = "bookworm"
 # Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
@@ -47,7 +47,7 @@ def unpacked(package: str, arch: str = "amd64", suite: str = SUITE) -> Path:
     tree = package_deb.with_suffix(".tree")
     if not tree.exists():
         partial = Path(tempfile.mkdtemp(dir=tree.parent))
-        subprocess.run(["dpkg-deb", "-x", str(package_deb), str(partial)], check=True)
+        run("dpkg-deb", "-x", package_deb, partial)
         partial.rename(tree)
     return tree
 
@@ -56,8 +56,7 @@ def _metapackage_target(package: str, package_deb: Path) -> str | None:
     """The kernel a linux-image-<flavour> metapackage points at (it ships no kernel of its own)."""
     if not re.fullmatch(r"linux-image-(?!\d+\.)[\w-]+", package):
         return None
-    depends = subprocess.run(["dpkg-deb", "-f", str(package_deb), "Depends"],
-                             capture_output=True, text=True, check=True).stdout
+    depends = run("dpkg-deb", "-f", package_deb, "Depends").stdout
     match = re.match(r"(linux-image-\d[\w.+-]*)", depends.strip())
     return match.group(1) if match else None
 

@@ -7,6 +7,7 @@ Everything the console prints goes to a log file as it arrives. A failed wait ra
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import shlex
 import subprocess
@@ -15,7 +16,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from kexec_build import atomic
+from .. import atomic
+from ..errors import ProveError
 
 # Terminal control sequences (CSI, charset selection, two-byte escapes) and the other control
 # characters a full-screen program such as the Debian installer writes instead of newlines.
@@ -25,7 +27,7 @@ _OPEN_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[()])?$")
 TAIL_LINES = 50
 
 
-class GuestError(AssertionError):
+class GuestError(ProveError):
     """The guest did not print what was awaited in time (or its QEMU exited)."""
 
 
@@ -48,7 +50,7 @@ class Machine:
         self._reader.start()
 
     def _read(self) -> None:
-        assert self._process.stdout is not None
+        assert isinstance(self._process.stdout, io.BufferedReader)  # stdout=PIPE, buffered: read1 returns what is there
         while chunk := self._process.stdout.read1(65536):
             self._log_file.write(chunk)
             self._log_file.flush()

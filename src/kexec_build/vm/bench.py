@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kexec_build.bench import Row
-from tests.vm import guests
-from tests.vm.binaries import kexec_from_wheel, wheel_for
-from tests.vm.debian_guest import SYSTEMD, debian_guest, disk_with, qemu_drives
-from tests.vm.machine import Machine
+from ..bench.measure import Row
+from . import guests
+from .binaries import kexec_from_wheel, wheel_for
+from .debian_guest import SYSTEMD, debian_guest, disk_with, qemu_drives
+from .machine import Machine
 
 # The first line a Debian kernel prints on its serial console.
 FIRST_LINE = r"Linux version \S+"
@@ -24,6 +24,11 @@ OVMF = Path("/usr/share/ovmf/OVMF.fd")
 LOADS = {"kexec -e": "", "kexec -e (loaded with -i)": "-i"}
 # pip under TCG: unpacking and byte-compiling the runtime takes a while.
 PIP_SECONDS = 300
+
+
+def firmwares() -> dict[str, list[str]]:
+    """QEMU's options for each firmware to compare: SeaBIOS (its default), and OVMF when installed."""
+    return {"SeaBIOS": []} | ({"OVMF": ["-bios", str(OVMF)]} if OVMF.exists() else {})
 
 
 def seconds_to_first_line(machine: Machine, command: str) -> float:
@@ -39,9 +44,8 @@ def seconds_to_first_line(machine: Machine, command: str) -> float:
 def reboot_rows(work: Path) -> list[Row]:
     """kexec -e (as loaded by default, and with -i) against reboot -f through SeaBIOS, and OVMF if installed."""
     board = guests.BOARDS["x86_64"]
-    firmwares = {"SeaBIOS": []} | ({"OVMF": ["-bios", str(OVMF)]} if OVMF.exists() else {})
     rows = []
-    for firmware, options in firmwares.items():
+    for firmware, options in firmwares().items():
         machine = guests.boot(board, kexec_from_wheel(board.target), log=guests.log_path(f"bench-{firmware}"),
                               workdir=work, qemu_options=options)
         try:
@@ -66,9 +70,8 @@ def story_reboot_rows(work: Path) -> list[Row]:
     guest = debian_guest(flavour=SYSTEMD)
     wheel = wheel_for("x86_64")
     board = guests.BOARDS["x86_64"]
-    firmwares = {"SeaBIOS": []} | ({"OVMF": ["-bios", str(OVMF)]} if OVMF.exists() else {})
-    rows = []
-    for firmware, options in firmwares.items():
+    rows: list[Row] = []
+    for firmware, options in firmwares().items():
         # Reset stays enabled: `systemctl reboot` goes through the firmware, which loads the kernel again.
         machine = guests.start(board, kernel=guest.kernel, initrd=guest.initrd, cmdline=guest.cmdline(),
                                log=guests.log_path(f"bench-story-reboot-{firmware}"),
@@ -96,18 +99,14 @@ def seconds_to_prompt(machine: Machine, command: str) -> float:
     return time.monotonic() - started
 
 
-# Best of several runs of each, timed in the guest so the console's delays are not counted.
-DRY_RUN_TIMING = """python3 -c '
-import subprocess, time
-def best(command):
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - started)
-    return min(times)
-print("TIMES", best(["kexec-bin", "reboot", "--dry-run"]), best(["python3", "-c", "pass"]))
-'"""
+# Best of 5 runs of each, timed in the guest so the console's delays are not counted (one line:
+# the console loop reads one command a line).
+DRY_RUN_TIMING = (
+    "python3 -c 'import subprocess, time; "
+    "best = lambda command: min((lambda started: (subprocess.run(command, check=True, stdout=subprocess.DEVNULL), "
+    "time.perf_counter() - started)[1])(time.perf_counter()) for _ in range(5)); "
+    "print(\"TIMES\", best([\"kexec-bin\", \"reboot\", \"--dry-run\"]), best([\"python3\", \"-c\", \"pass\"]))'"
+)
 
 
 def _dry_run_row(machine: Machine) -> Row:

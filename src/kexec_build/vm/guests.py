@@ -13,15 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from kexec_build import recipes
-from kexec_build.paths import build_dir, cache_dir
-from tests import debian_packages
-from tests.vm import initramfs
-from tests.vm.machine import Machine, kvm_usable
+from .. import debian_packages, recipes
+from ..paths import build_dir, cache_dir
+from . import initramfs
+from .machine import Machine, kvm_usable
 
 # Deadlines under TCG on a loaded 2-core machine, with a wide margin (a boot takes 4-30 s).
 BOOT_SECONDS = 180
 COMMAND_SECONDS = 120
+# kexec-tools' three ways to load: its default (kexec_file_load, then kexec_load), -s and -c.
+LOAD_MODES = {"default": "", "file-load": "-s", "syscall-load": "-c"}
+# A proof's guest reaches its next kernel by kexec only: a reset (a kexec'd kernel that crashed, or
+# any fall back to the firmware) ends QEMU instead of booting the first kernel again, which would
+# report the same command line as a --reuse-cmdline kexec.
+NO_RESET = ("-no-reboot",)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class Board:
     """kexec --load options this board's kernel needs (each with its reason in BOARDS)."""
     suite: str = debian_packages.SUITE
     """The Debian release whose kernel and busybox the guest runs."""
+    modes: tuple[str, ...] = ("default",)
+    """The `LOAD_MODES` this board's kernel supports (each with its reason in BOARDS)."""
 
     @property
     def debian_arch(self) -> str:
@@ -62,8 +69,10 @@ class Board:
 BOARDS = {
     board.target: board
     for board in (
-        Board("x86_64", ("qemu-system-x86_64",), "ttyS0", "amd64"),
-        Board("aarch64", ("qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"), "ttyAMA0", "arm64"),
+        Board("x86_64", ("qemu-system-x86_64",), "ttyS0", "amd64", modes=tuple(LOAD_MODES)),
+        # arm64's Debian kernel has no kexec_file_load, so only the paths that can work there.
+        Board("aarch64", ("qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"), "ttyAMA0", "arm64",
+              modes=("default", "syscall-load")),
         Board("i686", ("qemu-system-i386",), "ttyS0", "686"),
         # kexec-tools places the initrd right after the room it computes from the zImage header;
         # the armmp kernel then finds it overwritten ("invalid magic"): 64 MiB of room avoids that.
@@ -74,6 +83,11 @@ BOARDS = {
         # bookworm has no riscv64 port; trixie, the first release with one, provides the kernel.
         Board("riscv64", ("qemu-system-riscv64", "-M", "virt"), "ttyS0", "riscv64", suite="trixie"),
     )
+}
+# Targets kexec-bin builds whose reboot no QEMU machine here can show, and why (README: Proven by a real reboot).
+UNPROVEN = {
+    "mips64el": "the 5kc-malta kernel refuses kexec_load (EINVAL): QEMU's malta SMP operations cannot park "
+                "the other CPUs (kexec_nonboot_cpu)",
 }
 
 
@@ -152,7 +166,7 @@ def kexec_exec(machine: Machine) -> str:
     return outcome.group(1)
 
 
-def log_path(test_name: str) -> Path:
-    """Where a test's full console log is kept (build/vm-logs/, kept after the run)."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in test_name)
+def log_path(name: str) -> Path:
+    """Where a guest's full console log is kept (build/vm-logs/, kept after the run)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return build_dir() / "vm-logs" / f"{safe}.log"
