@@ -7,14 +7,11 @@ The story commands (`reboot`, `netboot`, `iso`) each live in a module of their o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Sequence
 
-from .doctor import OK, SIGNED, support
 from .errors import KexecBinError
 from .resolve import binary, choose
-
 
 # Story commands: name → (module in this package, one-line help).
 STORIES: dict[str, tuple[str, str]] = {
@@ -52,12 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _doctor(as_json: bool, root: str) -> int:
+    from .doctor import OK, SIGNED, support  # only doctor needs it: the story commands start faster
+
     report = support(root)
     print(report.to_json() if as_json else report.to_text())
     return 0 if report.verdict in (OK, SIGNED) else 1
 
 
 def _which(as_json: bool) -> int:
+    import json
+
     choice = choose()
     bundled = _bundled_or_reason()
     if as_json:

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Sequence, TextIO
 
@@ -110,6 +106,8 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     if mode == DRY_RUN:
         print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
         return 0
+    import tempfile  # here and below: only loading and booting need these, not the plan a dry run prints
+
     with tempfile.TemporaryDirectory(prefix="kexec-bin-") as scratch:
         joined = _join(plan.initrds, scratch) if len(plan.initrds) > 1 else None
         from .api import load
@@ -154,6 +152,8 @@ def _boot_through_systemd(delay: float, out: TextIO) -> int:
     `systemctl kexec` queues the job and returns (it never waits for a shutdown), and it loads a
     Boot Loader Specification entry only when no kernel is loaded.
     """
+    import subprocess
+
     if delay <= 0:
         print("booting: systemctl kexec (systemd stops the services and unmounts the file systems)", file=out)
         out.flush()
@@ -194,6 +194,8 @@ def _remount_read_only() -> None:
             mounts = [line.split() for line in file]
     except OSError:
         mounts = []
+    import subprocess
+
     busy = []
     for source, mountpoint, _type, options, *_ in reversed(mounts):
         if not source.startswith("/dev/") or "ro" in options.split(","):
@@ -212,11 +214,15 @@ def _countdown(seconds: float, out: TextIO) -> None:
         return
     print(f"booting in {seconds:g} s: Ctrl-C cancels (the kernel stays loaded; `kexec -u` unloads it)", file=out)
     out.flush()
+    import time
+
     time.sleep(seconds)
 
 
 def _join(initrds: Sequence[PlannedFile], scratch: str) -> str:
     """Several initrds as one file, in order: the kernel unpacks concatenated (compressed) cpio archives."""
+    import shutil
+
     joined = os.path.join(scratch, "initrd")
     with open(joined, "wb") as target:
         for initrd in initrds:

@@ -127,7 +127,8 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
         )
     files = []
     for name in names:
-        path = inside(root, name) if root != "/" or not given else os.path.abspath(name)
+        # On this machine a relative --initrd is relative to the working folder; in a tree, to its root.
+        path = inside(root, os.path.abspath(name) if root == "/" else name)
         try:
             with open(path, "rb") as file:
                 head = file.read(8)

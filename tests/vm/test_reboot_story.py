@@ -159,3 +159,22 @@ def test_ansible_reboots_two_guests_into_their_next_kernel(vm, tmp_path):
     for machine, (name, port) in zip(machines, ports.items()):
         assert f"vmtest.host={name}" in next_boot(machine).split()
         assert _ssh(guest, port, "uname -r") == newer
+
+
+def test_reboot_without_systemd_remounts_read_only_and_execs(vm, tmp_path):
+    guest = debian_guest()  # its init is the harness's shell: no systemd to stop the system
+    wheel = wheel_for("x86_64")
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=guest.cmdline(f"vmtest.nonce={secrets.token_hex(8)}"),
+        qemu_options=qemu_drives(guest, disk_with([wheel], tmp_path / "wheels.ext4")),
+    )
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
+    first = machine.run("cat /proc/cmdline")
+    machine.send("kexec-bin reboot --yes --exec-after 0")
+    machine.expect("booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
+    assert next_boot(machine) == first
+    # Every disk file system went read-only before the exec: none was reported as staying writable.
+    assert "stayed writable" not in machine.tail(200)
