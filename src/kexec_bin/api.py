@@ -26,10 +26,14 @@ def load(
     *,
     reuse_cmdline: bool = False,
     syscall: str = "auto",
+    options: Sequence[str] = (),
     root: str = "/",
 ) -> None:
-    """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason."""
-    args = load_arguments(kernel, initrd, cmdline, reuse_cmdline=reuse_cmdline, syscall=syscall)
+    """Load `kernel` for a later `execute()`; raise `BlockedError` or `KexecError` with the reason.
+
+    `options`: further kexec-tools load options the kernel's format needs (x86: --real-mode).
+    """
+    args = load_arguments(kernel, initrd, cmdline, reuse_cmdline=reuse_cmdline, syscall=syscall, options=options)
     _run(args, "load", _SYSCALLS[syscall][1], root)
 
 
@@ -40,11 +44,12 @@ def load_arguments(
     *,
     reuse_cmdline: bool = False,
     syscall: str = "auto",
+    options: Sequence[str] = (),
 ) -> list[str]:
     """kexec-tools' arguments for `load()`: the one place that spells a load out (the plans print it)."""
     if syscall not in _SYSCALLS:
         raise ValueError(f"syscall={syscall!r}: choose one of {', '.join(_SYSCALLS)}")
-    args = ["--load", os.fspath(kernel), _SYSCALLS[syscall][0]]
+    args = ["--load", os.fspath(kernel), _SYSCALLS[syscall][0], *options]
     if initrd is not None:
         args.append(f"--initrd={os.fspath(initrd)}")
     if reuse_cmdline:

@@ -55,20 +55,22 @@ class BootPlan:
     warnings: list[str] = field(default_factory=list)
     memory_needed: int = 0
     """Bytes the next system needs to start, beyond the files themselves (0: not estimated)."""
+    options: Sequence[str] = ()
+    """Further kexec --load options the kernel needs (memdisk: --real-mode)."""
 
     def to_text(self, program: str | None = None) -> str:
         """The plan for a person to read and check before anything is loaded."""
         lines = [f"plan: {self.title}"]
         for role, planned in [("kernel", self.kernel), *(("initrd", initrd) for initrd in self.initrds)]:
-            lines.append(f"  {role:<7} {planned.path} ({_size(planned.size)})")
+            lines.append(f"  {role:<7} {planned.path} ({size_text(planned.size)})")
             lines.append(f"  {'':<7} from {planned.origin}")
             lines.append(f"  {'':<7} checked: {planned.check}")
         lines.append(f"  command line: {self.cmdline or '(empty)'}")
         lines += [f"  - {decision}" for decision in self.decisions]
         needed, available = self.memory()
         if needed:
-            lines.append(f"  memory: needs about {_size(needed)}, "
-                         f"{_size(available) if available is not None else 'unknown'} available")
+            lines.append(f"  memory: needs about {size_text(needed)}, "
+                         f"{size_text(available) if available is not None else 'unknown'} available")
         command = [program or "kexec", *self.kexec_arguments("<initrds joined>" if len(self.initrds) > 1 else None)]
         lines.append(f"  kexec command: {' '.join(_quoted(word) for word in command)}")
         lines += [f"warning: {warning}" for warning in self.warnings]
@@ -79,7 +81,7 @@ class BootPlan:
         from .api import load_arguments
 
         initrd = joined_initrd or (self.initrds[0].path if self.initrds else None)
-        return load_arguments(self.kernel.path, initrd, self.cmdline, syscall=self.syscall)
+        return load_arguments(self.kernel.path, initrd, self.cmdline, syscall=self.syscall, options=self.options)
 
     def memory(self) -> tuple[int, int | None]:
         """(bytes the next system needs, bytes available now or None when /proc/meminfo does not say)."""
@@ -101,7 +103,7 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     print(plan.to_text(choice.path), file=out)
     needed, available = plan.memory()
     if needed and available is not None and needed > available:
-        raise PlanError(f"not enough memory: the plan needs about {_size(needed)} and {_size(available)} is "
+        raise PlanError(f"not enough memory: the plan needs about {size_text(needed)} and {size_text(available)} is "
                         "available (MemAvailable in /proc/meminfo); free memory or use a machine with more")
     if mode == DRY_RUN:
         print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
@@ -113,7 +115,7 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
         from .api import load
 
         load(plan.kernel.path, joined or (plan.initrds[0].path if plan.initrds else None), plan.cmdline,
-             syscall=plan.syscall, root=root)
+             syscall=plan.syscall, options=plan.options, root=root)
     print(f"loaded with {choice.path} ({choice.source})", file=out)
     if mode == LOAD_ONLY:
         print("boot it with `systemctl kexec` (or `kexec -e`); unload it with `kexec -u`", file=out)
@@ -231,7 +233,8 @@ def _join(initrds: Sequence[PlannedFile], scratch: str) -> str:
     return joined
 
 
-def _size(count: int) -> str:
+def size_text(count: int) -> str:
+    """A byte count for people: MiB with one decimal."""
     return f"{count / (1 << 20):.1f} MiB"
 
 

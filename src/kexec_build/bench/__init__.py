@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from .. import atomic
 from .build import cross_build_rows, native_build_rows
+from .iso import iso_rows
 from .measure import Row, format_table
 from .runtime import runtime_rows
 from .wheel import wheel_rows
@@ -23,7 +24,7 @@ __all__ = ["SECTIONS", "Row", "run"]
 
 # Each section measures its rows in a scratch folder of its own.
 Section = Callable[[Path], "list[Row]"]
-SECTIONS: list[Section] = [native_build_rows, cross_build_rows, wheel_rows, runtime_rows]
+SECTIONS: list[Section] = [native_build_rows, cross_build_rows, wheel_rows, runtime_rows, iso_rows]
 
 
 def run(output: Path, extra: Sequence[Section] = ()) -> list[Row]:

@@ -1,0 +1,102 @@
+"""`kexec-bin iso` in a plain Debian guest: pip install the wheel with its [iso] extra, then boot the
+Debian installer's kernel out of an ISO image to the installer's main menu on the serial console."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kexec_bin.iso import MEMDISK
+from kexec_build import iso_images
+from kexec_build.vm import screen
+from kexec_build.vm.bench import OVMF
+from kexec_build.vm.binaries import wheel_for
+from kexec_build.vm.debian_guest import debian_guest, make_ext4, qemu_drives
+from kexec_build.vm.guests import COMMAND_SECONDS
+from tests.vm.test_guest_story import PIP_SECONDS
+from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
+
+pytestmark = pytest.mark.vm
+
+HOST_MEMDISK = Path("/") / MEMDISK
+
+
+@pytest.mark.skipif(bool(iso_images.missing_tools()), reason=iso_images.missing_tools())
+@pytest.mark.parametrize("firmware", ["SeaBIOS", "OVMF"])
+def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmware):
+    """Kernel mode works whatever the firmware; on UEFI, --memdisk is refused with the reason."""
+    if firmware == "OVMF" and not OVMF.exists():
+        pytest.skip(f"{OVMF} missing (Debian's ovmf package; scripts/setup --test installs it)")
+    guest = debian_guest()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    shutil.copy(wheel_for("x86_64"), disk)
+    shutil.copy(iso_images.packaged("ipxe"), disk)
+    iso_images.pycdlib_wheel(disk)
+    for build in (iso_images.loopback_image, iso_images.isolinux_image):
+        built = build(tmp_path)
+        built.rename(disk / built.name)
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=guest.cmdline(),
+        qemu_options=[
+            *qemu_drives(guest, make_ext4(disk, tmp_path / "disk.ext4")),
+            *(["-bios", str(OVMF)] if firmware == "OVMF" else []),
+        ],
+    )
+    # Offline, as on a machine without PyPI: the extra's requirement comes from the wheel beside it.
+    machine.run("pip install --no-index --find-links /mnt --break-system-packages 'kexec-bin[iso]'", PIP_SECONDS)
+
+    isolinux = machine.run("kexec-bin iso /mnt/isolinux.iso --list", COMMAND_SECONDS)
+    assert "3. Advanced options > Expert install" in isolinux
+    loopback = machine.run("kexec-bin iso /mnt/loopback.iso --list", COMMAND_SECONDS)
+    # /mnt is the disk's own root: the path a booted live system would look for on that disk.
+    assert "cmdline: priority=low iso-scan/filename=/loopback.iso" in loopback
+    memdisk = machine.run("kexec-bin iso /mnt/ipxe.iso --memdisk 2>&1; echo status=$?", COMMAND_SECONDS)
+    if firmware == "OVMF":
+        assert "kexec-bin: --memdisk: this machine was booted by UEFI (/sys/firmware/efi exists)" in memdisk
+        assert "status=1" in memdisk
+    else:  # the guest has no syslinux-common: the refusal names the package
+        assert (
+            "/usr/lib/syslinux/memdisk is missing; install it (Debian, Ubuntu: apt install syslinux-common)" in memdisk
+        )
+
+    # --console auto keeps the guest's console=ttyS0, so the installer talks on the serial line.
+    machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
+    machine.expect(r"booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
+    machine.expect(MAIN_MENU, INSTALLER_SECONDS)
+
+
+def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
+    """BIOS guest: memdisk (Debian's syslinux-common) maps ipxe.iso as a CD and iPXE starts on the VGA screen."""
+    if not HOST_MEMDISK.exists():
+        pytest.skip("syslinux-common's memdisk not installed (scripts/setup --test installs it)")
+    guest = debian_guest()
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    shutil.copy(wheel_for("x86_64"), disk)
+    shutil.copy(HOST_MEMDISK, disk)
+    shutil.copy(iso_images.packaged("ipxe"), disk)
+    monitor = tmp_path / "monitor.sock"
+    machine = vm.start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=guest.cmdline(),
+        qemu_options=[*qemu_drives(guest, make_ext4(disk, tmp_path / "disk.ext4")), *screen.qemu_options(monitor)],
+    )
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel_for('x86_64').name}", PIP_SECONDS)
+    # The guest is a Debian system with syslinux-common's memdisk where that package puts it.
+    machine.run(f"mkdir -p /usr/lib/syslinux && cp /mnt/memdisk /{MEMDISK}")
+
+    machine.send("kexec-bin iso /mnt/ipxe.iso --memdisk --yes --exec-after 0")
+    machine.expect(r"--kexec-syscall --real-mode --initrd=/mnt/ipxe.iso '--command-line=iso raw'", COMMAND_SECONDS)
+    machine.expect(r"booting: no systemd", COMMAND_SECONDS)
+    # memdisk hooks INT 13h and boots the image's El Torito code: isolinux, which starts iPXE.
+    shown = screen.wait_for(monitor, tmp_path, "Open Source Network Boot Firmware", INSTALLER_SECONDS)
+    assert "Using raw access to high memory" in shown and "Loading boot sector... booting..." in shown, shown
+    assert "ISOLINUX" in shown and "Loading ipxe.krn... ok" in shown, shown
