@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from . import atomic, fetch, pipeline, recipes, sbom, toolchain
+from . import atomic, fetch, keyring, pipeline, recipes, sbom, toolchain
 from .commands import Log
 from .errors import WheelError
 from .recipes import Recipes, Release, Target
@@ -140,10 +140,12 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     staging = built.binary.parent / "wheel"
     binary = pipeline.checked_copy(built, release, tools, into=staging)
     info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
-    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch)
+    debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
+    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch,
+                              keyring=debian_keyring)
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     return Contents(
-        files={str(binary): BINARY, str(info): BUILD_INFO},
+        files={str(binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH},
         epoch=epoch,
         tag=wheel_tag(target),
         sboms=(str(sbom_file),),
@@ -151,7 +153,10 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
 
 
 def sdist_contents(root: Path, wheel_version: str, *, log: Log = print) -> Contents:
-    """Fetch (or reuse) the verified upstream tarball that the sdist carries."""
+    """Fetch (or reuse) the verified upstream tarball and the Debian keyring package that the sdist carries."""
     release = release_of(recipes.load(), wheel_version)
     tarball = fetch.fetch(release, mirrors=upstream_mirrors(root), log=log)
-    return Contents(files={str(tarball): f"{BUNDLED_SOURCES}/{release.source}"}, epoch=source_date_epoch(tarball))
+    debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
+    return Contents(files={str(tarball): f"{BUNDLED_SOURCES}/{release.source}",
+                           str(debian_keyring.deb): f"{BUNDLED_SOURCES}/{keyring.DEB}"},
+                    epoch=source_date_epoch(tarball))

@@ -14,14 +14,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .keyring import Keyring
+
 FILE_NAME = "kexec-bin.cdx.json"
 SPEC_VERSION = "1.6"
 LICENSE_EXPRESSION = "MIT AND GPL-2.0-only"
 KEXEC_TOOLS_LICENSE = "GPL-2.0-only"
+KEYRING_REF = "debian-archive-keyring"
 
 
-def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: int) -> dict[str, Any]:
-    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says."""
+def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: int,
+              keyring: Keyring | None = None) -> dict[str, Any]:
+    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says,
+    and which ships `keyring` (Debian's archive keyring, for `kexec-bin netboot`)."""
     kexec = info["kexec_tools"]
     program: dict[str, Any] = {
         "type": "application",
@@ -65,9 +72,10 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
             },
             "properties": [{"name": "kexec-bin:target", "value": info["target"]}],
         },
-        "components": [program, *libraries],
+        "components": [program, *libraries, *([_keyring_component(keyring)] if keyring else [])],
         "dependencies": [
-            {"ref": "kexec-bin", "dependsOn": ["kexec-tools"]},
+            {"ref": "kexec-bin", "dependsOn": ["kexec-tools", *([KEYRING_REF] if keyring else [])]},
+            *([{"ref": KEYRING_REF}] if keyring else []),
             {"ref": "kexec-tools", "dependsOn": [library["bom-ref"] for library in libraries]},
             *({"ref": library["bom-ref"]} for library in libraries),
         ],
@@ -91,6 +99,23 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).digest()
     document["serialNumber"] = uuid.UUID(bytes=digest[:16], version=4).urn
     return document
+
+
+def _keyring_component(keyring: Keyring) -> dict[str, Any]:
+    from .keyring import PACKAGE, VERSION, WHEEL_PATH
+
+    return {
+        "type": "data",
+        "bom-ref": KEYRING_REF,
+        "name": PACKAGE,
+        "version": VERSION,
+        "description": f"Debian's archive keyring at {WHEEL_PATH}, from the {keyring.deb.name} package",
+        "purl": _purl(PACKAGE, VERSION, arch="all").replace("pkg:generic/", "pkg:deb/debian/"),
+        "hashes": [{"alg": "SHA-256", "content": keyring.sha256}],
+        "externalReferences": [
+            {"type": "distribution", "url": keyring.deb.name, "hashes": [{"alg": "SHA-256", "content": sha256_of(keyring.deb)}]}
+        ],
+    }
 
 
 def dumps(document: dict[str, Any]) -> str:

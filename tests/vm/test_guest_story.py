@@ -7,8 +7,7 @@ import secrets
 
 import pytest
 
-from kexec_build.vm.binaries import wheel_for
-from kexec_build.vm.debian_guest import debian_guest, disk_with, qemu_drives
+from kexec_build.vm.debian_guest import debian_guest, start_with_wheel
 from kexec_build.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
@@ -24,18 +23,10 @@ def _json(output: str) -> dict:
 
 def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
     guest = debian_guest()
-    wheel = wheel_for("x86_64")
-    nonce = secrets.token_hex(8)
-    machine = vm.start(
-        "x86_64",
-        kernel=guest.kernel,
-        initrd=guest.initrd,
-        cmdline=guest.cmdline(f"vmtest.nonce={nonce}"),
-        qemu_options=qemu_drives(guest, disk_with([wheel], tmp_path / "wheels.ext4")),
-    )
+    machine, wheel = start_with_wheel(vm.start, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
     assert machine.run("command -v kexec || echo absent") == "absent"
 
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
     doctor = _json(machine.run("kexec-bin doctor --json", COMMAND_SECONDS))
     assert doctor["verdict"] == "ok", doctor
     which = _json(machine.run("kexec-bin which --json", COMMAND_SECONDS))

@@ -17,7 +17,14 @@ from typing import Sequence
 import pytest
 
 from kexec_build.vm.binaries import wheel_for
-from kexec_build.vm.debian_guest import SYSTEMD, DebianGuest, debian_guest, disk_with, qemu_drives, ssh_forward
+from kexec_build.vm.debian_guest import (
+    SYSTEMD,
+    DebianGuest,
+    debian_guest,
+    qemu_drives,
+    ssh_forward,
+    start_with_wheel,
+)
 from kexec_build.vm.guests import BOOT_SECONDS, COMMAND_SECONDS, log_path
 from kexec_build.vm.machine import Machine
 
@@ -49,17 +56,15 @@ def next_boot(machine: Machine) -> str:
 def test_reboot_comes_back_in_the_newer_kernel_with_the_same_command_line(vm, tmp_path):
     guest = debian_guest(flavour=SYSTEMD)
     running, newer = guest.versions
-    wheel = wheel_for("x86_64")
     # As GRUB would have started it: BOOT_IMAGE names this kernel's image, so it must not survive.
-    machine = vm.start(
-        "x86_64",
-        kernel=guest.kernel,
-        initrd=guest.initrd,
-        cmdline=guest.cmdline(f"BOOT_IMAGE=/boot/vmlinuz-{running} vmtest.nonce={secrets.token_hex(8)}"),
-        qemu_options=qemu_drives(guest, disk_with([wheel], tmp_path / "wheels.ext4")),
+    machine, wheel = start_with_wheel(
+        vm.start,
+        tmp_path,
+        flavour=SYSTEMD,
+        cmdline=f"BOOT_IMAGE=/boot/vmlinuz-{running} vmtest.nonce={secrets.token_hex(8)}",
     )
     assert machine.run("uname -r") == running
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
 
     # A kernel whose modules are gone is refused before anything is loaded.
     machine.run(f"mv /lib/modules/{newer} /root/modules-away")
@@ -162,16 +167,9 @@ def test_ansible_reboots_two_guests_into_their_next_kernel(vm, tmp_path):
 
 
 def test_reboot_without_systemd_remounts_read_only_and_execs(vm, tmp_path):
-    guest = debian_guest()  # its init is the harness's shell: no systemd to stop the system
-    wheel = wheel_for("x86_64")
-    machine = vm.start(
-        "x86_64",
-        kernel=guest.kernel,
-        initrd=guest.initrd,
-        cmdline=guest.cmdline(f"vmtest.nonce={secrets.token_hex(8)}"),
-        qemu_options=qemu_drives(guest, disk_with([wheel], tmp_path / "wheels.ext4")),
-    )
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
+    # The console guest's init is the harness's shell: no systemd to stop the system.
+    machine, wheel = start_with_wheel(vm.start, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
     first = machine.run("cat /proc/cmdline")
     machine.send("kexec-bin reboot --yes --exec-after 0")
     machine.expect("booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
