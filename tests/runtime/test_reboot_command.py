@@ -47,10 +47,11 @@ def test_load_only_loads_the_plan(machine, recording_kexec, capsys):
     assert reboot(tree, "--load-only", "--append", "vmtest.marker=1") == 0
     assert recording_kexec.read_text().splitlines() == [
         "--load",
-        f"{tree.root}/boot/vmlinuz-{new}",
         "--kexec-syscall-auto",
         f"--initrd={tree.root}/boot/initrd.img-{new}",
         "--command-line=root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M vmtest.marker=1",
+        "--",  # the kernel last, after the end of the options
+        f"{tree.root}/boot/vmlinuz-{new}",
     ]
     assert "boot it with `systemctl kexec`" in capsys.readouterr().out
 
@@ -60,9 +61,10 @@ def test_named_release_no_initrd_and_a_command_line(machine, recording_kexec):
     assert reboot(tree, "--kernel", old, "--initrd", "none", "--command-line", "console=ttyS0", "--load-only") == 0
     assert recording_kexec.read_text().splitlines() == [
         "--load",
-        f"{tree.root}/boot/vmlinuz-{old}",
         "--kexec-syscall-auto",
         "--command-line=console=ttyS0",
+        "--",
+        f"{tree.root}/boot/vmlinuz-{old}",
     ]
 
 
