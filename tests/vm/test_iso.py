@@ -13,7 +13,7 @@ from kexec_build import iso_images
 from kexec_build.vm import screen
 from kexec_build.vm.bench import OVMF
 from kexec_build.vm.binaries import wheel_for
-from kexec_build.vm.debian_guest import INIT, debian_guest, drives
+from kexec_build.vm.debian_guest import debian_guest, make_ext4, qemu_drives
 from kexec_build.vm.guests import COMMAND_SECONDS, INSTALLER_MAIN_MENU, INSTALLER_SECONDS
 from tests.vm.test_guest_story import PIP_SECONDS
 
@@ -41,8 +41,11 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmwar
         "x86_64",
         kernel=guest.kernel,
         initrd=guest.initrd,
-        cmdline=f"root=/dev/vda ro init={INIT} quiet",
-        qemu_options=[*drives(guest, disk, tmp_path), *(["-bios", str(OVMF)] if firmware == "OVMF" else [])],
+        cmdline=guest.cmdline(),
+        qemu_options=[
+            *qemu_drives(guest, make_ext4(disk, tmp_path / "disk.ext4")),
+            *(["-bios", str(OVMF)] if firmware == "OVMF" else []),
+        ],
     )
     # Offline, as on a machine without PyPI: the extra's requirement comes from the wheel beside it.
     machine.run("pip install --no-index --find-links /mnt --break-system-packages 'kexec-bin[iso]'", PIP_SECONDS)
@@ -82,8 +85,8 @@ def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
         "x86_64",
         kernel=guest.kernel,
         initrd=guest.initrd,
-        cmdline=f"root=/dev/vda ro init={INIT} quiet",
-        qemu_options=[*drives(guest, disk, tmp_path), *screen.qemu_options(monitor)],
+        cmdline=guest.cmdline(),
+        qemu_options=[*qemu_drives(guest, make_ext4(disk, tmp_path / "disk.ext4")), *screen.qemu_options(monitor)],
     )
     machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel_for('x86_64').name}", PIP_SECONDS)
     # The guest is a Debian system with syslinux-common's memdisk where that package puts it.
