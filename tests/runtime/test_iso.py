@@ -86,7 +86,7 @@ def test_grub_cfg_is_read_when_there_is_no_loopback_cfg(kexec_bin_iso, images):
         images,
         "grub-only",
         {
-            "boot/grub/grub.cfg": iso_images.GRUB_CFG,
+            "boot/grub/grub.cfg": iso_images.GRUB_CFG.format(folder="install.amd"),
             "install.amd/vmlinuz": b"kernel",
             "install.amd/initrd.gz": b"initrd",
         },

@@ -1,5 +1,7 @@
 """`kexec-bin iso` in a plain Debian guest: pip install the wheel with its [iso] extra, then boot the
-Debian installer's kernel out of an ISO image to the installer's main menu on the serial console."""
+Debian installer's kernel out of an ISO image to the installer's main menu on the serial console.
+On aarch64, whose Debian system cannot be debootstrapped here, the harness's initramfs guest gets
+Debian's arm64 python3 and the aarch64 wheel unpacked instead."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kexec_bin.iso import MEMDISK
-from kexec_build import iso_images
-from kexec_build.vm import screen
+from kexec_build import iso_images, recipes
+from kexec_build.vm import python_guest, screen
 from kexec_build.vm.bench import OVMF
 from kexec_build.vm.binaries import wheel_for
 from kexec_build.vm.debian_guest import INIT, debian_guest, drives
@@ -64,6 +66,23 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmwar
 
     # --console auto keeps the guest's console=ttyS0, so the installer talks on the serial line.
     machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
+    machine.expect(r"booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
+    machine.expect(MAIN_MENU, INSTALLER_SECONDS)
+
+
+@pytest.mark.skipif(bool(iso_images.missing_tools()), reason=iso_images.missing_tools())
+def test_kexec_bin_iso_boots_the_arm64_installer_out_of_an_image(vm, tmp_path):
+    """aarch64: an arm64 grub-mkrescue image of Debian's arm64 installer, booted by the aarch64 wheel's kexec-bin."""
+    image = iso_images.loopback_image(tmp_path, arch="arm64")
+    wheels = [wheel_for("aarch64"), iso_images.pycdlib_wheel(tmp_path)]
+    guest_python = python_guest.files(recipes.load().target("aarch64"), wheels)
+    machine = vm.boot("aarch64", files={**guest_python, "images/loopback.iso": image})
+
+    listing = machine.run("kexec-bin iso /images/loopback.iso --list", COMMAND_SECONDS)
+    assert "kernel:  /install.a64/vmlinuz" in listing
+    assert "cmdline: priority=low iso-scan/filename=/images/loopback.iso" in listing
+    # --console auto keeps the guest's console=ttyAMA0; no systemd in the initramfs: kexec-bin execs itself.
+    machine.send("kexec-bin iso /images/loopback.iso --yes --exec-after 0")
     machine.expect(r"booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
     machine.expect(MAIN_MENU, INSTALLER_SECONDS)
 
