@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import quote
 
 FILE_NAME = "kexec-bin.cdx.json"
@@ -20,8 +20,12 @@ LICENSE_EXPRESSION = "MIT AND GPL-2.0-only"
 KEXEC_TOOLS_LICENSE = "GPL-2.0-only"
 
 
-def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: int) -> dict[str, Any]:
-    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says."""
+def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: int,
+              bundled: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says.
+
+    `bundled`: the components of the other files the wheel carries (`bundled_component`).
+    """
     kexec = info["kexec_tools"]
     program: dict[str, Any] = {
         "type": "application",
@@ -65,9 +69,10 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
             },
             "properties": [{"name": "kexec-bin:target", "value": info["target"]}],
         },
-        "components": [program, *libraries],
+        "components": [program, *libraries, *bundled],
         "dependencies": [
-            {"ref": "kexec-bin", "dependsOn": ["kexec-tools"]},
+            {"ref": "kexec-bin", "dependsOn": ["kexec-tools", *(component["bom-ref"] for component in bundled)]},
+            *({"ref": component["bom-ref"]} for component in bundled),
             {"ref": "kexec-tools", "dependsOn": [library["bom-ref"] for library in libraries]},
             *({"ref": library["bom-ref"]} for library in libraries),
         ],
@@ -93,6 +98,31 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
     return document
 
 
+def bundled_component(*, ref: str, name: str, version: str, description: str, license: str, purl: str,
+                      sha256: str, sources: dict[str, str]) -> dict[str, Any]:
+    """A file the wheel carries besides kexec, from another project's package: `sources` names the
+    files of its source (each with its sha256), which the sdist carries."""
+    return {
+        "type": "application",
+        "bom-ref": ref,
+        "name": name,
+        "version": version,
+        "description": description,
+        "licenses": [{"license": {"id": license}}],
+        "purl": purl,
+        "hashes": [{"alg": "SHA-256", "content": sha256}],
+        "externalReferences": [
+            {"type": "source-distribution", "url": file_name, "hashes": [{"alg": "SHA-256", "content": digest}]}
+            for file_name, digest in sources.items()
+        ],
+    }
+
+
+def quote_version(version: str) -> str:
+    """A version as a package URL spells it (percent-encoded)."""
+    return quote(version, safe="")
+
+
 def dumps(document: dict[str, Any]) -> str:
     """The SBOM as the file carries it: stable key order, one trailing newline."""
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
@@ -101,7 +131,7 @@ def dumps(document: dict[str, Any]) -> str:
 def _purl(name: str, version: str, **qualifiers: str) -> str:
     """A package URL (purl spec: generic type; qualifiers sorted, values percent-encoded)."""
     query = "&".join(f"{key}={quote(value, safe=':/')}" for key, value in sorted(qualifiers.items()))
-    return f"pkg:generic/{name}@{quote(version, safe='')}" + (f"?{query}" if query else "")
+    return f"pkg:generic/{name}@{quote_version(version)}" + (f"?{query}" if query else "")
 
 
 def sha256_of(path: Path) -> str:

@@ -59,10 +59,9 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmwar
     if firmware == "OVMF":
         assert "kexec-bin: --memdisk: this machine was booted by UEFI (/sys/firmware/efi exists)" in memdisk
         assert "status=1" in memdisk
-    else:  # the guest has no syslinux-common: the refusal names the package
-        assert (
-            "/usr/lib/syslinux/memdisk is missing; install it (Debian, Ubuntu: apt install syslinux-common)" in memdisk
-        )
+    else:  # the guest has no syslinux-common: the plan takes the memdisk the x86 wheel carries
+        assert "bundled in this wheel (/usr/lib/syslinux/memdisk is missing)" in memdisk
+        assert "dry run: nothing loaded" in memdisk
 
     # --console auto keeps the guest's console=ttyS0, so the installer talks on the serial line.
     machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
@@ -88,14 +87,12 @@ def test_kexec_bin_iso_boots_the_arm64_installer_out_of_an_image(vm, tmp_path):
 
 
 def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
-    """BIOS guest: memdisk (Debian's syslinux-common) maps ipxe.iso as a CD and iPXE starts on the VGA screen."""
-    if not HOST_MEMDISK.exists():
-        pytest.skip("syslinux-common's memdisk not installed (scripts/setup --test installs it)")
+    """BIOS guest without syslinux: the memdisk the x86 wheel carries (Debian's syslinux-common) maps ipxe.iso
+    as a CD and iPXE starts on the VGA screen."""
     guest = debian_guest()
     disk = tmp_path / "disk"
     disk.mkdir()
     shutil.copy(wheel_for("x86_64"), disk)
-    shutil.copy(HOST_MEMDISK, disk)
     shutil.copy(iso_images.packaged("ipxe"), disk)
     monitor = tmp_path / "monitor.sock"
     machine = vm.start(
@@ -106,11 +103,15 @@ def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
         qemu_options=[*drives(guest, disk, tmp_path), *screen.qemu_options(monitor)],
     )
     machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel_for('x86_64').name}", PIP_SECONDS)
-    # The guest is a Debian system with syslinux-common's memdisk where that package puts it.
-    machine.run(f"mkdir -p /usr/lib/syslinux && cp /mnt/memdisk /{MEMDISK}")
+    assert "missing" in machine.run(f"test -e {HOST_MEMDISK} || echo missing", COMMAND_SECONDS)
 
     machine.send("kexec-bin iso /mnt/ipxe.iso --memdisk --yes --exec-after 0")
-    machine.expect(r"--kexec-syscall --real-mode --initrd=/mnt/ipxe.iso '--command-line=iso raw'", COMMAND_SECONDS)
+    machine.expect(r"bundled in this wheel \(/usr/lib/syslinux/memdisk is missing\)", COMMAND_SECONDS)
+    machine.expect(
+        r"--load \S+/kexec_bin/boot/memdisk --kexec-syscall --real-mode --initrd=/mnt/ipxe.iso "
+        r"'--command-line=iso raw'",
+        COMMAND_SECONDS,
+    )
     machine.expect(r"booting: no systemd", COMMAND_SECONDS)
     # memdisk hooks INT 13h and boots the image's El Torito code: isolinux, which starts iPXE.
     shown = screen.wait_for(monitor, tmp_path, "Open Source Network Boot Firmware", INSTALLER_SECONDS)
