@@ -18,6 +18,7 @@ from .resolve import binary, choose
 
 # Story commands: name → (module in this package, one-line help).
 STORIES: dict[str, tuple[str, str]] = {
+    "netboot": ("netboot", "download the Debian installer, verify it along Debian's signed chain, and kexec into it"),
     "iso": ("iso", "boot an ISO image: the kernel of one of its entries, or the whole image through memdisk"),
 }
 

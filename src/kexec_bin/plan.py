@@ -62,7 +62,7 @@ class BootPlan:
     options: Sequence[str] = ()
     """Further kexec --load options the kernel needs (memdisk: --real-mode)."""
 
-    def to_text(self, program: str | None = None) -> str:
+    def to_text(self, program: str | None = None, root: str = "/") -> str:
         """The plan for a person to read and check before anything is loaded."""
         lines = [f"plan: {self.title}"]
         for role, planned in [("kernel", self.kernel), *(("initrd", initrd) for initrd in self.initrds)]:
@@ -71,7 +71,7 @@ class BootPlan:
             lines.append(f"  {'':<7} checked: {planned.check}")
         lines.append(f"  command line: {self.cmdline or '(empty)'}")
         lines += [f"  - {decision}" for decision in self.decisions]
-        needed, available = self.memory()
+        needed, available = self.memory(root)
         if needed:
             lines.append(f"  memory: needs about {size_text(needed)}, "
                          f"{size_text(available) if available is not None else 'unknown'} available")
@@ -87,23 +87,25 @@ class BootPlan:
         initrd = joined_initrd or (self.initrds[0].path if self.initrds else None)
         return load_arguments(self.kernel.path, initrd, self.cmdline, syscall=self.syscall, options=self.options)
 
-    def memory(self) -> tuple[int, int | None]:
-        """(bytes the next system needs, bytes available now or None when /proc/meminfo does not say)."""
+    def memory(self, root: str = "/") -> tuple[int, int | None]:
+        """(bytes the next system needs, bytes available now or None when <root>/proc/meminfo does not say)."""
         if not self.memory_needed:
-            return 0, available_memory()
+            return 0, available_memory(root)
         files = self.kernel.size + sum(initrd.size for initrd in self.initrds)
-        return files + self.memory_needed, available_memory()
+        return files + self.memory_needed, available_memory(root)
 
 
-def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str = "/", out: TextIO = sys.stdout) -> int:
+def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str = "/", out: TextIO | None = None) -> int:
     """Print `plan`; unless `mode` is DRY_RUN, load it, and in BOOT mode boot it cleanly. Return the exit status."""
     from .resolve import choose
+
+    out = out or sys.stdout  # looked up now: a caller (or pytest) may have replaced sys.stdout since import
 
     if mode not in MODES:
         raise PlanError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     choice = choose()
-    print(plan.to_text(choice.path), file=out)
-    needed, available = plan.memory()
+    print(plan.to_text(choice.path, root), file=out)
+    needed, available = plan.memory(root)
     if needed and available is not None and needed > available:
         raise PlanError(f"not enough memory: the plan needs about {size_text(needed)} and {size_text(available)} is "
                         "available (MemAvailable in /proc/meminfo); free memory or use a machine with more")
@@ -124,8 +126,9 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     return boot_loaded(root=root, out=out)
 
 
-def boot_loaded(*, root: str = "/", out: TextIO = sys.stdout) -> int:
+def boot_loaded(*, root: str = "/", out: TextIO | None = None) -> int:
     """Boot the loaded kernel cleanly: through systemd when it is PID 1, else sync, remount read-only, exec."""
+    out = out or sys.stdout
     if systemd_runs(root):
         print("booting: systemctl kexec (systemd stops the services and unmounts the filesystems)", file=out)
         out.flush()

@@ -49,26 +49,18 @@ class Bundled:
 
     @property
     def deb_name(self) -> str:
-        # The archive names a package file without its epoch.
-        return f"{self.package}_{self.version.partition(':')[2] or self.version}_all.deb"
+        return deb_name(self.package, self.version)
 
     def deb(self, bundled: Path | None = None) -> Path:
         """The pinned .deb, verified: from `bundled` (an sdist's upstream/ folder) or the cache, else downloaded."""
-        folder = self._cache()
-        found = _first_file([*([bundled / self.deb_name] if bundled else []), folder / self.deb_name])
-        if found is None:
-            with tempfile.TemporaryDirectory(dir=folder) as partial:
-                apt = debian_packages.apt_root("amd64", self.suite)  # an "all" package: any index lists it
-                (downloaded,) = apt.download([f"{self.package}={self.version}"], Path(partial))
-                found = downloaded.rename(folder / self.deb_name)
-        return _verified(found, self.sha256, f"{self.package} {self.version}")
+        return pinned_deb(self.package, self.version, self.suite, self.sha256, bundled=bundled, cache=self._cache())
 
     def file(self, bundled: Path | None = None) -> Path:
         """The file the wheel carries, taken out of the verified .deb once and checked against its own pin."""
         target = self._cache() / Path(self.member).name
         if not target.is_file():
-            atomic.write_bytes(target, _deb_member(self.deb(bundled), self.member))
-        return _verified(target, self.member_sha256, f"{self.member} of {self.package} {self.version}")
+            atomic.write_bytes(target, deb_member(self.deb(bundled), self.member))
+        return verified(target, self.member_sha256, f"{self.member} of {self.package} {self.version}")
 
     def sources(self, bundled: Path | None = None) -> list[Path]:
         """The source package's files (.dsc, orig and Debian tarballs), each verified against its pin."""
@@ -84,7 +76,7 @@ class Bundled:
                 apt.download_source(self.source_package, self.version, Path(partial) / "source")
                 Path(partial, "source").rename(folder)
         return [
-            _verified(path, self.source_files[path.name], f"{self.source_package} {self.version}") for path in wanted
+            verified(path, self.source_files[path.name], f"{self.source_package} {self.version}") for path in wanted
         ]
 
     def check_license(self, root: Path, bundled: Path | None = None) -> None:
@@ -107,7 +99,7 @@ class Bundled:
             version=self.version,
             description=f"/{self.member} of Debian's {self.package}, at {self.wheel_path}",
             license=self.license,
-            purl=f"pkg:deb/debian/{self.package}@{sbom.quote_version(self.version)}?arch=all",
+            purl=sbom.debian_purl(self.package, self.version),
             sha256=sbom.sha256_of(path),
             sources=self.source_files,
         )
@@ -172,25 +164,41 @@ def for_target(target: str, recipes_dir: Path = RECIPES_DIR) -> list[Bundled]:
     return [item for item in load(recipes_dir) if target in item.targets]
 
 
-def _first_file(paths: list[Path]) -> Path | None:
-    return next((path for path in paths if path.is_file()), None)
+def deb_name(package: str, version: str) -> str:
+    """The file name of an architecture-independent package (the archive's names carry no epoch)."""
+    return f"{package}_{version.partition(':')[2] or version}_all.deb"
 
 
-def _verified(path: Path, expected: str, what: str) -> Path:
+def pinned_deb(package: str, version: str, suite: str, sha256: str, *, bundled: Path | None, cache: Path) -> Path:
+    """The architecture-independent `package` at `version`, verified against `sha256`: from `bundled` (an
+    sdist's folder) or `cache`, else downloaded into `cache` through the private apt root of `suite`."""
+    name = deb_name(package, version)
+    found = next((path for path in ([bundled / name] if bundled else []) + [cache / name] if path.is_file()), None)
+    if found is None:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as partial:
+            apt = debian_packages.apt_root("amd64", suite)  # an "all" package: any architecture's index lists it
+            (downloaded,) = apt.download([f"{package}={version}"], Path(partial))
+            found = downloaded.rename(cache / name)
+    return verified(found, sha256, f"{package} {version}")
+
+
+def verified(path: Path, expected: str, what: str) -> Path:
+    """`path`, unless its sha256 is not the `expected` pin for `what`: then a `BuildError` with the fix."""
     got = hashlib.sha256(path.read_bytes()).hexdigest()
     if got != expected:
         raise BuildError(
-            f"{path}: sha256 {got}, but recipes/{FILE_NAME} pins {expected} for {what}: remove the file to "
-            "fetch it again, or review the new package and update the pin there"
+            f"{path}: sha256 {got}, but the pin for {what} is {expected}: remove the file to fetch it again, "
+            "or review the new package and update the pin"
         )
     return path
 
 
-def _deb_member(deb: Path, name: str) -> bytes:
+def deb_member(deb: Path, name: str) -> bytes:
     """One file of a .deb's data archive (dpkg-deb reads whichever compression it uses)."""
     data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         member = archive.extractfile(f"./{name}")
         if member is None:
-            raise BuildError(f"{deb} holds no /{name}: the package changed its layout; update recipes/{FILE_NAME}")
+            raise BuildError(f"{deb} holds no /{name}: the package changed its layout; update its pin")
         return member.read()

@@ -14,15 +14,21 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .keyring import Keyring
+
 FILE_NAME = "kexec-bin.cdx.json"
 SPEC_VERSION = "1.6"
 LICENSE_EXPRESSION = "MIT AND GPL-2.0-only"
 KEXEC_TOOLS_LICENSE = "GPL-2.0-only"
+KEYRING_REF = "debian-archive-keyring"
 
 
 def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: int,
-              bundled: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says.
+              keyring: Keyring | None = None, bundled: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says,
+    and which ships `keyring` (Debian's archive keyring, for `kexec-bin netboot`).
 
     `bundled`: the components of the other files the wheel carries (`bundled_component`).
     """
@@ -69,9 +75,17 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
             },
             "properties": [{"name": "kexec-bin:target", "value": info["target"]}],
         },
-        "components": [program, *libraries, *bundled],
+        "components": [program, *libraries, *([_keyring_component(keyring)] if keyring else []), *bundled],
         "dependencies": [
-            {"ref": "kexec-bin", "dependsOn": ["kexec-tools", *(component["bom-ref"] for component in bundled)]},
+            {
+                "ref": "kexec-bin",
+                "dependsOn": [
+                    "kexec-tools",
+                    *([KEYRING_REF] if keyring else []),
+                    *(component["bom-ref"] for component in bundled),
+                ],
+            },
+            *([{"ref": KEYRING_REF}] if keyring else []),
             *({"ref": component["bom-ref"]} for component in bundled),
             {"ref": "kexec-tools", "dependsOn": [library["bom-ref"] for library in libraries]},
             *({"ref": library["bom-ref"]} for library in libraries),
@@ -98,6 +112,23 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
     return document
 
 
+def _keyring_component(keyring: Keyring) -> dict[str, Any]:
+    from .keyring import PACKAGE, VERSION, WHEEL_PATH
+
+    return {
+        "type": "data",
+        "bom-ref": KEYRING_REF,
+        "name": PACKAGE,
+        "version": VERSION,
+        "description": f"Debian's archive keyring at {WHEEL_PATH}, from the {keyring.deb.name} package",
+        "purl": debian_purl(PACKAGE, VERSION),
+        "hashes": [{"alg": "SHA-256", "content": keyring.sha256}],
+        "externalReferences": [
+            {"type": "distribution", "url": keyring.deb.name, "hashes": [{"alg": "SHA-256", "content": sha256_of(keyring.deb)}]}
+        ],
+    }
+
+
 def bundled_component(*, ref: str, name: str, version: str, description: str, license: str, purl: str,
                       sha256: str, sources: dict[str, str]) -> dict[str, Any]:
     """A file the wheel carries besides kexec, from another project's package: `sources` names the
@@ -118,9 +149,9 @@ def bundled_component(*, ref: str, name: str, version: str, description: str, li
     }
 
 
-def quote_version(version: str) -> str:
-    """A version as a package URL spells it (percent-encoded)."""
-    return quote(version, safe="")
+def debian_purl(package: str, version: str) -> str:
+    """The package URL of an architecture-independent Debian package."""
+    return _purl(package, version, arch="all").replace("pkg:generic/", "pkg:deb/debian/")
 
 
 def dumps(document: dict[str, Any]) -> str:
@@ -131,7 +162,7 @@ def dumps(document: dict[str, Any]) -> str:
 def _purl(name: str, version: str, **qualifiers: str) -> str:
     """A package URL (purl spec: generic type; qualifiers sorted, values percent-encoded)."""
     query = "&".join(f"{key}={quote(value, safe=':/')}" for key, value in sorted(qualifiers.items()))
-    return f"pkg:generic/{name}@{quote_version(version)}" + (f"?{query}" if query else "")
+    return f"pkg:generic/{name}@{quote(version, safe='')}" + (f"?{query}" if query else "")
 
 
 def sha256_of(path: Path) -> str:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-from pathlib import Path
 
 import pytest
 
-from kexec_build.vm.binaries import wheel_for
-from kexec_build.vm.debian_guest import INIT, debian_guest, drives
+from kexec_build.vm.debian_guest import debian_guest, start_with_wheel
 from kexec_build.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
@@ -26,20 +23,10 @@ def _json(output: str) -> dict:
 
 def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
     guest = debian_guest()
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    wheel = Path(shutil.copy(wheel_for("x86_64"), wheels))
-    nonce = secrets.token_hex(8)
-    machine = vm.start(
-        "x86_64",
-        kernel=guest.kernel,
-        initrd=guest.initrd,
-        cmdline=f"root=/dev/vda ro init={INIT} quiet vmtest.nonce={nonce}",
-        qemu_options=drives(guest, wheels, tmp_path),
-    )
+    machine, wheel = start_with_wheel(vm.start, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
     assert machine.run("command -v kexec || echo absent") == "absent"
 
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel.name}", PIP_SECONDS)
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
     doctor = _json(machine.run("kexec-bin doctor --json", COMMAND_SECONDS))
     assert doctor["verdict"] == "ok", doctor
     which = _json(machine.run("kexec-bin which --json", COMMAND_SECONDS))

@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 
 from kexec_build import debian_packages
+from kexec_build.vm.guests import INSTALLER_MAIN_MENU, INSTALLER_SECONDS
 
 pytestmark = pytest.mark.vm
 
 INSTALLER = "debian-installer-12-netboot-amd64"
 IMAGES = "usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64"
-# The installer's first screen at low priority; it draws with escape codes and no newlines.
-MAIN_MENU = r"(?s)Debian installer main menu.*Choose the next step in the install process"
-INSTALLER_SECONDS = 300
 
 
 def test_kexec_into_the_debian_installer_reaches_its_main_menu(vm):
@@ -20,4 +18,4 @@ def test_kexec_into_the_debian_installer_reaches_its_main_menu(vm):
     machine = vm.boot("x86_64", files={"di/linux": images / "linux", "di/initrd.gz": images / "initrd.gz"})
     machine.run('kexec --load /di/linux --initrd=/di/initrd.gz --command-line="console=ttyS0 priority=low"')
     machine.send("kexec --exec")
-    machine.expect(MAIN_MENU, INSTALLER_SECONDS)
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)

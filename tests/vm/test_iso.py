@@ -16,9 +16,8 @@ from kexec_build.vm import python_guest, screen
 from kexec_build.vm.bench import OVMF
 from kexec_build.vm.binaries import wheel_for
 from kexec_build.vm.debian_guest import INIT, debian_guest, drives
-from kexec_build.vm.guests import COMMAND_SECONDS
+from kexec_build.vm.guests import COMMAND_SECONDS, INSTALLER_MAIN_MENU, INSTALLER_SECONDS
 from tests.vm.test_guest_story import PIP_SECONDS
-from tests.vm.test_installer import INSTALLER_SECONDS, MAIN_MENU
 
 pytestmark = pytest.mark.vm
 
@@ -66,7 +65,7 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmwar
     # --console auto keeps the guest's console=ttyS0, so the installer talks on the serial line.
     machine.send("kexec-bin iso /mnt/loopback.iso --yes --exec-after 0")
     machine.expect(r"booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
-    machine.expect(MAIN_MENU, INSTALLER_SECONDS)
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
 
 
 @pytest.mark.skipif(bool(iso_images.missing_tools()), reason=iso_images.missing_tools())
@@ -83,7 +82,7 @@ def test_kexec_bin_iso_boots_the_arm64_installer_out_of_an_image(vm, tmp_path):
     # --console auto keeps the guest's console=ttyAMA0; no systemd in the initramfs: kexec-bin execs itself.
     machine.send("kexec-bin iso /images/loopback.iso --yes --exec-after 0")
     machine.expect(r"booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
-    machine.expect(MAIN_MENU, INSTALLER_SECONDS)
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
 
 
 def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):

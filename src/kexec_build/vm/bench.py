@@ -55,3 +55,48 @@ def reboot_rows(work: Path) -> list[Row]:
             for name, seconds in kexec.items()
         ]
     return rows
+
+
+NETBOOT_IMAGES = "dists/bookworm/main/installer-amd64/current/images"
+NETBOOT_GOAL = 1.10  # the safe command may cost at most a tenth more than the bare manual steps
+
+
+def netboot_rows(work: Path) -> list[Row]:
+    """`kexec-bin netboot --yes` (files cached) against the manual way (fetch, sha256sum -c, kexec
+    --load, kexec -e) to the installer's main menu, each in a fresh copy of the same guest."""
+    from .. import netboot_mirror
+    from .debian_guest import USER_NET_HOST, USER_NIC, set_static_address, start_logged, start_with_wheel
+
+    files = netboot_mirror.files("bookworm", "amd64")
+    netboot = "netboot/debian-installer/amd64"
+    # The two SHA256SUMS lines `sha256sum -c` checks, with paths relative to the download folder.
+    sums = files[f"{NETBOOT_IMAGES}/SHA256SUMS"].decode().splitlines()
+    checks = "\\n".join(line.replace(f"./{netboot}/", "") for line in sums
+                        if line.split()[-1] in (f"./{netboot}/linux", f"./{netboot}/initrd.gz"))
+    seconds = {}
+    with netboot_mirror.serve(files) as served:
+        mirror = served.replace("127.0.0.1", USER_NET_HOST)
+        images = f"{mirror}/{NETBOOT_IMAGES}/{netboot}"
+        ours = f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network dhcp --append priority=low"
+        manual = (f"python3 -c \"import urllib.request as r; r.urlretrieve('{images}/linux', 'linux'); "
+                  f"r.urlretrieve('{images}/initrd.gz', 'initrd.gz')\" && printf '{checks}\\n' | sha256sum -c && "
+                  "kexec --load linux --initrd=initrd.gz --command-line='console=ttyS0 priority=low' && kexec -e")
+        for way, prepare, command in (("netboot", f"{ours} --dry-run", f"{ours} --yes --exec-after 0"),
+                                      ("manual", "true", manual)):
+            folder = work / way
+            folder.mkdir()
+            machine, wheel = start_with_wheel(start_logged(guests.log_path(f"bench-netboot-{way}")), folder,
+                                              qemu_options=USER_NIC)
+            try:
+                set_static_address(machine, "10.0.2.15")
+                machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel} && cd /root", 300)
+                machine.run(prepare, guests.INSTALLER_SECONDS)  # ours: fill the download cache
+                started = time.monotonic()
+                machine.send(command)
+                machine.expect(guests.INSTALLER_MAIN_MENU, guests.INSTALLER_SECONDS)
+                seconds[way] = time.monotonic() - started
+            finally:
+                machine.close()
+    return [Row("netboot --yes (cached) vs fetch + sha256sum + kexec by hand, to the installer's main menu",
+                seconds["netboot"], "s", f"ratio <= {NETBOOT_GOAL:.2f}",
+                seconds["netboot"] <= NETBOOT_GOAL * seconds["manual"], seconds["manual"])]

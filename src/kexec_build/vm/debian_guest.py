@@ -13,14 +13,17 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from ..apt import host_archives
 from ..paths import cache_dir
-from . import initramfs
+from . import guests, initramfs
+from .binaries import wheel_for
+from .machine import Machine
 
 SUITE = "bookworm"
 # The kernel comes with its initramfs-tools initrd, as on any installed Debian; no kexec-tools.
-PACKAGES = ("linux-image-amd64", "initramfs-tools", "python3", "python3-pip")
+PACKAGES = ("linux-image-amd64", "initramfs-tools", "python3", "python3-pip", "iproute2")
 INIT = "/vmtest-init"
 # Root file system setup before the shared console loop (the initrd has mounted / read-only).
 SETUP = """export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
@@ -98,3 +101,43 @@ def make_ext4(tree: Path, image: Path) -> Path:
     size_mib = used_kib * 13 // 10 // 1024 + 64
     subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image), f"{size_mib}M"], check=True, capture_output=True)
     return image
+
+
+def start_with_wheel(start: Callable[..., Machine], folder: Path, *, cmdline: str = "",
+                     qemu_options: Sequence[str] = ()) -> tuple[Machine, str]:
+    """The amd64 guest under `-snapshot` with the x86_64 wheel on a second disk at /mnt, started by
+    `start(target, kernel=, initrd=, cmdline=, qemu_options=)` (the tests' `vm.start`, or
+    `start_logged`); returns the machine at its prompt and the wheel's file name."""
+    guest = debian_guest()
+    wheels = folder / "wheels"
+    wheels.mkdir()
+    wheel = Path(shutil.copy(wheel_for("x86_64"), wheels))
+    machine = start(
+        "x86_64",
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=f"root=/dev/vda ro init={INIT} quiet {cmdline}".strip(),
+        qemu_options=[*drives(guest, wheels, folder), *qemu_options],
+    )
+    return machine, wheel.name
+
+
+def start_logged(log: Path) -> Callable[..., Machine]:
+    """A `start` for `start_with_wheel` outside the tests: QEMU's console kept in `log`."""
+    return lambda target, **options: guests.start(guests.BOARDS[target], log=log, **options)
+
+
+# QEMU's user network (`-nic user`): the host as the guest sees it, and its DNS proxy.
+USER_NET_HOST, USER_NET_DNS = "10.0.2.2", "10.0.2.3"
+USER_NIC = ("-nic", "user,model=virtio-net-pci")
+
+
+def set_static_address(machine: Machine, address: str) -> str:
+    """Give the guest's one NIC (on `USER_NIC`) `address`/24 with QEMU's host as gateway, as an
+    administrator would (the guest runs no DHCP client); return the NIC's name."""
+    machine.run("modprobe virtio_net")
+    # The initramfs's udev named the NIC (ens2, enp0s3…): the one link that is not loopback.
+    (nic,) = [name for name in machine.run("ls /sys/class/net").split() if name != "lo"]
+    machine.run(f"ip link set {nic} up && ip addr add {address}/24 dev {nic} && "
+                f"ip route add default via {USER_NET_HOST} && echo 'nameserver {USER_NET_DNS}' > /etc/resolv.conf")
+    return nic

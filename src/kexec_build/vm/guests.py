@@ -21,6 +21,10 @@ from .machine import Machine, kvm_usable
 # Deadlines under TCG on a loaded 2-core machine, with a wide margin (a boot takes 4-30 s).
 BOOT_SECONDS = 180
 COMMAND_SECONDS = 120
+# The Debian installer's first screen at priority=low, and how long it may take to show it; it
+# draws with escape codes and no newlines.
+INSTALLER_MAIN_MENU = r"(?s)Debian installer main menu.*Choose the next step in the install process"
+INSTALLER_SECONDS = 300
 # kexec-tools' three ways to load: its default (kexec_file_load, then kexec_load), -s and -c.
 LOAD_MODES = {"default": "", "file-load": "-s", "syscall-load": "-c"}
 # A proof's guest reaches its next kernel by kexec only: a reset (a kexec'd kernel that crashed, or

@@ -1,0 +1,278 @@
+"""`kexec-bin netboot debian` against a loopback mirror made of Debian's real, signed files.
+
+The mirror serves the archive's real InRelease and installer SHA256SUMS for bookworm (fetched once
+from the host's own archive and kept in the cache) and the netboot kernel and initrd from Debian's
+debian-installer-12-netboot-amd64 package, byte-identical to the archive's images. The keyring is
+the host's real Debian archive keyring. Every refusal is checked with a kexec that records its
+calls: nothing may be loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+
+from kexec_bin import cli, debian
+from kexec_build import keyring, netboot_mirror
+
+from .test_shim import system_kexec
+
+IMAGES = "dists/bookworm/main/installer-amd64/current/images"
+INITRD = f"{IMAGES}/netboot/debian-installer/amd64/initrd.gz"
+KERNEL = f"{IMAGES}/netboot/debian-installer/amd64/linux"
+pytestmark = pytest.mark.skipif(not Path(debian.HOST_KEYRING).is_file(),
+                                reason="needs Debian's archive keyring (apt-get install debian-archive-keyring)")
+
+
+@pytest.fixture(scope="module")
+def real_files() -> dict[str, bytes]:
+    return netboot_mirror.files("bookworm", "amd64")
+
+
+@pytest.fixture
+def mirror(httpserver, real_files):
+    """Serve the real files under /debian/, with `changes` (path → bytes, (bytes, content type), or None
+    for a 404); returns the mirror URL."""
+
+    def serve(changes: dict[str, bytes | tuple[bytes, str] | None] | None = None) -> str:
+        files = {**real_files, **(changes or {})}
+        for path, body in files.items():
+            respond = httpserver.expect_request(f"/debian/{path}")
+            if body is None:
+                respond.respond_with_data("Not Found", status=404, content_type="text/plain")
+            else:
+                data, kind = body if isinstance(body, tuple) else (body, "application/octet-stream")
+                respond.respond_with_data(data, content_type=kind)
+        return httpserver.url_for("/debian")
+
+    return serve
+
+
+@pytest.fixture
+def netboot(tmp_path, tree, monkeypatch, capsys):
+    """Run `kexec-bin netboot debian …` over the healthy tree with a kexec that records its calls."""
+    calls = tmp_path / "kexec-calls"
+    # It records its arguments, and keeps a copy of the initrd it was given (the plan's is temporary).
+    sbin = system_kexec(tmp_path / "sbin", f'echo "$@" >> {calls}\n'
+                        f'for word; do case $word in --initrd=*) cp "${{word#--initrd=}}" {tmp_path}/loaded-initrd;; esac; done\n')
+    monkeypatch.setenv("PATH", f"{sbin}:/usr/bin:/bin")
+    monkeypatch.setenv("KEXEC_BIN_PREFER", "system")
+    monkeypatch.setenv("KEXEC_BIN_CACHE", str(tmp_path / "cache"))
+    tree.write("/proc/meminfo", "MemTotal: 2048000 kB\nMemAvailable: 1900000 kB\n")
+    tree.write("/proc/cmdline", "root=/dev/vda ro console=tty0 console=ttyS0,115200\n")
+
+    def run(*args: str) -> tuple[int, str, str, list[str]]:
+        status = cli.main(["netboot", "debian", "--root", str(tree.root), *args])
+        out, err = capsys.readouterr()
+        return status, out, err, calls.read_text().splitlines() if calls.exists() else []
+
+    run.tree = tree
+    run.loaded_initrd = tmp_path / "loaded-initrd"
+    run.cache = tmp_path / "cache"
+    return run
+
+
+def test_load_only_loads_the_verified_installer_with_the_running_console(netboot, mirror, real_files):
+    status, out, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp",
+                                      "--load-only", "--append", "priority=low")
+    assert status == 0, err
+    kernel = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[KERNEL])
+    initrd = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[INITRD])
+    assert calls == [f"--load {kernel} --kexec-syscall-auto --initrd={initrd} "
+                     "--command-line=console=tty0 console=ttyS0,115200 priority=low"]
+    assert kernel.read_bytes() == real_files[KERNEL]
+    signers = netboot_mirror.signers(real_files["dists/bookworm/InRelease"])
+    assert signers and all(f"[{fingerprint}]" in out for fingerprint in signers)
+    assert f"] (keyring {debian.HOST_KEYRING}); Suite oldstable, Codename bookworm" in out
+    assert f"checked: sha256 {netboot_mirror.sha256(real_files[INITRD])} listed in SHA256SUMS" in out
+    assert "loaded with " in out and "boot it with `systemctl kexec`" in out
+
+
+@pytest.mark.parametrize("release", ["oldstable", "12"])
+def test_a_suite_or_number_resolves_through_the_signed_release_fields(netboot, mirror, release):
+    status, out, err, calls = netboot("--mirror", mirror(), "--release", release, "--network", "dhcp")
+    assert status == 0, err
+    assert "plan: Debian 12." in out and "(bookworm) installer, netboot, amd64" in out
+    assert "dry run: nothing loaded" in out and calls == []
+
+
+def test_a_mirror_answering_with_another_release_is_refused(netboot, mirror, real_files):
+    url = mirror({"dists/trixie/InRelease": real_files["dists/bookworm/InRelease"]})
+    status, _, err, calls = netboot("--mirror", url, "--release", "trixie", "--load-only")
+    assert status == 1 and calls == []
+    assert "is signed for Suite 'oldstable', Codename 'bookworm', not 'trixie'" in err
+
+
+def test_a_changed_byte_in_inrelease_breaks_the_signature(netboot, mirror, real_files):
+    signed = real_files["dists/bookworm/InRelease"]
+    at = signed.index(b"\nSHA256:\n") + 10
+    tampered = signed[:at] + bytes([signed[at] ^ 1]) + signed[at + 1:]
+    status, _, err, calls = netboot("--mirror", mirror({"dists/bookworm/InRelease": tampered}),
+                                    "--release", "bookworm", "--load-only")
+    assert status == 1 and calls == []
+    assert "/dists/bookworm/InRelease: signature not valid with keyring" in err and "BAD signature" in err
+
+
+def test_inrelease_signed_by_a_throwaway_key_is_refused(netboot, mirror, real_files, tmp_path):
+    resigned = netboot_mirror.resign(real_files["dists/bookworm/InRelease"], tmp_path / "gnupg")
+    status, _, err, calls = netboot("--mirror", mirror({"dists/bookworm/InRelease": resigned}),
+                                    "--release", "bookworm", "--load-only")
+    assert status == 1 and calls == []
+    assert "signature not valid" in err and "No public key" in err
+
+
+def test_an_altered_sha256sums_is_refused_and_never_cached(netboot, mirror, real_files):
+    # Another kernel's hash in place of the real one: the same size, so only the signed sha256 can tell.
+    kernel_hash = netboot_mirror.sha256(real_files[KERNEL]).encode()
+    sums = real_files[f"{IMAGES}/SHA256SUMS"].replace(kernel_hash, hashlib.sha256(b"another kernel").hexdigest().encode())
+    status, _, err, calls = netboot("--mirror", mirror({f"{IMAGES}/SHA256SUMS": sums}),
+                                    "--release", "bookworm", "--load-only")
+    assert status == 1 and calls == []
+    expected = netboot_mirror.signed_sha256(real_files["dists/bookworm/InRelease"], "main/installer-amd64/current/images/SHA256SUMS")
+    assert f"amd64 SHA256SUMS: sha256 mismatch: expected {expected}, got {netboot_mirror.sha256(sums)}" in err
+    assert _cached(netboot.cache) == []
+
+
+def test_a_truncated_initrd_is_refused_and_never_cached(netboot, mirror, real_files):
+    initrd = real_files[INITRD]
+    status, _, err, calls = netboot("--mirror", mirror({INITRD: initrd[: len(initrd) // 2]}),
+                                    "--release", "bookworm", "--load-only")
+    assert status == 1 and calls == []
+    assert (f"netboot/debian-installer/amd64/initrd.gz: sha256 mismatch: expected {netboot_mirror.sha256(initrd)}, "
+            f"got {netboot_mirror.sha256(initrd[: len(initrd) // 2])} ({len(initrd) // 2} bytes") in err
+    assert netboot_mirror.sha256(initrd) not in _cached(netboot.cache)
+
+
+def test_an_html_page_instead_of_the_kernel_is_refused(netboot, mirror):
+    page = (b"<html><body>Please log in to use this network</body></html>", "text/html; charset=utf-8")
+    status, _, err, calls = netboot("--mirror", mirror({KERNEL: page}), "--release", "bookworm", "--load-only")
+    assert status == 1 and calls == []
+    assert f"/debian/{KERNEL}: the server sent an HTML page (text/html; charset=utf-8), not the file" in err
+
+
+def test_a_missing_file_is_a_404_naming_the_url(netboot, mirror):
+    status, _, err, calls = netboot("--mirror", mirror({INITRD: None}), "--release", "bookworm", "--load-only")
+    assert status == 1 and calls == []
+    assert f"/debian/{INITRD}: HTTP 404" in err
+
+
+def test_another_architecture_than_the_machine_is_refused_before_any_download(netboot):
+    status, _, err, calls = netboot("--mirror", "http://127.0.0.1:9/unused", "--arch", "arm64", "--load-only")
+    assert status == 1 and calls == []
+    assert "--arch arm64: this machine runs amd64, and kexec boots kernels of the running architecture only" in err
+
+
+def test_an_architecture_without_an_installer_in_the_release_is_refused(netboot, mirror):
+    status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--arch", "riscv64")
+    assert status == 1 and calls == []
+    assert "Debian bookworm ships no installer for riscv64 (its InRelease lists installers for amd64, arm64," in err
+
+
+def test_without_gpgv_the_error_names_the_package(netboot, mirror, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "sbin"))  # the recording kexec only: no gpgv
+    status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--load-only")
+    assert status == 1 and calls == []
+    assert "gpgv is not installed" in err and "install the gpgv package" in err
+
+
+def test_not_enough_memory_is_refused_with_numbers(netboot, mirror, real_files):
+    netboot.tree.write("/proc/meminfo", "MemTotal: 262144 kB\nMemAvailable: 204800 kB\n")
+    status, out, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--yes")
+    assert status == 1 and calls == []
+    needed = len(real_files[KERNEL]) + len(real_files[INITRD]) + (316 << 20)
+    assert f"not enough memory: the plan needs about {needed / (1 << 20):.1f} MiB and 200.0 MiB is available" in err
+
+
+def test_network_keep_preseeds_the_default_route_as_ip_reports_it(netboot, mirror):
+    route = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "default"], capture_output=True,
+                                      text=True, check=True).stdout)
+    if not route:
+        pytest.skip("this host has no IPv4 default route to keep")
+    device = route[0]["dev"]
+    (link,) = json.loads(subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", device], capture_output=True,
+                                        text=True, check=True).stdout)
+    address = link["addr_info"][0]
+    netboot.tree.write("/proc/net/route", Path("/proc/net/route").read_text())
+    netboot.tree.write("/etc/resolv.conf", "search example.org\nnameserver 127.0.0.53\nnameserver 192.0.2.53\n")
+    status, out, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "keep")
+    assert status == 0, err
+    assert (f"netcfg/choose_interface={device} netcfg/disable_autoconfig=true "
+            f"netcfg/get_ipaddress={address['local']} ") in out
+    assert f"netcfg/get_gateway={route[0]['gateway']} netcfg/get_nameservers=192.0.2.53 " in out
+    assert "netcfg/get_domain=example.org" in out
+    assert f"network: static {address['local']}/{address['prefixlen']} via {route[0]['gateway']} on {device}" in out
+
+
+def test_a_preseed_file_travels_as_an_extra_initrd_after_the_installers(netboot, mirror, real_files, tmp_path):
+    preseed = tmp_path / "preseed.cfg"
+    preseed.write_text("d-i debian-installer/locale string en_US.UTF-8\n")
+    status, out, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp",
+                                      "--preseed", str(preseed), "--load-only")
+    assert status == 0, err
+    assert f"from {preseed}" in out
+    loaded = netboot.loaded_initrd.read_bytes()
+    assert loaded.startswith(real_files[INITRD])
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet"], input=loaded[len(real_files[INITRD]):], cwd=unpacked, check=True)
+    assert [path.name for path in unpacked.iterdir()] == ["preseed.cfg"]
+    assert (unpacked / "preseed.cfg").read_bytes() == preseed.read_bytes()
+
+
+def _cached(cache: Path) -> list[str]:
+    folder = cache / "downloads" / "sha256"
+    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_without_a_host_keyring_the_copy_the_wheel_ships_verifies(netboot, mirror, monkeypatch, tmp_path):
+    shipped = keyring.keyring().path  # what the wheel build puts at kexec_bin/keyrings/
+    monkeypatch.setattr(debian, "HOST_KEYRING", str(tmp_path / "absent.gpg"))
+    monkeypatch.setattr(debian, "BUNDLED_KEYRING", str(shipped))
+    status, out, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp")
+    assert status == 0, err
+    assert f"(keyring {shipped}); Suite oldstable" in out
+
+
+def test_a_missing_keyring_file_is_named(netboot, mirror, tmp_path):
+    status, _, err, calls = netboot("--mirror", mirror(), "--keyring", str(tmp_path / "nope.gpg"), "--load-only")
+    assert status == 1 and calls == []
+    assert f"--keyring {tmp_path / 'nope.gpg'}: no such file" in err
+
+
+def test_a_damaged_cached_file_is_fetched_again_and_a_good_one_is_not(netboot, mirror, real_files, httpserver):
+    url = mirror()
+    assert netboot("--mirror", url, "--release", "bookworm", "--network", "dhcp")[0] == 0
+    cached = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[INITRD])
+    cached.write_bytes(real_files[INITRD][:-1])  # as a crash before the data reached the disk could leave it
+    served = len(httpserver.log)
+    status, _, err, _ = netboot("--mirror", url, "--release", "bookworm", "--network", "dhcp")
+    assert status == 0, err
+    assert cached.read_bytes() == real_files[INITRD]
+    again = [request.path for request, _ in httpserver.log[served:]]
+    assert again == ["/debian/dists/bookworm/InRelease", f"/debian/{INITRD}"]
+
+
+def test_a_server_error_is_tried_again(netboot, mirror, httpserver):
+    httpserver.expect_oneshot_request(f"/debian/{INITRD}").respond_with_data("busy", status=503)
+    status, _, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp")
+    assert status == 0, err
+    answers = [response.status_code for request, response in httpserver.log if request.path == f"/debian/{INITRD}"]
+    assert answers == [503, 200]
+
+
+def test_a_release_older_than_half_a_year_is_flagged_as_a_frozen_mirror(mirror, real_files):
+    url = mirror()
+    signed = re.search(rb"^Date: (.*)$", real_files["dists/bookworm/InRelease"], re.M).group(1).decode()
+    date = parsedate_to_datetime(signed).timestamp()
+    fresh = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 30 * 86400)
+    frozen = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 200 * 86400)
+    assert fresh.staleness() is None
+    assert frozen.staleness() == (f"{url}/dists/bookworm/InRelease was signed 200 days ago; Debian re-signs a release "
+                                  "at each point release, so this mirror may have stopped following the archive: "
+                                  "try another --mirror")

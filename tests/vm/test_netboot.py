@@ -1,0 +1,81 @@
+"""The remote-reinstall story: a plain Debian guest without kexec-tools pip installs the wheel, and
+`kexec-bin netboot debian --yes` takes it into the Debian installer on its serial console.
+
+The mirror is a loopback server on the host (10.0.2.2 from inside QEMU's user network) holding the
+archive's real signed InRelease and SHA256SUMS and Debian's own netboot kernel and initrd.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kexec_build import netboot_mirror
+from kexec_build.vm.debian_guest import USER_NET_DNS, USER_NET_HOST, USER_NIC, set_static_address, start_with_wheel
+from kexec_build.vm.guests import INSTALLER_MAIN_MENU, INSTALLER_SECONDS
+from kexec_build.vm.machine import Machine
+from tests.vm.test_guest_story import PIP_SECONDS
+
+pytestmark = pytest.mark.vm
+
+# Download (about 40 MB through QEMU's user network), gpgv and two sha256 sums, under TCG.
+NETBOOT_SECONDS = 600
+
+
+def _guest_on_the_mirror(vm, tmp_path, httpserver, address: str) -> tuple[Machine, str, str]:
+    """The pip-installed guest with a static `address`; returns it, its NIC's name and the mirror's URL."""
+    for path, data in netboot_mirror.files("bookworm", "amd64").items():
+        httpserver.expect_request(f"/debian/{path}").respond_with_data(data, content_type="application/octet-stream")
+    machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=USER_NIC)
+    assert machine.run("command -v kexec || echo absent") == "absent"
+    nic = set_static_address(machine, address)
+    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
+    return machine, nic, f"http://{USER_NET_HOST}:{httpserver.port}/debian"
+
+
+def _plan(machine: Machine) -> str:
+    """What the command printed, from its plan to its last line before the boot."""
+    return machine.expect(r"(?s)plan: Debian 12\.\d+ \(bookworm\) installer, netboot, amd64.*?booting: [^\n]*\n",
+                          NETBOOT_SECONDS).group()
+
+
+def test_netboot_from_the_pip_installed_wheel_reaches_the_installers_main_menu(vm, tmp_path, httpserver):
+    machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15")
+    machine.send(f"kexec-bin netboot debian --mirror {mirror} --release bookworm --append priority=low --yes --exec-after 1")
+    plan = _plan(machine)
+    assert "good signature by" in plan and "(keyring /usr/share/keyrings/debian-archive-keyring.gpg)" in plan
+    assert f"network: static 10.0.2.15/24 via {USER_NET_HOST} on {nic}, DNS {USER_NET_DNS}" in plan
+    assert f"command line: console=ttyS0 netcfg/choose_interface={nic}" in plan
+    assert "loaded with" in plan and "(bundled)" in plan
+    assert "booting: no systemd; sync, remount every filesystem read-only, then kexec -e" in plan
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
+
+
+def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, tmp_path, httpserver):
+    # An address QEMU's DHCP would not hand out first, and a preseed file that points the
+    # installer's own mirror at the loopback server: its first request there proves it came up
+    # on the network it was given, without a question.
+    machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.77")
+    httpserver.expect_request("/debian/dists/bookworm/Release").respond_with_data("", status=404)
+    preseed = "\\n".join([  # one console line: printf turns each \n into a line break
+        "d-i debian-installer/locale string en_US.UTF-8",
+        "d-i keyboard-configuration/xkb-keymap select us",
+        "d-i mirror/country string manual",
+        f"d-i mirror/http/hostname string {USER_NET_HOST}:{httpserver.port}",
+        "d-i mirror/http/directory string /debian",
+        "d-i mirror/http/proxy string",
+    ])
+    machine.run(f"printf '{preseed}\\n' > /root/preseed.cfg")
+    machine.send(f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
+                 "--preseed /root/preseed.cfg --append priority=critical --yes --exec-after 1")
+    plan = _plan(machine)
+    assert f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.0 netcfg/get_gateway={USER_NET_HOST}" in plan
+    assert "preseed: /root/preseed.cfg as /preseed.cfg in an extra initrd" in plan
+    machine.expect(f"Detecting link on {nic}", INSTALLER_SECONDS)  # the interface it was told to use
+    deadline = time.monotonic() + INSTALLER_SECONDS
+    while not any(request.path == "/debian/dists/bookworm/Release" for request, _ in httpserver.log):
+        assert time.monotonic() < deadline, f"the installer never asked the mirror for Release:\n{machine.tail()}"
+        time.sleep(2)
+    installer = machine.tail(100_000).split("booting: no systemd", 1)[1]
+    assert "DHCP" not in installer  # netcfg took the static answers: no "Configuring the network with DHCP"
