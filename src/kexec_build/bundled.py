@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import subprocess
 import tarfile
@@ -69,12 +70,17 @@ class Bundled:
         if not all(path.is_file() for path in wanted):
             wanted = [folder / name for name in self.source_files]
         if not all(path.is_file() for path in wanted):
+            # Its own apt root: one is set up once for its suites, and fetch.py's "sources" root has others.
+            apt = PrivateApt(
+                cache_dir() / "apt" / f"sources-{self.suite}",
+                suites=[self.suite],
+                architecture="all",
+                types=("deb-src",),
+            )
             with tempfile.TemporaryDirectory(dir=self._cache()) as partial:
-                apt = PrivateApt(
-                    cache_dir() / "apt" / "sources", suites=[self.suite], architecture="all", types=("deb-src",)
-                )
-                apt.download_source(self.source_package, self.version, Path(partial) / "source")
-                Path(partial, "source").rename(folder)
+                folder.mkdir(exist_ok=True)
+                for path in apt.download_source(self.source_package, self.version, Path(partial)):
+                    os.replace(path, folder / path.name)  # file by file: a concurrent build may do the same
         return [
             verified(path, self.source_files[path.name], f"{self.source_package} {self.version}") for path in wanted
         ]
