@@ -75,6 +75,7 @@ def test_kexec_bin_iso_boots_the_arm64_installer_out_of_an_image(vm, tmp_path):
     wheels = [wheel_for("aarch64"), iso_images.pycdlib_wheel(tmp_path)]
     guest_python = python_guest.files(recipes.load().target("aarch64"), wheels)
     machine = vm.boot("aarch64", files={**guest_python, "images/loopback.iso": image})
+    machine.run(python_guest.PATH, COMMAND_SECONDS)
 
     listing = machine.run("kexec-bin iso /images/loopback.iso --list", COMMAND_SECONDS)
     assert "kernel:  /install.a64/vmlinuz" in listing
@@ -107,8 +108,8 @@ def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
     machine.send("kexec-bin iso /mnt/ipxe.iso --memdisk --yes --exec-after 0")
     machine.expect(r"bundled in this wheel \(/usr/lib/syslinux/memdisk is missing\)", COMMAND_SECONDS)
     machine.expect(
-        r"--load \S+/kexec_bin/boot/memdisk --kexec-syscall --real-mode --initrd=/mnt/ipxe.iso "
-        r"'--command-line=iso raw'",
+        r"--load --kexec-syscall --real-mode --initrd=/mnt/ipxe.iso '--command-line=iso raw' "
+        r"-- \S+/kexec_bin/boot/memdisk",
         COMMAND_SECONDS,
     )
     machine.expect(r"booting: no systemd", COMMAND_SECONDS)

@@ -2,13 +2,13 @@
 some wheels, for a proof on a CPU whose Debian system cannot be debootstrapped here (no binfmt).
 
 The interpreter comes from `kexec_build.debian_python` (the tree the wheel tests run under qemu-user);
-the wheels are unpacked as pip would install them, without pip; their console scripts become small
-shell scripts on the guest's PATH.
+the wheels are unpacked as pip would install them, without pip: their packages into Debian's
+dist-packages (on the interpreter's own path), their scripts into /usr/local/bin (not on the
+guest's PATH by default: `PATH` below adds it) with the shebang pointing at the interpreter.
 """
 
 from __future__ import annotations
 
-import configparser
 import os
 import zipfile
 from pathlib import Path
@@ -17,8 +17,10 @@ from typing import Sequence
 from ..debian_python import python_root
 from ..recipes import Target
 
-SITE = "opt/python"
-"""Where the wheels' packages are unpacked in the guest (the scripts' PYTHONPATH)."""
+SITE = "usr/lib/python3/dist-packages"
+SCRIPTS = "usr/local/bin"
+PATH = f"export PATH=$PATH:/{SCRIPTS}"
+"""The guest command that puts the wheels' scripts on the PATH, after the guest's own programs."""
 # Parts of Debian's tree a guest does without: documentation, and /bin (busybox's in the guest).
 LEFT_OUT = ("bin", "usr/share", ".complete")
 
@@ -39,23 +41,11 @@ def files(target: Target, wheels: Sequence[Path]) -> dict[str, Path | bytes]:
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             for member in archive.namelist():
-                if not member.split("/", 1)[0].endswith(".data"):  # the scripts pip would install: below
+                top, _, rest = member.partition("/")
+                if not top.endswith(".data"):
                     found[f"{SITE}/{member}"] = archive.read(member)
-            found.update(_console_scripts(archive, f"/usr/bin/{python}"))
+                elif rest.startswith("scripts/"):  # the only .data scheme these wheels use
+                    script = archive.read(member)
+                    body = script.split(b"\n", 1)[1] if script.startswith(b"#!") else script
+                    found[f"{SCRIPTS}/{rest[len('scripts/') :]}"] = f"#!/usr/bin/{python}\n".encode() + body
     return found
-
-
-def _console_scripts(archive: zipfile.ZipFile, python: str) -> dict[str, bytes]:
-    """bin/NAME for each console script the wheel declares, run by `python` with the unpacked packages."""
-    declared = [name for name in archive.namelist() if name.endswith(".dist-info/entry_points.txt")]
-    entry_points = configparser.ConfigParser(delimiters=("=",))
-    entry_points.read_string(archive.read(declared[0]).decode() if declared else "")
-    if not entry_points.has_section("console_scripts"):
-        return {}
-    scripts = {}
-    for name, target in entry_points.items("console_scripts"):
-        module, _, function = target.partition(":")
-        function = function.strip()
-        code = f"import sys; sys.argv[0] = '{name}'; from {module.strip()} import {function}; sys.exit({function}())"
-        scripts[f"bin/{name}"] = f'#!/bin/sh\nPYTHONPATH=/{SITE} exec {python} -c "{code}" "$@"\n'.encode()
-    return scripts
