@@ -102,12 +102,17 @@ def prove(c, arch="native", version=None):
     proving.prove(recipe_set.select_targets(arch, release), release)
 
 
-@task(iterable=["mirror"], help={
-    "arch": ARCH_HELP, "version": VERSION_HELP, "mirror": MIRROR_HELP,
-    "check_repro": (
-        "build each wheel again from the sdist in a fresh folder and build tree; fail unless byte-identical"
-    ),
-})
+@task(
+    iterable=["mirror"],
+    help={
+        "arch": ARCH_HELP,
+        "version": VERSION_HELP,
+        "mirror": MIRROR_HELP,
+        "check_repro": (
+            "build each wheel again from the sdist in a fresh folder and build tree; fail unless byte-identical"
+        ),
+    },
+)
 @reports_errors
 def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
     """Build one wheel per chosen target into dist/, and SHA256SUMS (--mirror repeatable)."""
@@ -115,8 +120,14 @@ def wheel(c, arch="native", version=None, mirror=None, check_repro=False):
 
     recipe_set = recipes.load()
     release = recipe_set.release(version)
-    wheels.make_wheels(recipe_set.select_targets(arch, release), release, recipe_set=recipe_set, mirrors=_mirrors(mirror),
-                       dist=dist_dir(), check_repro=check_repro)
+    wheels.make_wheels(
+        recipe_set.select_targets(arch, release),
+        release,
+        recipe_set=recipe_set,
+        mirrors=_mirrors(mirror),
+        dist=dist_dir(),
+        check_repro=check_repro,
+    )
 
 
 @task(iterable=["mirror"], help={"version": VERSION_HELP, "mirror": MIRROR_HELP})

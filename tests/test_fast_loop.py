@@ -56,9 +56,24 @@ def test_the_fast_loop_calls_no_cross_compiler(tmp_path):
     record = tmp_path / "called"
     path, hidden = path_without_cross_tools(tmp_path / "bin", record)
     if not hidden:  # nothing to hide, nothing proven
-        pytest.skip("needs the cross compilers and qemu-user on PATH to hide them: `scripts/setup --test` installs them")
+        pytest.skip(
+            "needs the cross compilers and qemu-user on PATH to hide them: `scripts/setup --test` installs them"
+        )
     env = {**os.environ, "PATH": path, INNER_RUN: "1"}
-    result = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", tmp_path / "inner",
-                 "-m", FAST_LOOP, cwd=PROJECT_ROOT, env=env, timeout=600)
+    result = run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--basetemp",
+        tmp_path / "inner",
+        "-m",
+        FAST_LOOP,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=600,
+    )
     assert " passed" in result.stdout.splitlines()[-1], result.stdout
     assert not record.exists(), f"the fast loop called a cross tool: {record.read_text()}"

@@ -23,10 +23,21 @@ __all__ = [
 ]
 
 _HOMES = {
-    "BinaryError": "errors", "BlockedError": "errors", "ChoiceError": "errors", "KexecBinError": "errors",
-    "KexecError": "errors", "InternalError": "errors", "UsageError": "errors",
-    "Finding": "findings", "Support": "findings", "support": "doctor",
-    "binary": "resolve", "execute": "api", "load": "api", "loaded": "api", "unload": "api",
+    "BinaryError": "errors",
+    "BlockedError": "errors",
+    "ChoiceError": "errors",
+    "KexecBinError": "errors",
+    "KexecError": "errors",
+    "InternalError": "errors",
+    "UsageError": "errors",
+    "Finding": "findings",
+    "Support": "findings",
+    "support": "doctor",
+    "binary": "resolve",
+    "execute": "api",
+    "load": "api",
+    "loaded": "api",
+    "unload": "api",
 }
 
 

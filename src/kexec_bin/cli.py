@@ -92,8 +92,12 @@ def _dispatch(args: list) -> int:
         if args and args[0] in ("-h", "--help"):
             print(_overview())
             return EXIT_OK
-        raise _usage_error(_usage(), f"choose a command: {', '.join(names)}" if not args
-                           else f"unknown command {args[0]!r} (choose from {', '.join(names)})")
+        raise _usage_error(
+            _usage(),
+            f"choose a command: {', '.join(names)}"
+            if not args
+            else f"unknown command {args[0]!r} (choose from {', '.join(names)})",
+        )
     name, rest = args[0], args[1:]
     command = COMMANDS[name]
     options = command.parse(name, rest)
@@ -154,8 +158,17 @@ def _which(options: dict) -> int:
         import json
 
         skipped = [{"path": path, "reason": reason} for path, reason in choice.skipped]
-        print(json.dumps({"path": choice.path, "source": choice.source, "reason": choice.reason,
-                          "bundled": bundled, "skipped": skipped}))
+        print(
+            json.dumps(
+                {
+                    "path": choice.path,
+                    "source": choice.source,
+                    "reason": choice.reason,
+                    "bundled": bundled,
+                    "skipped": skipped,
+                }
+            )
+        )
     else:
         lines = [choice.path, f"  {choice.source}: {choice.reason}", f"  bundled kexec: {bundled}"]
         lines += [f"  skipped {path}: {reason}" for path, reason in choice.skipped]
@@ -171,11 +184,17 @@ STORIES: dict[str, tuple[str, str]] = {
 }
 
 COMMANDS = {
-    "doctor": Command(_doctor, "check whether this machine can load a kernel with kexec", (
-        Option("--json", "print the report as JSON"),
-        Option("--root", "read /proc, /sys and /boot under DIR (default: /)", metavar="DIR", default="/"),
-    )),
-    "which": Command(_which, "print the kexec program that `kexec` runs, and why", (
-        Option("--json", "print path, source, reason and skipped programs as JSON"),
-    )),
+    "doctor": Command(
+        _doctor,
+        "check whether this machine can load a kernel with kexec",
+        (
+            Option("--json", "print the report as JSON"),
+            Option("--root", "read /proc, /sys and /boot under DIR (default: /)", metavar="DIR", default="/"),
+        ),
+    ),
+    "which": Command(
+        _which,
+        "print the kexec program that `kexec` runs, and why",
+        (Option("--json", "print path, source, reason and skipped programs as JSON"),),
+    ),
 }

@@ -31,7 +31,8 @@ class DownloadError(KexecBinError):
 def cache_dir() -> Path:
     """The user's download cache: $KEXEC_BIN_CACHE, else $XDG_CACHE_HOME/kexec-bin, then downloads/."""
     base = os.environ.get("KEXEC_BIN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kexec-bin")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kexec-bin"
+    )
     return Path(base) / "downloads"
 
 
@@ -52,6 +53,7 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
     digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".partial-", delete=False) as partial:
         try:
+
             def write(chunk: bytes) -> None:
                 digest.update(chunk)
                 partial.write(chunk)
@@ -62,7 +64,8 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
                 raise DownloadError(
                     f"{label or url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()} "
                     f"({partial.tell()} bytes from {url}); the mirror serves a different or damaged file: "
-                    "try another --mirror")
+                    "try another --mirror"
+                )
             os.replace(partial.name, cached)
         finally:
             if os.path.exists(partial.name):
@@ -75,19 +78,22 @@ def _fetch(url: str, max_bytes: int, sink: Callable[[bytes], None], label: str =
     import urllib.error
 
     deadline = time.monotonic() + DEADLINE
+    received = [0]  # bytes the sink took: a try that broke after any may not be retried
+
+    def counted(chunk: bytes) -> None:
+        received[0] += len(chunk)
+        sink(chunk)
+
     for attempt in range(1, ATTEMPTS + 1):
-        received = [0]
-
-        def counted(chunk: bytes) -> None:
-            received[0] += len(chunk)
-            sink(chunk)
-
         try:
-            return _fetch_once(url, max_bytes, counted, deadline, label)
+            _fetch_once(url, max_bytes, counted, deadline, label)
+            return
         except urllib.error.HTTPError as error:
             if error.code < 500 or attempt == ATTEMPTS:
-                raise DownloadError(f"{url}: HTTP {error.code} {error.reason}: "
-                                    "check --mirror and --release (is the file on that mirror?)") from None
+                raise DownloadError(
+                    f"{url}: HTTP {error.code} {error.reason}: "
+                    "check --mirror and --release (is the file on that mirror?)"
+                ) from None
             reason = f"HTTP {error.code}"
         except (urllib.error.URLError, OSError) as error:
             if attempt == ATTEMPTS:
@@ -108,18 +114,29 @@ def _fetch_once(url: str, max_bytes: int, sink: Callable[[bytes], None], deadlin
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         kind = response.headers.get("Content-Type", "")
         if kind.startswith("text/html"):
-            raise DownloadError(f"{url}: the server sent an HTML page ({kind}), not the file: "
-                                "a captive portal or a mirror's error page? check --mirror")
+            raise DownloadError(
+                f"{url}: the server sent an HTML page ({kind}), not the file: "
+                "a captive portal or a mirror's error page? check --mirror"
+            )
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if total is not None and total > max_bytes:
-            raise DownloadError(f"{url}: {total} bytes is more than the {max_bytes} expected at most; "
-                                "the mirror serves something else: check --mirror")
+            raise DownloadError(
+                f"{url}: {total} bytes is more than the {max_bytes} expected at most; "
+                "the mirror serves something else: check --mirror"
+            )
         _copy(response, sink, max_bytes, total, deadline, url, label)
 
 
-def _copy(response: BinaryIO, sink: Callable[[bytes], None], max_bytes: int, total: int | None,
-          deadline: float, url: str, label: str) -> None:
+def _copy(
+    response: BinaryIO,
+    sink: Callable[[bytes], None],
+    max_bytes: int,
+    total: int | None,
+    deadline: float,
+    url: str,
+    label: str,
+) -> None:
     progress = _Progress(label or url.rsplit("/", 1)[-1], total) if sys.stderr.isatty() else None
     received = 0
     while True:

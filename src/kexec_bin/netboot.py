@@ -21,27 +21,51 @@ APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("distribution", choices=["debian"], help="the installer to boot (Debian's, for now)")
-    parser.add_argument("--release", default="stable", metavar="SUITE",
-                        help="a suite or codename as the archive names it (stable, oldstable, trixie, bookworm) "
-                             "or a release number (12, 13); default stable")
+    parser.add_argument(
+        "--release",
+        default="stable",
+        metavar="SUITE",
+        help="a suite or codename as the archive names it (stable, oldstable, trixie, bookworm) "
+        "or a release number (12, 13); default stable",
+    )
     parser.add_argument("--arch", default="auto", help="Debian architecture; auto: this machine's (default)")
-    parser.add_argument("--mirror", metavar="URL",
-                        help="Debian mirror (the folder holding dists/); default: the first one in this host's apt sources")
-    parser.add_argument("--keyring", metavar="FILE",
-                        help="OpenPGP keyring that verifies InRelease (default: the host's debian-archive-keyring, "
-                             "else the copy in the wheel)")
-    parser.add_argument("--console", default="auto", metavar="auto|none|DEV[,SPEED]",
-                        help="the installer's console; auto: the running kernel's (default)")
-    parser.add_argument("--network", default="auto", choices=["auto", "dhcp", "keep"],
-                        help="keep: give the installer this machine's IPv4 address, gateway and DNS as static "
-                             "settings; dhcp: let it ask DHCP; auto: keep when there is a default route (default)")
-    parser.add_argument("--preseed", metavar="FILE|URL",
-                        help="a preseed file: a local FILE goes in an extra initrd as /preseed.cfg, a URL is "
-                             "fetched by the installer (preseed/url)")
-    parser.add_argument("--append", default="", metavar="PARAMETERS",
-                        help="more kernel parameters for the installer (e.g. priority=low)")
-    parser.add_argument("--root", default="/",
-                        help="read /proc and /sys under this folder (default: /)")
+    parser.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="Debian mirror (the folder holding dists/); default: the first one in this host's apt sources",
+    )
+    parser.add_argument(
+        "--keyring",
+        metavar="FILE",
+        help="OpenPGP keyring that verifies InRelease (default: the host's debian-archive-keyring, "
+        "else the copy in the wheel)",
+    )
+    parser.add_argument(
+        "--console",
+        default="auto",
+        metavar="auto|none|DEV[,SPEED]",
+        help="the installer's console; auto: the running kernel's (default)",
+    )
+    parser.add_argument(
+        "--network",
+        default="auto",
+        choices=["auto", "dhcp", "keep"],
+        help="keep: give the installer this machine's IPv4 address, gateway and DNS as static "
+        "settings; dhcp: let it ask DHCP; auto: keep when there is a default route (default)",
+    )
+    parser.add_argument(
+        "--preseed",
+        metavar="FILE|URL",
+        help="a preseed file: a local FILE goes in an extra initrd as /preseed.cfg, a URL is "
+        "fetched by the installer (preseed/url)",
+    )
+    parser.add_argument(
+        "--append",
+        default="",
+        metavar="PARAMETERS",
+        help="more kernel parameters for the installer (e.g. priority=low)",
+    )
+    parser.add_argument("--root", default="/", help="read /proc and /sys under this folder (default: /)")
     plan.add_mode_options(parser)
 
 
@@ -53,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
     arch = debian.machine_arch() if args.arch == "auto" else args.arch
     # A plan for another architecture may be looked at (--dry-run), never loaded.
     if args.mode != plan.DRY_RUN and arch != debian.machine_arch():
-        raise plan.PlanError(f"--arch {arch}: this machine runs {debian.machine_arch()}, and kexec boots kernels of "
-                             "the running architecture only; drop --arch, or use --dry-run to only see the plan")
+        raise plan.PlanError(
+            f"--arch {arch}: this machine runs {debian.machine_arch()}, and kexec boots kernels of "
+            "the running architecture only; drop --arch, or use --dry-run to only see the plan"
+        )
     mirror = args.mirror or default_mirror()
     keyring = debian.choose_keyring(args.keyring)
     release = debian.release(mirror, args.release, keyring)
@@ -77,14 +103,19 @@ def run(args: argparse.Namespace) -> int:
             initrds += extra
             decisions.append(why_preseed)
         minimum = INSTALLER_MINIMUM_MIB.get(arch, INSTALLER_MINIMUM_MIB["amd64"])
-        decisions.append(f"memory: the installer needs {minimum} MiB of RAM on {arch} (its own lowmem minimum) "
-                         f"besides the files kexec holds until it boots")
+        decisions.append(
+            f"memory: the installer needs {minimum} MiB of RAM on {arch} (its own lowmem minimum) "
+            f"besides the files kexec holds until it boots"
+        )
         boot_plan = plan.BootPlan(
             title=f"Debian {release.version} ({release.codename}) installer, netboot, {arch}",
             kernel=plan.PlannedFile(str(kernel.path), kernel.url, kernel.check),
             initrds=initrds,
             cmdline=" ".join([*console, *network, *preseed, *args.append.split()]),
-            decisions=decisions, warnings=warnings, memory_needed=minimum << 20)
+            decisions=decisions,
+            warnings=warnings,
+            memory_needed=minimum << 20,
+        )
         return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 
@@ -93,7 +124,9 @@ def default_mirror(sources: tuple[str, ...] = APT_SOURCES) -> str:
     files = []
     for source in sources:
         if os.path.isdir(source):
-            files += sorted(os.path.join(source, name) for name in os.listdir(source) if name.endswith((".list", ".sources")))
+            files += sorted(
+                os.path.join(source, name) for name in os.listdir(source) if name.endswith((".list", ".sources"))
+            )
         elif os.path.isfile(source):
             files.append(source)
     for name in files:
@@ -101,8 +134,10 @@ def default_mirror(sources: tuple[str, ...] = APT_SOURCES) -> str:
             found = re.search(r"^[ \t]*(?:deb[ \t]+(?:\[[^\]]*\][ \t]+)?|URIs:[ \t]*)(https?://\S+)", file.read(), re.M)
         if found:
             return found.group(1)
-    raise plan.PlanError("no --mirror given and no http(s) archive in this host's apt sources: "
-                         "pass --mirror URL (a Debian mirror, the folder that holds dists/)")
+    raise plan.PlanError(
+        "no --mirror given and no http(s) archive in this host's apt sources: "
+        "pass --mirror URL (a Debian mirror, the folder that holds dists/)"
+    )
 
 
 def network_parameters(mode: str, root: str = "/") -> tuple[list[str], str]:
@@ -114,8 +149,9 @@ def network_parameters(mode: str, root: str = "/") -> tuple[list[str], str]:
     current = default_route(root)
     if current is None:
         if mode == "keep":
-            raise plan.PlanError("--network keep: this machine has no IPv4 default route to keep (/proc/net/route); "
-                                 "use --network dhcp")
+            raise plan.PlanError(
+                "--network keep: this machine has no IPv4 default route to keep (/proc/net/route); use --network dhcp"
+            )
         return [], "network: no IPv4 default route here, so the installer asks DHCP"
     servers = " ".join(current.nameservers)
     answers = [
@@ -129,9 +165,11 @@ def network_parameters(mode: str, root: str = "/") -> tuple[list[str], str]:
         *([f"netcfg/get_hostname={current.hostname}"] if current.hostname else []),
         f"netcfg/get_domain={current.domain}",
     ]
-    return answers, (f"network: static {current.address}/{current.prefix} via {current.gateway} on {current.interface}, "
-                     f"DNS {servers or 'none'}: this machine's default route "
-                     f"({'--network keep' if mode == 'keep' else '--network auto keeps it'})")
+    return answers, (
+        f"network: static {current.address}/{current.prefix} via {current.gateway} on {current.interface}, "
+        f"DNS {servers or 'none'}: this machine's default route "
+        f"({'--network keep' if mode == 'keep' else '--network auto keeps it'})"
+    )
 
 
 def preseed_parameters(spec: str, scratch: str) -> tuple[list[str], list[plan.PlannedFile], str]:
@@ -142,12 +180,17 @@ def preseed_parameters(spec: str, scratch: str) -> tuple[list[str], list[plan.Pl
         with open(spec, "rb") as file:
             content = file.read()
     except OSError as error:
-        raise plan.PlanError(f"--preseed {spec}: {error.strerror}; give a readable preseed file or an http(s) URL") from None
+        raise plan.PlanError(
+            f"--preseed {spec}: {error.strerror}; give a readable preseed file or an http(s) URL"
+        ) from None
     archive = os.path.join(scratch, "preseed.cpio")
     with open(archive, "wb") as file:
         file.write(newc_archive({"preseed.cfg": content}))
-    return [], [plan.PlannedFile(archive, os.path.abspath(spec), "made here: a cpio archive holding it as /preseed.cfg")], \
-        f"preseed: {spec} as /preseed.cfg in an extra initrd (the installer reads it at start)"
+    return (
+        [],
+        [plan.PlannedFile(archive, os.path.abspath(spec), "made here: a cpio archive holding it as /preseed.cfg")],
+        f"preseed: {spec} as /preseed.cfg in an extra initrd (the installer reads it at start)",
+    )
 
 
 def newc_archive(files: dict[str, bytes]) -> bytes:

@@ -45,8 +45,15 @@ def default_route(root: str = "/") -> Ipv4 | None:
     address, netmask = _interface_address(interface)
     nameservers, domain = _resolver(root)
     hostname = socket.gethostname().split(".")[0]
-    return Ipv4(interface=interface, address=address, prefix=bin(netmask).count("1"), gateway=gateway,
-                nameservers=nameservers, hostname=hostname if _is_hostname(hostname) else "", domain=domain)
+    return Ipv4(
+        interface=interface,
+        address=address,
+        prefix=bin(netmask).count("1"),
+        gateway=gateway,
+        nameservers=nameservers,
+        hostname=hostname if _is_hostname(hostname) else "",
+        domain=domain,
+    )
 
 
 def _default_gateway(path: str) -> tuple[str, str] | None:
@@ -82,9 +89,14 @@ def _resolver(root: str) -> tuple[tuple[str, ...], str]:
                 lines = [line.split() for line in file]
         except OSError:
             continue
-        servers = [words[1] for words in lines if len(words) > 1 and words[0] == "nameserver"
-                   and _is_ipv4(words[1]) and not words[1].startswith("127.")]
-        domain = domain or next((words[1] for words in lines if len(words) > 1 and words[0] in ("search", "domain")), "")
+        servers = [
+            words[1]
+            for words in lines
+            if len(words) > 1 and words[0] == "nameserver" and _is_ipv4(words[1]) and not words[1].startswith("127.")
+        ]
+        domain = domain or next(
+            (words[1] for words in lines if len(words) > 1 and words[0] in ("search", "domain")), ""
+        )
         if servers:
             break
     return tuple(servers), domain

@@ -69,8 +69,10 @@ class BootPlan:
         lines += [f"  - {decision}" for decision in self.decisions]
         needed, available = self.memory(root)
         if needed:
-            lines.append(f"  memory: needs about {size_text(needed)}, "
-                         f"{size_text(available) if available is not None else 'unknown'} available")
+            lines.append(
+                f"  memory: needs about {size_text(needed)}, "
+                f"{size_text(available) if available is not None else 'unknown'} available"
+            )
         command = [program or "kexec", *self.kexec_arguments("<initrds joined>" if len(self.initrds) > 1 else None)]
         lines.append(f"  kexec command: {' '.join(_quoted(word) for word in command)}")
         lines += [f"warning: {warning}" for warning in self.warnings]
@@ -103,8 +105,10 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     print(plan.to_text(choice.path, root), file=out)
     needed, available = plan.memory(root)
     if needed and available is not None and needed > available:
-        raise PlanError(f"not enough memory: the plan needs about {size_text(needed)} and {size_text(available)} is "
-                        "available (MemAvailable in /proc/meminfo); free memory or use a machine with more")
+        raise PlanError(
+            f"not enough memory: the plan needs about {size_text(needed)} and {size_text(available)} is "
+            "available (MemAvailable in /proc/meminfo); free memory or use a machine with more"
+        )
     if mode == DRY_RUN:
         print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
         return 0
@@ -114,8 +118,14 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
         joined = _join(plan.initrds, scratch) if len(plan.initrds) > 1 else None
         from .api import load
 
-        load(plan.kernel.path, joined or (plan.initrds[0].path if plan.initrds else None), plan.cmdline,
-             syscall=plan.syscall, options=plan.options, root=root)
+        load(
+            plan.kernel.path,
+            joined or (plan.initrds[0].path if plan.initrds else None),
+            plan.cmdline,
+            syscall=plan.syscall,
+            options=plan.options,
+            root=root,
+        )
     print(f"loaded with {choice.path} ({choice.source})", file=out)
     if mode == LOAD_ONLY:
         print("boot it with `systemctl kexec` (or `kexec -e`); unload it with `kexec -u`", file=out)
@@ -160,14 +170,27 @@ def _boot_through_systemd(delay: float, out: TextIO) -> int:
         print("booting: systemctl kexec (systemd stops the services and unmounts the file systems)", file=out)
         out.flush()
         return subprocess.run(["systemctl", "kexec"]).returncode
-    command = ["systemd-run", f"--unit={SYSTEMD_UNIT}", "--description=kexec-bin: boot the loaded kernel",
-               f"--on-active={delay:g}s", "--timer-property=AccuracySec=100ms", "--quiet", "systemctl", "kexec"]
+    command = [
+        "systemd-run",
+        f"--unit={SYSTEMD_UNIT}",
+        "--description=kexec-bin: boot the loaded kernel",
+        f"--on-active={delay:g}s",
+        "--timer-property=AccuracySec=100ms",
+        "--quiet",
+        "systemctl",
+        "kexec",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise PlanError(f"{' '.join(command)} failed: {(result.stdout + result.stderr).strip()}; "
-                        "the kernel stays loaded: boot it with `systemctl kexec`, or unload it with `kexec -u`")
-    print(f"booting in {delay:g} s: systemd runs `systemctl kexec` (it stops the services and unmounts the file "
-          f"systems); cancel with `systemctl stop {SYSTEMD_UNIT}.timer` (`kexec -u` unloads the kernel)", file=out)
+        raise PlanError(
+            f"{' '.join(command)} failed: {(result.stdout + result.stderr).strip()}; "
+            "the kernel stays loaded: boot it with `systemctl kexec`, or unload it with `kexec -u`"
+        )
+    print(
+        f"booting in {delay:g} s: systemd runs `systemctl kexec` (it stops the services and unmounts the file "
+        f"systems); cancel with `systemctl stop {SYSTEMD_UNIT}.timer` (`kexec -u` unloads the kernel)",
+        file=out,
+    )
     return 0
 
 
@@ -247,15 +270,31 @@ def _quoted(word: str) -> str:
 def add_mode_options(parser: argparse.ArgumentParser, *, default_exec_after: float = 5.0) -> None:
     """The options every story command shares: plan only, load only, or load and boot."""
     modes = parser.add_mutually_exclusive_group()
-    modes.add_argument("--dry-run", dest="mode", action="store_const", const=DRY_RUN,
-                       help="print the plan and stop (the default)")
-    modes.add_argument("--load-only", dest="mode", action="store_const", const=LOAD_ONLY,
-                       help="load the kernel and leave the boot to `systemctl kexec` or `kexec -e`")
-    modes.add_argument("--yes", dest="mode", action="store_const", const=BOOT,
-                       help="load the kernel and boot it after --exec-after seconds")
+    modes.add_argument(
+        "--dry-run", dest="mode", action="store_const", const=DRY_RUN, help="print the plan and stop (the default)"
+    )
+    modes.add_argument(
+        "--load-only",
+        dest="mode",
+        action="store_const",
+        const=LOAD_ONLY,
+        help="load the kernel and leave the boot to `systemctl kexec` or `kexec -e`",
+    )
+    modes.add_argument(
+        "--yes",
+        dest="mode",
+        action="store_const",
+        const=BOOT,
+        help="load the kernel and boot it after --exec-after seconds",
+    )
     parser.set_defaults(mode=DRY_RUN)
-    parser.add_argument("--exec-after", type=float, default=default_exec_after, metavar="SECONDS",
-                        help=f"with --yes, wait this long before booting (default {default_exec_after:g})")
+    parser.add_argument(
+        "--exec-after",
+        type=float,
+        default=default_exec_after,
+        metavar="SECONDS",
+        help=f"with --yes, wait this long before booting (default {default_exec_after:g})",
+    )
 
 
 def console_parameters(spec: str, root: str = "/") -> tuple[list[str], str]:
@@ -267,7 +306,7 @@ def console_parameters(spec: str, root: str = "/") -> tuple[list[str], str]:
     if spec == "none":
         return [], "console: none (--console none)"
     if spec != "auto":
-        device = spec[len("/dev/"):] if spec.startswith("/dev/") else spec
+        device = spec[len("/dev/") :] if spec.startswith("/dev/") else spec
         if not device or "/" in device or " " in device:
             raise PlanError(f"--console {spec!r}: give a device name such as ttyS0 or ttyS0,115200, or auto, or none")
         return [f"console={device}"], f"console {device}: --console"
@@ -277,8 +316,9 @@ def console_parameters(spec: str, root: str = "/") -> tuple[list[str], str]:
         return given, f"{' '.join(given)}: the running kernel's command line (/proc/cmdline)"
     active = _read_text(os.path.join(root, "sys/class/tty/console/active")).split()
     if active:
-        return [f"console={device}" for device in active], \
-            f"console {' '.join(active)}: the running kernel's consoles (/sys/class/tty/console/active)"
+        return [
+            f"console={device}" for device in active
+        ], f"console {' '.join(active)}: the running kernel's consoles (/sys/class/tty/console/active)"
     return [], "console: none found (no console= in /proc/cmdline, no /sys/class/tty/console/active)"
 
 

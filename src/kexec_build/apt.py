@@ -77,9 +77,16 @@ def _source_files(sources: Sequence[Path]) -> Iterator[Path]:
 class PrivateApt:
     """An apt state folder for some suites and one architecture, updated on first use."""
 
-    def __init__(self, root: Path, *, suites: Sequence[str], architecture: str,
-                 components: Sequence[str] = ("main",), types: Sequence[str] = ("deb", "deb-src"),
-                 archives: Sequence[Archive] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        suites: Sequence[str],
+        architecture: str,
+        components: Sequence[str] = ("main",),
+        types: Sequence[str] = ("deb", "deb-src"),
+        archives: Sequence[Archive] | None = None,
+    ) -> None:
         self.root = root
         self.types = tuple(types)
         self.suites = tuple(suites)
@@ -89,17 +96,28 @@ class PrivateApt:
 
     def _options(self) -> list[str]:
         return [
-            "-o", f"Dir::Etc::SourceList={self.root / 'etc/sources.list'}",
-            "-o", f"Dir::Etc::SourceParts={self.root / 'etc/sources.list.d'}",
-            "-o", f"Dir::Etc::Preferences={self.root / 'etc/preferences'}",
-            "-o", f"Dir::Etc::PreferencesParts={self.root / 'etc/preferences.d'}",
-            "-o", f"Dir::State={self.root / 'state'}",
-            "-o", f"Dir::State::status={self.root / 'state/status'}",
-            "-o", f"Dir::Cache={self.root / 'cache'}",
-            "-o", f"APT::Architecture={self.architecture}",
-            "-o", f"APT::Architectures={self.architecture}",
-            "-o", "Acquire::Languages=none",
-            "-o", "Debug::NoLocking=true",
+            "-o",
+            f"Dir::Etc::SourceList={self.root / 'etc/sources.list'}",
+            "-o",
+            f"Dir::Etc::SourceParts={self.root / 'etc/sources.list.d'}",
+            "-o",
+            f"Dir::Etc::Preferences={self.root / 'etc/preferences'}",
+            "-o",
+            f"Dir::Etc::PreferencesParts={self.root / 'etc/preferences.d'}",
+            "-o",
+            f"Dir::State={self.root / 'state'}",
+            "-o",
+            f"Dir::State::status={self.root / 'state/status'}",
+            "-o",
+            f"Dir::Cache={self.root / 'cache'}",
+            "-o",
+            f"APT::Architecture={self.architecture}",
+            "-o",
+            f"APT::Architectures={self.architecture}",
+            "-o",
+            "Acquire::Languages=none",
+            "-o",
+            "Debug::NoLocking=true",
         ]
 
     def _run(self, *args: str, cwd: Path | None = None, failure: str | None = None) -> str:
@@ -115,8 +133,7 @@ class PrivateApt:
             done = self.root / "state/updated"
             if done.exists():
                 return
-            for folder in ("etc/sources.list.d", "etc/preferences.d", "state/lists/partial",
-                           "cache/archives/partial"):
+            for folder in ("etc/sources.list.d", "etc/preferences.d", "state/lists/partial", "cache/archives/partial"):
                 (self.root / folder).mkdir(parents=True, exist_ok=True)
             (self.root / "etc/sources.list").write_text("")
             (self.root / "state/status").touch()
@@ -150,6 +167,11 @@ class PrivateApt:
         """Download the binary packages (for this root's architecture) into `into`."""
         self.update()
         into.mkdir(parents=True, exist_ok=True)
-        self._run("download", *packages, cwd=into, failure=f"could not download {', '.join(packages)} "
-                  f"for {self.architecture} (suites {', '.join(self.suites)})")
+        self._run(
+            "download",
+            *packages,
+            cwd=into,
+            failure=f"could not download {', '.join(packages)} "
+            f"for {self.architecture} (suites {', '.join(self.suites)})",
+        )
         return sorted(into.glob("*.deb"))

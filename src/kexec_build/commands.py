@@ -17,8 +17,9 @@ def quiet(line: str) -> None:
     """A `Log` that drops progress lines; a failure still raises with its own message."""
 
 
-def run(*command: object, error: type[BuildError] = BuildError, failure: str | None = None,
-        **options: Any) -> subprocess.CompletedProcess[str]:
+def run(
+    *command: object, error: type[BuildError] = BuildError, failure: str | None = None, **options: Any
+) -> subprocess.CompletedProcess[str]:
     """Run `command` (each part passed through `str`) with its output captured as text.
 
     Return the finished process; if it exits non-zero, raise `error` with `failure` (default: the

@@ -47,7 +47,6 @@ RETRIED_STATUSES = (500, 502, 503, 504)
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
-
 def mirrors_from_env() -> list[str]:
     """The base URLs (or folders) in $KEXEC_BIN_MIRRORS, space-separated."""
     return os.environ.get(MIRRORS_ENV, "").split()
@@ -68,13 +67,21 @@ def mask_credentials(text: str) -> str:
     return _CREDENTIALS.sub("****@", text)
 
 
-def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None = None,
-          timeout: tuple[float, float] = (10.0, 60.0), deadline: float = 600.0, retries: int = 3,
-          log: Log = print) -> Path:
+def fetch(
+    release: Release,
+    *,
+    mirrors: Sequence[str] = (),
+    cache: Path | None = None,
+    timeout: tuple[float, float] = (10.0, 60.0),
+    deadline: float = 600.0,
+    retries: int = 3,
+    log: Log = print,
+) -> Path:
     """Return the cached tarball of `release`, downloading and verifying it first if needed.
 
     `timeout` is (connect, read) per request; `deadline` bounds one download as a whole.
     """
+
     def say(line: str) -> None:
         log(mask_credentials(line))
 
@@ -96,11 +103,13 @@ def fetch(release: Release, *, mirrors: Sequence[str] = (), cache: Path | None =
             except FetchError as error:
                 failures.append(f"  - {url}: {error}")
                 say(f"fetch: {url}: {error}")
-    raise FetchError(mask_credentials(
-        f"could not fetch {release.source} (sha256 {release.sha256}) from any source:\n"
-        + "\n".join(failures)
-        + f"\nput the tarball on a mirror and name it with --mirror or ${MIRRORS_ENV}"
-    ))
+    raise FetchError(
+        mask_credentials(
+            f"could not fetch {release.source} (sha256 {release.sha256}) from any source:\n"
+            + "\n".join(failures)
+            + f"\nput the tarball on a mirror and name it with --mirror or ${MIRRORS_ENV}"
+        )
+    )
 
 
 def _verified_entry(release: Release, path: Path) -> Path:
@@ -125,8 +134,10 @@ def _cache_errors(folder: Path) -> Iterator[None]:
     except OSError as error:
         where = error.filename or folder
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            fix = ("free some space on that disk, or point $KEXEC_BIN_CACHE at another one "
-                   "(what is cached is intact: only the partial download is removed)")
+            fix = (
+                "free some space on that disk, or point $KEXEC_BIN_CACHE at another one "
+                "(what is cached is intact: only the partial download is removed)"
+            )
         elif error.errno in (errno.ENOTDIR, errno.EEXIST):
             fix = "a part of that path is a file, not a folder: point $KEXEC_BIN_CACHE at a folder"
         else:
@@ -151,8 +162,9 @@ def distribution_urls(release: Release, cache: Path | None = None) -> list[str]:
     """Where the host's apt archive has this release's orig tarball (byte-identical to upstream)."""
     from .apt import PrivateApt
 
-    apt = PrivateApt((cache or cache_dir()) / "apt" / "sources", suites=release.debian_suites,
-                     architecture="all", types=("deb-src",))
+    apt = PrivateApt(
+        (cache or cache_dir()) / "apt" / "sources", suites=release.debian_suites, architecture="all", types=("deb-src",)
+    )
     return [
         remote.url
         for suite in release.debian_suites
@@ -170,8 +182,9 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _download_verified(url: str, release: Release, target: Path, *, timeout: tuple[float, float],
-                       deadline: float, retries: int, log: Log) -> None:
+def _download_verified(
+    url: str, release: Release, target: Path, *, timeout: tuple[float, float], deadline: float, retries: int, log: Log
+) -> None:
     """Stream `url` into a temporary file beside `target`; rename it in only if the sha256 matches.
 
     It stops as soon as more than the recipe's size arrived, or `deadline` seconds went by.
@@ -195,8 +208,10 @@ def _download_verified(url: str, release: Release, target: Path, *, timeout: tup
                         f"stopped there: the mirror serves another file (or an endless body)"
                     )
                 if time.monotonic() > ends:
-                    raise FetchError(f"not finished within {deadline:g}s (the limit for one download); "
-                                     f"{received} bytes had arrived: the mirror is too slow")
+                    raise FetchError(
+                        f"not finished within {deadline:g}s (the limit for one download); "
+                        f"{received} bytes had arrived: the mirror is too slow"
+                    )
                 digest.update(chunk)
                 with _cache_errors(target.parent):  # only the writes: a failed read is the source's fault
                     handle.write(chunk)
@@ -318,4 +333,3 @@ def clean_partials(cache: Path | None = None) -> int:
         partial.unlink(missing_ok=True)
         removed += 1
     return removed
-

@@ -102,7 +102,9 @@ def wheel_tag(target: Target) -> str:
     """The wheel tag of `target`: any Python 3, no ABI, and every platform tag of the target."""
     tag = f"py3-none-{target.platform_tag}"
     if parse_tag(tag) != {Tag("py3", "none", platform) for platform in target.wheel_tags}:
-        raise WheelError(f"recipes/targets.toml: {target.name}'s wheel-tags {list(target.wheel_tags)} do not form a tag")
+        raise WheelError(
+            f"recipes/targets.toml: {target.name}'s wheel-tags {list(target.wheel_tags)} do not form a tag"
+        )
     return tag
 
 
@@ -123,7 +125,9 @@ def build_info_module(target: Target, release: Release, binary: Path) -> str:
         "SHA256": sbom.sha256_of(binary),
     }
     lines = [f"{name} = {value!r}" for name, value in values.items()]
-    return '"""The bundled kexec: written by the build (kexec_build.hook), not by hand."""\n\n' + "\n".join(lines) + "\n"
+    return (
+        '"""The bundled kexec: written by the build (kexec_build.hook), not by hand."""\n\n' + "\n".join(lines) + "\n"
+    )
 
 
 def bundled_sources(root: Path) -> Path | None:
@@ -154,8 +158,14 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     carried = [(item, item.file(bundled_sources(root))) for item in bundled.for_target(target.name)]
     for item, _ in carried:
         item.check_license(root, bundled_sources(root))
-    document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch,
-                              keyring=debian_keyring, bundled=[item.component(path) for item, path in carried])
+    document = sbom.cyclonedx(
+        wheel_version=wheel_version,
+        info=built.read_info(),
+        binary=binary,
+        epoch=epoch,
+        keyring=debian_keyring,
+        bundled=[item.component(path) for item, path in carried],
+    )
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
     files = {str(binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH}
     files.update({str(path): item.wheel_path for item, path in carried})

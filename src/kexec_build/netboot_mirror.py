@@ -30,7 +30,8 @@ RELEASE_NUMBERS = {codename: number for number, codename in debian.NUMBERS.items
 
 
 def files(suite: str, arch: str) -> dict[str, bytes]:
-    """Mirror path (under the archive root) → bytes: InRelease (also under its suite alias), SHA256SUMS, kernel, initrd."""
+    """Mirror path (under the archive root) → bytes: InRelease (also under its suite alias), SHA256SUMS,
+    kernel, initrd."""
     images = f"main/installer-{arch}/current/images"
     package = f"debian-installer-{RELEASE_NUMBERS[suite]}-netboot-{arch}"
     tree = debian_packages.unpacked(package, arch, suite)
@@ -42,10 +43,12 @@ def files(suite: str, arch: str) -> dict[str, bytes]:
     if not _lists(metadata["SHA256SUMS"], kernel_name, kernel):
         metadata = _metadata(suite, images, refresh=True)
     if not _lists(metadata["SHA256SUMS"], kernel_name, kernel):
-        raise RuntimeError(f"{package} in the cache is older than the archive's installer; "
-                           f"remove {debian_packages.CACHE / 'debian' / suite / arch / package} and run again")
+        raise RuntimeError(
+            f"{package} in the cache is older than the archive's installer; "
+            f"remove {debian_packages.CACHE / 'debian' / suite / arch / package} and run again"
+        )
     inrelease = metadata["InRelease"]
-    alias = re.search(rb"^Suite: (\S+)$", inrelease, re.M).group(1).decode()
+    alias = _matched(rb"^Suite: (\S+)$", inrelease)
     return {
         f"dists/{suite}/InRelease": inrelease,
         f"dists/{alias}/InRelease": inrelease,
@@ -61,7 +64,7 @@ def serve(files: Mapping[str, bytes], address: str = "127.0.0.1") -> Iterator[st
 
     class Mirror(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            data = files.get(self.path[len("/debian/"):]) if self.path.startswith("/debian/") else None
+            data = files.get(self.path[len("/debian/") :]) if self.path.startswith("/debian/") else None
             if data is None:
                 self.send_error(404)
                 return
@@ -90,14 +93,35 @@ def sha256(data: bytes) -> str:
 
 def signed_sha256(inrelease: bytes, path: str) -> str:
     """The sha256 InRelease lists for `path`."""
-    return re.search(rb"^ ([0-9a-f]{64}) +\d+ " + re.escape(path.encode()) + rb"$", inrelease, re.M).group(1).decode()
+    return _matched(rb"^ ([0-9a-f]{64}) +\d+ " + re.escape(path.encode()) + rb"$", inrelease)
+
+
+def _matched(pattern: bytes, text: bytes) -> str:
+    """The first group of `pattern`'s first match in `text` (a line of InRelease); an error when there is none."""
+    found = re.search(pattern, text, re.M)
+    if found is None:
+        raise RuntimeError(f"InRelease has no line matching {pattern!r}: the archive changed its format")
+    return found.group(1).decode()
 
 
 def signers(inrelease: bytes) -> list[str]:
     """The primary-key fingerprints gpg finds good signatures from, with Debian's keyring."""
     with tempfile.TemporaryDirectory() as home:
-        status = subprocess.run(["gpg", "--homedir", home, "--no-default-keyring", "--keyring", debian.HOST_KEYRING,
-                                 "--status-fd", "1", "--verify"], input=inrelease, capture_output=True).stdout.decode()
+        status = subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                home,
+                "--no-default-keyring",
+                "--keyring",
+                debian.HOST_KEYRING,
+                "--status-fd",
+                "1",
+                "--verify",
+            ],
+            input=inrelease,
+            capture_output=True,
+        ).stdout.decode()
     return re.findall(r"^\[GNUPG:\] VALIDSIG .* (\w+)$", status, re.M)
 
 
@@ -107,11 +131,18 @@ def resign(inrelease: bytes) -> bytes:
     # socket path over 107 bytes (a deep pytest basetemp) makes key generation fail.
     with tempfile.TemporaryDirectory(prefix="gpg-") as home:
         gpg = ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-        text = subprocess.run([*gpg, "--no-default-keyring", "--keyring", debian.HOST_KEYRING, "--decrypt"],
-                              input=inrelease, capture_output=True, check=True).stdout
+        text = subprocess.run(
+            [*gpg, "--no-default-keyring", "--keyring", debian.HOST_KEYRING, "--decrypt"],
+            input=inrelease,
+            capture_output=True,
+            check=True,
+        ).stdout
         try:
-            subprocess.run([*gpg, "--quick-gen-key", "Throwaway Archive Key <nobody@example.invalid>", "ed25519",
-                            "sign", "1d"], capture_output=True, check=True)
+            subprocess.run(
+                [*gpg, "--quick-gen-key", "Throwaway Archive Key <nobody@example.invalid>", "ed25519", "sign", "1d"],
+                capture_output=True,
+                check=True,
+            )
             return subprocess.run([*gpg, "--clearsign"], input=text, capture_output=True, check=True).stdout
         finally:  # gpg started an agent for this home; it would outlive the test
             subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)

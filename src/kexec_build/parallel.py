@@ -29,9 +29,17 @@ class Outcome:
     runner: str  # what runs the binary for its checks: "native" or a qemu-user program
 
 
-def build_all(release: Release, targets: Sequence[Target], *, recipe_set: Recipes, mirrors: Sequence[str] = (),
-              workers: int | None = None, jobs: int | None = None, root: Path | None = None,
-              log: Log = print) -> list[Outcome]:
+def build_all(
+    release: Release,
+    targets: Sequence[Target],
+    *,
+    recipe_set: Recipes,
+    mirrors: Sequence[str] = (),
+    workers: int | None = None,
+    jobs: int | None = None,
+    root: Path | None = None,
+    log: Log = print,
+) -> list[Outcome]:
     """Build `targets`, `workers` at a time (default: cores + 1) with `make -j<jobs>` each (default: cores).
 
     Every toolchain is looked up first, so missing ones are reported together before any build
@@ -48,8 +56,9 @@ def build_all(release: Release, targets: Sequence[Target], *, recipe_set: Recipe
     def one(target: Target) -> Outcome:
         runner = (toolchains[target].emulator() or ["native"])[0]
         try:
-            built = pipeline.build(release, toolchains[target], mirrors=mirrors, jobs=jobs or cores, root=root,
-                                   log=locked_log)
+            built = pipeline.build(
+                release, toolchains[target], mirrors=mirrors, jobs=jobs or cores, root=root, log=locked_log
+            )
             return Outcome(target, built, None, runner)
         except BuildError as error:
             return Outcome(target, None, error, runner)
@@ -60,8 +69,9 @@ def build_all(release: Release, targets: Sequence[Target], *, recipe_set: Recipe
         return list(pool.map(one, targets))
 
 
-def build_and_report(release: Release, targets: Sequence[Target], *, recipe_set: Recipes,
-                     mirrors: Sequence[str] = (), log: Log = print) -> list[Outcome]:
+def build_and_report(
+    release: Release, targets: Sequence[Target], *, recipe_set: Recipes, mirrors: Sequence[str] = (), log: Log = print
+) -> list[Outcome]:
     """Build `targets` side by side, log one table of how each ended, then raise if any failed."""
     outcomes = build_all(release, targets, recipe_set=recipe_set, mirrors=mirrors, log=log)
     log(table(outcomes))
@@ -79,13 +89,15 @@ def table(outcomes: Sequence[Outcome]) -> str:
         info = outcome.built.read_info()
         libraries = info["libraries"]
         state = "" if outcome.built.rebuilt else " (no-op)"
-        rows.append((
-            outcome.target.name,
-            f"{outcome.built.seconds:.1f}s{state}",
-            f"{outcome.built.binary.stat().st_size / 1024:.0f} KiB",
-            f"{libraries['zlib']}/{libraries['xz']}",
-            f"yes ({outcome.runner})",
-        ))
+        rows.append(
+            (
+                outcome.target.name,
+                f"{outcome.built.seconds:.1f}s{state}",
+                f"{outcome.built.binary.stat().st_size / 1024:.0f} KiB",
+                f"{libraries['zlib']}/{libraries['xz']}",
+                f"yes ({outcome.runner})",
+            )
+        )
     return columns.align(rows)
 
 
@@ -94,5 +106,7 @@ def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
     failed = [(outcome.target, outcome.error) for outcome in outcomes if outcome.error is not None]
     if failed:
         kind = type(failed[0][1])
-        raise kind(f"{len(failed)} of {len(outcomes)} builds failed:\n"
-                   + "\n".join(f"{target.name}: {error}" for target, error in failed))
+        raise kind(
+            f"{len(failed)} of {len(outcomes)} builds failed:\n"
+            + "\n".join(f"{target.name}: {error}" for target, error in failed)
+        )

@@ -48,8 +48,15 @@ def output_dir(release: Release, target: Target, root: Path | None = None) -> Pa
     return (root or build_dir()) / f"kexec-tools-{release.version}" / target.name
 
 
-def build(release: Release, tools: toolchain.Toolchain, *, mirrors: Sequence[str] = (), jobs: int | None = None,
-          root: Path | None = None, log: Log = print) -> Built:
+def build(
+    release: Release,
+    tools: toolchain.Toolchain,
+    *,
+    mirrors: Sequence[str] = (),
+    jobs: int | None = None,
+    root: Path | None = None,
+    log: Log = print,
+) -> Built:
     """Build (or reuse) the static kexec of `release` with `tools`, for their target."""
     started = time.monotonic()
     target = tools.target
@@ -108,8 +115,10 @@ def _up_to_date(out: Path, key: str, *, label: str, log: Log) -> bool:
     recorded = _recorded_sha256(out / "build-info.json")
     got = sha256_of(out / "kexec") if (out / "kexec").is_file() else "nothing (the file is gone)"
     if got != recorded:
-        log(f"build: {label}: {out / 'kexec'} is not what was built and checked "
-            f"(sha256 {recorded or 'none recorded'}, now {got}): building again")
+        log(
+            f"build: {label}: {out / 'kexec'} is not what was built and checked "
+            f"(sha256 {recorded or 'none recorded'}, now {got}): building again"
+        )
         return False
     return True
 

@@ -119,8 +119,7 @@ class Recipes:
             if name in target.uname:
                 return target
         raise RecipeError(
-            f"unknown arch {name!r}: choose one of native, all, {', '.join(self.targets)}"
-            f"{_suggest(name, self.targets)}"
+            f"unknown arch {name!r}: choose one of native, all, {', '.join(self.targets)}{_suggest(name, self.targets)}"
         )
 
     def native_target(self) -> Target:
@@ -234,12 +233,19 @@ _ELF_KEYS = (
 _RELEASES_KEYS = (
     _Key("default", "a version string", lambda v: isinstance(v, str)),
     _Key("sites", "a list of https URLs", lambda v: _is_str_list(v) and all(s.startswith("https://") for s in v)),
-    _Key("source", "a file name such as 'name-{version}.tar.xz'",
-         lambda v: isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v
-         and _formats_with_version(v)),
+    _Key(
+        "source",
+        "a file name such as 'name-{version}.tar.xz'",
+        lambda v: (
+            isinstance(v, str) and "{version}" in v and ".tar." in v and "/" not in v and _formats_with_version(v)
+        ),
+    ),
     _Key("debian-source", "{package = '<name>', suites = [...]}", _is_debian_source),
-    _Key("configure-flags", "a list of ./configure options",
-         lambda v: _is_str_list(v) and all(f.startswith("--") for f in v)),
+    _Key(
+        "configure-flags",
+        "a list of ./configure options",
+        lambda v: _is_str_list(v) and all(f.startswith("--") for f in v),
+    ),
     _Key("release", '[release."<version>"] tables', _is_table_of_tables),
 )
 _DEBIAN_SOURCE_KEYS = (
@@ -248,8 +254,11 @@ _DEBIAN_SOURCE_KEYS = (
 )
 _RELEASE_KEYS = (
     _Key("sha256", "64 lowercase hex digits", lambda v: isinstance(v, str) and bool(_SHA256.fullmatch(v))),
-    _Key("size", "the tarball's length in bytes (a whole number > 0)",
-         lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    _Key(
+        "size",
+        "the tarball's length in bytes (a whole number > 0)",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    ),
     _Key("build", "a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
     _Key("targets", f"a list of target names from {TARGETS_FILE}", _is_str_list),
     _Key("configure-flags", "a list of ./configure options", _is_str_list, required=False),

@@ -25,8 +25,15 @@ KEXEC_TOOLS_LICENSE = "GPL-2.0-only"
 KEYRING_REF = "debian-archive-keyring"
 
 
-def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: int,
-              keyring: Keyring | None = None, bundled: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def cyclonedx(
+    *,
+    wheel_version: str,
+    info: dict[str, Any],
+    binary: Path,
+    epoch: int,
+    keyring: Keyring | None = None,
+    bundled: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says,
     and which ships `keyring` (Debian's archive keyring, for `kexec-bin netboot`).
 
@@ -40,8 +47,9 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
         "version": kexec["version"],
         "description": "the static kexec binary at kexec_bin/bin/kexec",
         "licenses": [{"license": {"id": KEXEC_TOOLS_LICENSE}}],
-        "purl": _purl("kexec-tools", kexec["version"], download_url=kexec["source_url"],
-                      checksum=f"sha256:{kexec['sha256']}"),
+        "purl": _purl(
+            "kexec-tools", kexec["version"], download_url=kexec["source_url"], checksum=f"sha256:{kexec['sha256']}"
+        ),
         "hashes": [{"alg": "SHA-256", "content": sha256_of(binary)}],
         "externalReferences": [
             {
@@ -124,13 +132,26 @@ def _keyring_component(keyring: Keyring) -> dict[str, Any]:
         "purl": debian_purl(PACKAGE, VERSION),
         "hashes": [{"alg": "SHA-256", "content": keyring.sha256}],
         "externalReferences": [
-            {"type": "distribution", "url": keyring.deb.name, "hashes": [{"alg": "SHA-256", "content": sha256_of(keyring.deb)}]}
+            {
+                "type": "distribution",
+                "url": keyring.deb.name,
+                "hashes": [{"alg": "SHA-256", "content": sha256_of(keyring.deb)}],
+            }
         ],
     }
 
 
-def bundled_component(*, ref: str, name: str, version: str, description: str, license: str, purl: str,
-                      sha256: str, sources: dict[str, str]) -> dict[str, Any]:
+def bundled_component(
+    *,
+    ref: str,
+    name: str,
+    version: str,
+    description: str,
+    license: str,
+    purl: str,
+    sha256: str,
+    sources: dict[str, str],
+) -> dict[str, Any]:
     """A file the wheel carries besides kexec, from another project's package: `sources` names the
     files of its source (each with its sha256), which the sdist carries."""
     return {

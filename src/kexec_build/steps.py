@@ -32,8 +32,15 @@ class Steps:
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
 
-    def run(self, name: str, command: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None,
-            stdin: Path | None = None) -> Path:
+    def run(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        stdin: Path | None = None,
+    ) -> Path:
         """Run `command`, its output going to the step's log; raise `StepError` if it fails."""
         self.count += 1
         log = self.logs / f"{self.count:02d}-{name}.log"
@@ -41,8 +48,9 @@ class Steps:
             output.write(f"$ {' '.join(command)}\n")
             output.flush()
             try:
-                code = subprocess.run(command, cwd=cwd, env=env, stdin=source, stdout=output,
-                                      stderr=subprocess.STDOUT).returncode
+                code = subprocess.run(
+                    command, cwd=cwd, env=env, stdin=source, stdout=output, stderr=subprocess.STDOUT
+                ).returncode
             except FileNotFoundError:
                 output.write(f"{command[0]}: command not found\n")
                 code = 127
@@ -69,8 +77,12 @@ def configure(runner: Steps, source: Path, release: Release, toolchain: Toolchai
         "CFLAGS": f"-O2 {prefix_map}",
         "LDFLAGS": f"-static {extra.get('LDFLAGS', '')}".strip(),
     }
-    runner.run("configure", ["./configure", f"--host={toolchain.target.triplet}", *release.configure_flags],
-              cwd=source, env=env)
+    runner.run(
+        "configure",
+        ["./configure", f"--host={toolchain.target.triplet}", *release.configure_flags],
+        cwd=source,
+        env=env,
+    )
 
 
 def verify_config(source: Path, label: str, *, arch: str) -> dict[str, bool]:
@@ -78,8 +90,7 @@ def verify_config(source: Path, label: str, *, arch: str) -> dict[str, bool]:
     header = source / "include" / "config.h"
     text = header.read_text()
     enabled = {
-        library: bool(re.search(rf"^#define {define} 1$", text, re.M))
-        for define, library in REQUIRED_DEFINES.items()
+        library: bool(re.search(rf"^#define {define} 1$", text, re.M)) for define, library in REQUIRED_DEFINES.items()
     }
     missing = [library for library, on in enabled.items() if not on]
     if missing:
@@ -109,7 +120,9 @@ def check_runs(binary: Path, release: Release, prefix: list[str]) -> None:
     version = subprocess.run([*prefix, str(binary), "--version"], capture_output=True, text=True, timeout=60)
     expected = f"kexec-tools {release.version}"
     if expected not in version.stdout + version.stderr:
-        raise CheckError(f"{binary} --version printed {(version.stdout + version.stderr).strip()!r}, expected {expected!r}")
+        raise CheckError(
+            f"{binary} --version printed {(version.stdout + version.stderr).strip()!r}, expected {expected!r}"
+        )
     usage = subprocess.run([*prefix, str(binary), "--help"], capture_output=True, text=True, timeout=60)
     for option in ("--load", "--exec"):
         if option not in usage.stdout + usage.stderr:

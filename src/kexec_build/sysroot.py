@@ -69,8 +69,10 @@ def verified_manifest(root: Path, target: Target) -> str:
     try:
         recorded = json.loads((root / FILES_RECORD).read_text())
     except (OSError, ValueError) as error:
-        raise ToolchainError(f"the {target.name} sysroot {root} has no readable record of its files "
-                             f"({error}; made by an older kexec-bin?): {fix}") from None
+        raise ToolchainError(
+            f"the {target.name} sysroot {root} has no readable record of its files "
+            f"({error}; made by an older kexec-bin?): {fix}"
+        ) from None
     found = _files(root)
     changed = sorted(name for name in recorded.keys() | found.keys() if recorded.get(name) != found.get(name))
     if changed:
@@ -98,9 +100,7 @@ def _files(root: Path) -> dict[str, str]:
 
 def host_suite(os_release: Path = Path("/etc/os-release")) -> str:
     """The host's release codename (e.g. 'bookworm'), whose packages match its cross C library."""
-    fields = dict(
-        line.split("=", 1) for line in os_release.read_text().splitlines() if "=" in line
-    )
+    fields = dict(line.split("=", 1) for line in os_release.read_text().splitlines() if "=" in line)
     codename = fields.get("VERSION_CODENAME", "").strip('"')
     if not codename:
         raise ToolchainError(f"{os_release} names no VERSION_CODENAME: cannot tell which suite to use")
@@ -134,14 +134,16 @@ def ensure(target: Target, *, packages: tuple[str, ...], prove: Prove, log: Log 
                     rejected.append(f"{suite}: {error}")
                     log(f"sysroot: {target.name}: not from {suite}: {str(error).splitlines()[0]}")
                     continue
-                manifest = {"suite": suite, "architecture": target.debian_arch, "packages": versions,
-                            "proof": evidence}
+                manifest = {"suite": suite, "architecture": target.debian_arch, "packages": versions, "proof": evidence}
                 manifest_path(candidate).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
                 (candidate / FILES_RECORD).write_text(json.dumps(_files(candidate), indent=2, sort_keys=True) + "\n")
                 shutil.rmtree(root, ignore_errors=True)  # an unfinished leftover, or one made by an older kexec-bin
                 os.rename(candidate, root)
-                log(f"sysroot: {target.name} from {suite}: "
-                    + ", ".join(f"{name} {version}" for name, version in versions.items()) + f" ({evidence})")
+                log(
+                    f"sysroot: {target.name} from {suite}: "
+                    + ", ".join(f"{name} {version}" for name, version in versions.items())
+                    + f" ({evidence})"
+                )
                 return root
         raise ToolchainError(
             f"no suite gives {target.name} ({target.debian_arch}) usable {', '.join(packages)}:\n  "
@@ -158,8 +160,9 @@ def _unpack(target: Target, suite: str, packages: tuple[str, ...], scratch: Path
     apt = PrivateApt(scratch / "apt", suites=[suite], architecture=target.debian_arch)
     versions = {}
     for deb in apt.download(packages, scratch / "debs"):
-        fields = run("dpkg-deb", "--show", "--showformat", "${Package} ${Version}", deb, error=ToolchainError).stdout.split()
+        fields = run(
+            "dpkg-deb", "--show", "--showformat", "${Package} ${Version}", deb, error=ToolchainError
+        ).stdout.split()
         versions[fields[0]] = fields[1]
         run("dpkg-deb", "-x", deb, into, error=ToolchainError)
     return versions
-

@@ -95,8 +95,12 @@ class Toolchain:
 
     @functools.cached_property
     def _versions(self) -> dict[str, str]:
-        result = subprocess.run([self.cc, *self.cppflags(), "-E", "-dM", "-x", "c", "-"], input=_VERSION_HEADERS,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [self.cc, *self.cppflags(), "-E", "-dM", "-x", "c", "-"],
+            input=_VERSION_HEADERS,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise ToolchainError(
                 f"{self.cc} cannot find the zlib, liblzma or C library headers for {self.target.name}: "
@@ -153,7 +157,9 @@ def _look_up(target: Target, recipe_set: Recipes) -> tuple[Toolchain, list[str]]
     if not shutil.which(cc):
         problems.append(f"no {cc} (package {_package(target, 'gcc-')})")
     if not (Path("/usr") / target.triplet / "lib/libc.a").is_file():
-        problems.append(f"no static C library /usr/{target.triplet}/lib/libc.a (package {_package(target, 'libc6-dev-')})")
+        problems.append(
+            f"no static C library /usr/{target.triplet}/lib/libc.a (package {_package(target, 'libc6-dev-')})"
+        )
     if not sysroots.finished(root):
         problems.append(f"no sysroot with static zlib and liblzma in {root}")
     if not shutil.which(target.qemu):
@@ -171,8 +177,9 @@ def host_packages(target: Target, recipe_set: Recipes) -> tuple[str, ...]:
 def missing_packages(packages: Iterable[str]) -> list[str]:
     """Those of `packages` that dpkg does not list as installed."""
     wanted = list(dict.fromkeys(packages))
-    result = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *wanted],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *wanted], capture_output=True, text=True
+    )
     installed = {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")}
     return [package for package in wanted if package not in installed]
 
@@ -182,8 +189,9 @@ def install_command(packages: Sequence[str]) -> list[str]:
     return ["apt-get", "install", "-y", "--no-install-recommends", *packages]
 
 
-def provision(targets: Sequence[Target], recipe_set: Recipes, *, as_root: bool | None = None,
-              log: Log = print) -> dict[Target, Toolchain]:
+def provision(
+    targets: Sequence[Target], recipe_set: Recipes, *, as_root: bool | None = None, log: Log = print
+) -> dict[Target, Toolchain]:
     """Install the host packages `targets` need (root only) and build their sysroots; idempotent."""
     missing = missing_packages(package for target in targets for package in host_packages(target, recipe_set))
     if missing:
@@ -194,8 +202,12 @@ def provision(targets: Sequence[Target], recipe_set: Recipes, *, as_root: bool |
                 f"  sudo apt-get update\n  sudo {' '.join(command)}\nthen run this command again"
             )
         log(f"toolchain: installing {' '.join(missing)}")
-        run(*command, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, error=ToolchainError,
-            failure=f"`{' '.join(command)}` failed (if a package was not found, run `apt-get update` first)")
+        run(
+            *command,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            error=ToolchainError,
+            failure=f"`{' '.join(command)}` failed (if a package was not found, run `apt-get update` first)",
+        )
     else:
         log(f"toolchain: host packages already installed for {', '.join(t.name for t in targets)}")
     for target in targets:
@@ -220,19 +232,37 @@ def prove(toolchain: Toolchain) -> str:
     with tempfile.TemporaryDirectory(prefix="kexec-bin-probe-") as scratch:
         program = Path(scratch) / "probe"
         compile_ = subprocess.run(
-            [toolchain.cc, "-static", "-O2", *toolchain.cppflags(), str(PROBE_SOURCE), "-o", str(program),
-             *toolchain.ldflags(), "-Wl,--whole-archive", "-llzma", "-lz", "-Wl,--no-whole-archive"],
-            capture_output=True, text=True)
+            [
+                toolchain.cc,
+                "-static",
+                "-O2",
+                *toolchain.cppflags(),
+                str(PROBE_SOURCE),
+                "-o",
+                str(program),
+                *toolchain.ldflags(),
+                "-Wl,--whole-archive",
+                "-llzma",
+                "-lz",
+                "-Wl,--no-whole-archive",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if compile_.returncode != 0:
-            raise ToolchainError(f"a static program using zlib and liblzma does not link for "
-                                 f"{toolchain.target.name}:\n{compile_.stderr.strip()[-1500:]}")
+            raise ToolchainError(
+                f"a static program using zlib and liblzma does not link for "
+                f"{toolchain.target.name}:\n{compile_.stderr.strip()[-1500:]}"
+            )
         ran = subprocess.run([*toolchain.emulator(), str(program)], capture_output=True, text=True, timeout=60)
     printed = ran.stdout.strip()
     versions = toolchain.versions()
     expected = f"zlib {versions['zlib']} lzma {versions['xz']}"
     if ran.returncode != 0 or printed != expected:
-        raise ToolchainError(f"the {toolchain.target.name} probe printed {printed or ran.stderr.strip()!r} "
-                             f"(exit {ran.returncode}), expected {expected!r}")
+        raise ToolchainError(
+            f"the {toolchain.target.name} probe printed {printed or ran.stderr.strip()!r} "
+            f"(exit {ran.returncode}), expected {expected!r}"
+        )
     return printed
 
 

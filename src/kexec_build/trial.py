@@ -47,7 +47,17 @@ def fresh_venv(folder: Path, wheel_file: Path) -> Venv:
     """A new venv in `folder` with `wheel_file` installed by pip and nothing else (no network)."""
     run(sys.executable, "-m", "venv", "--without-pip", folder, error=WheelError)
     venv = Venv(folder)
-    run(sys.executable, "-m", "pip", "--python", venv.python, "install", "--quiet", "--no-index", "--no-deps",
-        wheel_file, error=WheelError)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        venv.python,
+        "install",
+        "--quiet",
+        "--no-index",
+        "--no-deps",
+        wheel_file,
+        error=WheelError,
+    )
     return venv
-

@@ -24,8 +24,16 @@ from .recipes import Recipes, Release, Target
 SUMS = "SHA256SUMS"
 
 
-def make_wheels(targets: Sequence[Target], release: Release, *, recipe_set: Recipes, mirrors: Sequence[str],
-                dist: Path, check_repro: bool = False, log: Log = print) -> list[Path]:
+def make_wheels(
+    targets: Sequence[Target],
+    release: Release,
+    *,
+    recipe_set: Recipes,
+    mirrors: Sequence[str],
+    dist: Path,
+    check_repro: bool = False,
+    log: Log = print,
+) -> list[Path]:
     """`inv wheel`: build the binaries (side by side), then one wheel per target into `dist`, then
     SHA256SUMS; with `check_repro`, prove the wheels reproducible first."""
     parallel.build_and_report(release, targets, recipe_set=recipe_set, mirrors=mirrors, log=log)
@@ -43,12 +51,21 @@ def make_sdist(release: Release, *, mirrors: Sequence[str], dist: Path, log: Log
     return sdist
 
 
-def build_wheels(targets: Sequence[Target], release: Release, *, outdir: Path, root: Path = PROJECT_ROOT,
-                 env: Mapping[str, str] | None = None, log: Log = print) -> list[Path]:
+def build_wheels(
+    targets: Sequence[Target],
+    release: Release,
+    *,
+    outdir: Path,
+    root: Path = PROJECT_ROOT,
+    env: Mapping[str, str] | None = None,
+    log: Log = print,
+) -> list[Path]:
     """Make one wheel per target in `outdir` from the project (or unpacked sdist) at `root`."""
     wheels = []
     for target in targets:
-        wheel = _run_backend("wheel", root, outdir, {**(env or {}), ARCH_ENV: target.name, VERSION_ENV: release.version})
+        wheel = _run_backend(
+            "wheel", root, outdir, {**(env or {}), ARCH_ENV: target.name, VERSION_ENV: release.version}
+        )
         log(f"wheel: {target.name}: {wheel} ({wheel.stat().st_size // 1024} KiB)")
         wheels.append(wheel)
     return wheels
@@ -67,16 +84,23 @@ def write_sums(dist: Path) -> Path:
     return atomic.write_text(dist / SUMS, "".join(f"{sbom.sha256_of(path)}  {path.name}\n" for path in artifacts))
 
 
-def check_reproducible(wheels: Sequence[Path], targets: Sequence[Target], release: Release, *,
-                       mirrors: Sequence[str] = (), log: Log = print) -> None:
+def check_reproducible(
+    wheels: Sequence[Path],
+    targets: Sequence[Target],
+    release: Release,
+    *,
+    mirrors: Sequence[str] = (),
+    log: Log = print,
+) -> None:
     """Make `wheels` again from the sdist, unpacked in a fresh folder and compiled in a fresh build
     tree; raise `WheelError` naming every difference."""
     with tempfile.TemporaryDirectory(prefix="kexec-bin-repro-") as scratch:
         folder = Path(scratch)
         sdist = build_sdist(release, outdir=folder, env=mirrors_env(mirrors), log=log)
         root = unpack.unpack(sdist, folder / "sdist")
-        again = build_wheels(targets, release, outdir=folder / "dist", root=root,
-                             env={BUILD_ENV: str(folder / "build")}, log=log)
+        again = build_wheels(
+            targets, release, outdir=folder / "dist", root=root, env={BUILD_ENV: str(folder / "build")}, log=log
+        )
         problems = [
             f"{first.name}: {difference}"
             for first, second in zip(wheels, again)

@@ -23,8 +23,9 @@ def inv_build_all(version: str, mirror: str) -> str:
 
 
 @pytest.mark.parametrize("version", ["2.0.32", "2.0.25"])
-def test_every_target_builds_static_with_zlib_and_lzma_and_runs(tmp_path, monkeypatch, mirror, toolchains,
-                                                                recipe_set, version):
+def test_every_target_builds_static_with_zlib_and_lzma_and_runs(
+    tmp_path, monkeypatch, mirror, toolchains, recipe_set, version
+):
     monkeypatch.setenv("KEXEC_BIN_BUILD", str(tmp_path / "build"))  # the user's cache (sysroots) is kept
     release = recipe_set.release(version)
     targets = recipe_set.select_targets("all", release)

@@ -141,15 +141,20 @@ def test_every_failure_is_listed_with_the_fix(isolated, httpserver, release):
 
 def test_interrupted_download_is_never_used_later(isolated, httpserver, release, tarball):
     """A fetch killed mid-stream leaves at most a partial file, which the next fetch ignores."""
+
     def trickle(connection):
         connection.sendall(headers(len(tarball)) + tarball[:100_000])
         time.sleep(30)
 
     server = RawServer(trickle)
     child = subprocess.Popen(
-        [sys.executable, "-c", f"from kexec_build import fetch, recipes; import dataclasses; "
-         f"r = dataclasses.replace(recipes.load().release(), urls=(), debian_package=''); "
-         f"fetch.fetch(r, mirrors=['{server.url}'], retries=0)"],
+        [
+            sys.executable,
+            "-c",
+            f"from kexec_build import fetch, recipes; import dataclasses; "
+            f"r = dataclasses.replace(recipes.load().release(), urls=(), debian_package=''); "
+            f"fetch.fetch(r, mirrors=['{server.url}'], retries=0)",
+        ],
         env={**os.environ, "PYTHONPATH": str(Path(fetch.__file__).parents[1])},
         stderr=subprocess.PIPE,
     )
@@ -208,6 +213,7 @@ def test_the_sdist_refuses_a_swapped_cached_tarball(isolated, upstream_dir, reci
 
 def endless(sent: list[int], first: bytes, *, pause: float = 0.0, limit: int = 100 << 20):
     """A server behaviour: `first`, then zeros (one byte per `pause` if set) until `limit` bytes went out."""
+
     def behaviour(connection):
         connection.sendall(first)
         piece = b"\0" if pause else b"\0" * 65536
@@ -215,6 +221,7 @@ def endless(sent: list[int], first: bytes, *, pause: float = 0.0, limit: int = 1
             connection.sendall(piece)
             sent[0] += len(piece)
             time.sleep(pause)
+
     return behaviour
 
 
@@ -305,8 +312,10 @@ def test_credentials_in_a_mirror_url_reach_no_error(isolated, httpserver, releas
     refused = socket.create_server(("127.0.0.1", 0))
     closed_port = refused.getsockname()[1]
     refused.close()
-    mirrors = [httpserver.url_for("/missing").replace("http://", "http://user:s3cret@"),
-               f"http://user:s3cret@127.0.0.1:{closed_port}/m"]
+    mirrors = [
+        httpserver.url_for("/missing").replace("http://", "http://user:s3cret@"),
+        f"http://user:s3cret@127.0.0.1:{closed_port}/m",
+    ]
     lines: list[str] = []
     with pytest.raises(FetchError) as caught:
         fetch.fetch(release, mirrors=mirrors, retries=0, log=lines.append)

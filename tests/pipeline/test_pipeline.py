@@ -73,8 +73,9 @@ def test_configure_dropping_zlib_is_an_error(tmp_path, source_tree, recipe_set, 
 def test_two_builds_of_the_same_target_at_once_both_end_well(isolated, mirror):
     env = {**os.environ, "KEXEC_BIN_MIRRORS": mirror}
     first, second = (
-        subprocess.Popen([*INVOKE, "build"], cwd=PROJECT_ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [*INVOKE, "build"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for _ in range(2)
     )
     outputs = [first.communicate()[0], second.communicate()[0]]
@@ -100,8 +101,13 @@ def good_build(tmp_path_factory, recipe_set, upstream_dir) -> Path:
     root = tmp_path_factory.mktemp("good-build")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KEXEC_BIN_CACHE", str(root / "cache"))
-        pipeline.build(recipe_set.release(), toolchain.for_target(recipe_set.native_target(), recipe_set),
-                       mirrors=[str(upstream_dir)], root=root / "build", log=lambda line: None)
+        pipeline.build(
+            recipe_set.release(),
+            toolchain.for_target(recipe_set.native_target(), recipe_set),
+            mirrors=[str(upstream_dir)],
+            root=root / "build",
+            log=lambda line: None,
+        )
     return root / "build"
 
 
@@ -150,8 +156,14 @@ def test_the_wheel_checks_the_very_binary_it_ships(build_copy, recipe_set, upstr
     (build_copy / "build-info.json").write_text(json.dumps(info))
     dist = build_copy.parent / "dist"
     with pytest.raises(WheelError, match="the build backend failed to make the wheel"):
-        wheels.make_wheels([recipe_set.native_target()], recipe_set.release(), recipe_set=recipe_set,
-                          mirrors=[str(upstream_dir)], dist=dist, log=lambda line: None)
+        wheels.make_wheels(
+            [recipe_set.native_target()],
+            recipe_set.release(),
+            recipe_set=recipe_set,
+            mirrors=[str(upstream_dir)],
+            dist=dist,
+            log=lambda line: None,
+        )
     output = capfd.readouterr()
     assert re.search(reason, output.out + output.err), output.out + output.err
     assert not list(dist.glob("*.whl"))

@@ -35,9 +35,24 @@ def test_real_recipes_hold_both_releases_and_eight_targets(recipe_set):
 @pytest.mark.parametrize(
     ("file", "old", "new", "message"),
     [
-        ("kexec-tools.toml", 'sha256 = "8f81', 'sha256 = "XYZ', r"kexec-tools\.toml.*release\.'2\.0\.32'\.sha256: expected 64 lowercase hex digits, got 'XYZ"),
-        ("kexec-tools.toml", "build = 0", "biuld = 0", r"release\.'2\.0\.32'\.biuld: unknown key \(perhaps you meant 'build'\?\)"),
-        ("kexec-tools.toml", '"riscv64", "mips64el"]', '"riscv46", "mips64el"]', r"unknown target 'riscv46' \(perhaps you meant 'riscv64'\?\)"),
+        (
+            "kexec-tools.toml",
+            'sha256 = "8f81',
+            'sha256 = "XYZ',
+            r"kexec-tools\.toml.*release\.'2\.0\.32'\.sha256: expected 64 lowercase hex digits, got 'XYZ",
+        ),
+        (
+            "kexec-tools.toml",
+            "build = 0",
+            "biuld = 0",
+            r"release\.'2\.0\.32'\.biuld: unknown key \(perhaps you meant 'build'\?\)",
+        ),
+        (
+            "kexec-tools.toml",
+            '"riscv64", "mips64el"]',
+            '"riscv46", "mips64el"]',
+            r"unknown target 'riscv46' \(perhaps you meant 'riscv64'\?\)",
+        ),
         ("kexec-tools.toml", 'default = "2.0.32"', 'default = "9.9"', r"default: '9\.9' is not one of the releases"),
         ("kexec-tools.toml", 'default = "2.0.32"', "default = [", r"kexec-tools\.toml: not valid TOML"),
         (
@@ -58,8 +73,18 @@ def test_real_recipes_hold_both_releases_and_eight_targets(recipe_set):
             'source = "kexec-tools-{version}-{arch}.tar.xz"',
             r"source: expected a file name such as .*, got 'kexec-tools-\{version\}-\{arch\}\.tar\.xz'",
         ),
-        ("targets.toml", 'triplet = "aarch64-linux-gnu"\n', "", r"targets\.toml.*target\.aarch64\.triplet: missing; expected a GNU triplet"),
-        ("targets.toml", 'machine = "EM_S390", class = 64, endian = "big"', 'machine = "EM_S390", class = 65, endian = "middle"', r"elf\.class: expected 32 or 64, got 65(?s:.*)elf\.endian: expected 'little' or 'big', got 'middle'"),
+        (
+            "targets.toml",
+            'triplet = "aarch64-linux-gnu"\n',
+            "",
+            r"targets\.toml.*target\.aarch64\.triplet: missing; expected a GNU triplet",
+        ),
+        (
+            "targets.toml",
+            'machine = "EM_S390", class = 64, endian = "big"',
+            'machine = "EM_S390", class = 65, endian = "middle"',
+            r"elf\.class: expected 32 or 64, got 65(?s:.*)elf\.endian: expected 'little' or 'big', got 'middle'",
+        ),
     ],
 )
 def test_malformed_recipe_is_refused_with_file_key_and_expectation(recipe_copy, file, old, new, message):

@@ -56,8 +56,10 @@ def test_unsafe_members_are_refused_and_nothing_is_written(tmp_path, bad, reason
     [
         ([member("kexec-tools-1/a", tarfile.SYMTYPE, "..")], "points outside the tree"),
         # Each link alone stays inside; followed through x/a, x/b's '..' climbs above the top folder.
-        ([member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."), member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/..")],
-         "points outside the tree"),
+        (
+            [member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."), member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/..")],
+            "points outside the tree",
+        ),
         (
             [
                 member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."),
@@ -65,10 +67,14 @@ def test_unsafe_members_are_refused_and_nothing_is_written(tmp_path, bad, reason
             ],
             "points outside the tree",
         ),
-        ([member("kexec-tools-1/l1", tarfile.SYMTYPE, "l2"), member("kexec-tools-1/l2", tarfile.SYMTYPE, "l1/x")],
-         "is a link loop"),
-        ([member("kexec-tools-1/d", tarfile.SYMTYPE, "doc"), member("kexec-tools-1/d", tarfile.SYMTYPE, "..")],
-         "a link defined twice"),
+        (
+            [member("kexec-tools-1/l1", tarfile.SYMTYPE, "l2"), member("kexec-tools-1/l2", tarfile.SYMTYPE, "l1/x")],
+            "is a link loop",
+        ),
+        (
+            [member("kexec-tools-1/d", tarfile.SYMTYPE, "doc"), member("kexec-tools-1/d", tarfile.SYMTYPE, "..")],
+            "a link defined twice",
+        ),
     ],
 )
 def test_link_chains_that_leave_the_tree_are_refused_by_our_own_walk(tmp_path, bad, reason):
@@ -80,11 +86,14 @@ def test_link_chains_that_leave_the_tree_are_refused_by_our_own_walk(tmp_path, b
 
 
 def test_a_chain_of_links_inside_the_tree_is_fine(tmp_path):
-    archive = make_tar(tmp_path / "ok.tar.xz", [
-        member("kexec-tools-1/doc/README"),
-        member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."),
-        member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/doc"),
-    ])
+    archive = make_tar(
+        tmp_path / "ok.tar.xz",
+        [
+            member("kexec-tools-1/doc/README"),
+            member("kexec-tools-1/x/a", tarfile.SYMTYPE, ".."),
+            member("kexec-tools-1/x/b", tarfile.SYMTYPE, "a/doc"),
+        ],
+    )
     out = unpack(archive, tmp_path / "src")
     assert (out / "x" / "b" / "README").read_text() == "payload\n"
 
@@ -100,10 +109,13 @@ def test_a_full_disk_while_unpacking_blames_the_disk_not_the_archive(tmp_path, m
 
 
 def test_a_link_inside_the_tree_is_fine(tmp_path):
-    archive = make_tar(tmp_path / "ok.tar.xz", [
-        member("kexec-tools-1/README"),
-        member("kexec-tools-1/doc/readme", tarfile.SYMTYPE, "../README"),
-    ])
+    archive = make_tar(
+        tmp_path / "ok.tar.xz",
+        [
+            member("kexec-tools-1/README"),
+            member("kexec-tools-1/doc/readme", tarfile.SYMTYPE, "../README"),
+        ],
+    )
     out = unpack(archive, tmp_path / "src")
     assert (out / "doc" / "readme").read_text() == "payload\n"
 

@@ -16,8 +16,16 @@ from kexec_build.debian_packages import unpacked
 from tests.runtime.installed import system_kexec
 
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.
-XEN_LIBRARIES = ("libxenmisc4.17", "libxencall1", "libxendevicemodel1", "libxenevtchn1",
-                 "libxenforeignmemory1", "libxengnttab1", "libxentoollog1", "libxentoolcore1")
+XEN_LIBRARIES = (
+    "libxenmisc4.17",
+    "libxencall1",
+    "libxendevicemodel1",
+    "libxenevtchn1",
+    "libxenforeignmemory1",
+    "libxengnttab1",
+    "libxentoollog1",
+    "libxentoolcore1",
+)
 EFI_GLOBAL = "8be4df61-93ca-11d0-aae4-00a0c904b13c"
 CAP_SYS_BOOT_BIT = 1 << 22
 
@@ -55,8 +63,11 @@ def debian_kexec() -> DebianKexec:
 
 def set_options(config: str, **options: str) -> str:
     """The config text with each CONFIG_<name> set to its value ('n' writes "is not set")."""
-    lines = [line for line in config.splitlines()
-             if not any(line.startswith((f"CONFIG_{name}=", f"# CONFIG_{name} is not set")) for name in options)]
+    lines = [
+        line
+        for line in config.splitlines()
+        if not any(line.startswith((f"CONFIG_{name}=", f"# CONFIG_{name} is not set")) for name in options)
+    ]
     for name, value in options.items():
         lines.append(f"# CONFIG_{name} is not set" if value == "n" else f"CONFIG_{name}={value}")
     return "\n".join(lines) + "\n"
@@ -106,8 +117,11 @@ def tree(tmp_path: Path, debian_kernel: DebianKernel) -> Tree:
     tree.set_config(debian_kernel.config)
     tree.write("/proc/sys/kernel/osrelease", debian_kernel.release + "\n")
     tree.write("/proc/sys/kernel/kexec_load_disabled", "0\n")
-    tree.write("/proc/cmdline", f"BOOT_IMAGE=/boot/vmlinuz-{debian_kernel.release} "
-                                "root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M\n")
+    tree.write(
+        "/proc/cmdline",
+        f"BOOT_IMAGE=/boot/vmlinuz-{debian_kernel.release} "
+        "root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M\n",
+    )
     tree.set_capability(True)
     tree.write("/proc/self/uid_map", "         0          0 4294967295\n")
     tree.write("/sys/kernel/kexec_loaded", "0\n")

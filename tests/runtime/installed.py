@@ -80,7 +80,9 @@ def version_of(program: Path, **env: str) -> str:
     return result.stdout.splitlines()[0]
 
 
-def run_kexec(installed: Install, *args: str, path: Sequence[Path] = (), **env: str) -> subprocess.CompletedProcess[str]:
+def run_kexec(
+    installed: Install, *args: str, path: Sequence[Path] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `kexec` script with PATH = `path` folders, then the scripts folder, then /usr/bin:/bin."""
     environ = {
         "PATH": os.pathsep.join([*map(str, path), str(installed.scripts), "/usr/bin", "/bin"]),

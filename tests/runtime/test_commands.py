@@ -22,8 +22,9 @@ def kexec_bin_module(tmp_path):
 
     def run(*args):
         python = wheel.venv / "bin" / "python"
-        return subprocess.run([str(python), "-m", "kexec_bin", *args], capture_output=True, text=True,
-                              env={"PATH": "/usr/bin:/bin"})
+        return subprocess.run(
+            [str(python), "-m", "kexec_bin", *args], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+        )
 
     return run
 
@@ -49,8 +50,11 @@ def test_doctor_json(tree, kexec_bin_module):
     report = json.loads(result.stdout)
     assert result.returncode == 0  # a signed kernel still loads
     assert report["verdict"] == "signed-only"
-    assert report["operations"]["load"] == {"auto": "signed-only", "kexec_load": "blocked",
-                                            "kexec_file_load": "signed-only"}
+    assert report["operations"]["load"] == {
+        "auto": "signed-only",
+        "kexec_load": "blocked",
+        "kexec_file_load": "signed-only",
+    }
     lockdown = [f for f in report["findings"] if f["check"] == "lockdown"]
     assert {f["status"] for f in lockdown} == {"blocked", "signed-only"}
     assert all(f["evidence"] == f"{tree.root}/sys/kernel/security/lockdown: [integrity]" for f in lockdown)
@@ -70,36 +74,62 @@ def test_doctor_explains_this_machine(kexec_bin_module):
 @without_host_kexec
 def test_which_names_the_bundled_binary(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"))
-    result = subprocess.run([str(wheel.kexec_bin), "which"], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(wheel.kexec_bin), "which"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == 0
-    assert result.stdout.splitlines()[:2] == [str(wheel.bundled),
-                                              "  bundled: no kexec-tools on PATH, /usr/sbin or /sbin; "
-                                              f"using the kexec {recipes.load().release().version} bundled in the wheel"]
+    assert result.stdout.splitlines()[:2] == [
+        str(wheel.bundled),
+        "  bundled: no kexec-tools on PATH, /usr/sbin or /sbin; "
+        f"using the kexec {recipes.load().release().version} bundled in the wheel",
+    ]
 
 
 def test_which_json_names_the_system_kexec(tmp_path, debian_kexec):
     wheel = install(tmp_path, Path("/bin/echo"))
     system = copied_system_kexec(tmp_path / "sbin", debian_kexec.path)
-    result = subprocess.run([str(wheel.kexec_bin), "which", "--json"], capture_output=True, text=True,
-                            env={"PATH": f"{system}:/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(wheel.kexec_bin), "which", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{system}:/usr/bin:/bin"},
+    )
     answer = json.loads(result.stdout)
-    assert (answer["path"], answer["source"], answer["bundled"]) == (str(system / "kexec"), "system", str(wheel.bundled))
+    assert (answer["path"], answer["source"], answer["bundled"]) == (
+        str(system / "kexec"),
+        "system",
+        str(wheel.bundled),
+    )
 
 
 def test_load_builds_kexec_arguments(tree, recording_kexec):
-    kexec_bin.load("/boot/vmlinuz-6.1", initrd="/boot/initrd.img-6.1", cmdline="console=ttyS0 priority=low",
-                   syscall="file", root=str(tree.root))
+    kexec_bin.load(
+        "/boot/vmlinuz-6.1",
+        initrd="/boot/initrd.img-6.1",
+        cmdline="console=ttyS0 priority=low",
+        syscall="file",
+        root=str(tree.root),
+    )
     assert recording_kexec.read_text().splitlines() == [
-        "--load", "--kexec-file-syscall", "--initrd=/boot/initrd.img-6.1",
-        "--command-line=console=ttyS0 priority=low", "--", "/boot/vmlinuz-6.1",
+        "--load",
+        "--kexec-file-syscall",
+        "--initrd=/boot/initrd.img-6.1",
+        "--command-line=console=ttyS0 priority=low",
+        "--",
+        "/boot/vmlinuz-6.1",
     ]
 
 
 def test_load_reusing_the_command_line_appends(tree, recording_kexec):
     kexec_bin.load("/boot/vmlinuz", cmdline="quiet", reuse_cmdline=True, root=str(tree.root))
     assert recording_kexec.read_text().splitlines() == [
-        "--load", "--kexec-syscall-auto", "--reuse-cmdline", "--append=quiet", "--", "/boot/vmlinuz"]
+        "--load",
+        "--kexec-syscall-auto",
+        "--reuse-cmdline",
+        "--append=quiet",
+        "--",
+        "/boot/vmlinuz",
+    ]
 
 
 def test_unload(recording_kexec):

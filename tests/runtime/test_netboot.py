@@ -13,21 +13,24 @@ import hashlib
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
 from kexec_bin import cli, debian
 from kexec_build import keyring, netboot_mirror
-
-from .test_shim import system_kexec
+from tests.runtime.installed import system_kexec
 
 IMAGES = "dists/bookworm/main/installer-amd64/current/images"
 INITRD = f"{IMAGES}/netboot/debian-installer/amd64/initrd.gz"
 KERNEL = f"{IMAGES}/netboot/debian-installer/amd64/linux"
-pytestmark = pytest.mark.skipif(not Path(debian.HOST_KEYRING).is_file(),
-                                reason="needs Debian's archive keyring (apt-get install debian-archive-keyring)")
+pytestmark = pytest.mark.skipif(
+    not Path(debian.HOST_KEYRING).is_file(),
+    reason="needs Debian's archive keyring (apt-get install debian-archive-keyring)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +62,11 @@ def netboot(tmp_path, tree, monkeypatch, capsys):
     """Run `kexec-bin netboot debian …` over the healthy tree with a kexec that records its calls."""
     calls = tmp_path / "kexec-calls"
     # It records its arguments, and keeps a copy of the initrd it was given (the plan's is temporary).
-    sbin = system_kexec(tmp_path / "sbin", f'echo "$@" >> {calls}\n'
-                        f'for word; do case $word in --initrd=*) cp "${{word#--initrd=}}" {tmp_path}/loaded-initrd;; esac; done\n')
+    sbin = system_kexec(
+        tmp_path / "sbin",
+        f'echo "$@" >> {calls}\n'
+        f'for word; do case $word in --initrd=*) cp "${{word#--initrd=}}" {tmp_path}/loaded-initrd;; esac; done\n',
+    )
     monkeypatch.setenv("PATH", f"{sbin}:/usr/bin:/bin")
     monkeypatch.setenv("KEXEC_BIN_PREFER", "system")
     monkeypatch.setenv("KEXEC_BIN_CACHE", str(tmp_path / "cache"))
@@ -72,20 +78,34 @@ def netboot(tmp_path, tree, monkeypatch, capsys):
         out, err = capsys.readouterr()
         return status, out, err, calls.read_text().splitlines() if calls.exists() else []
 
-    run.tree = tree
-    run.loaded_initrd = tmp_path / "loaded-initrd"
-    run.cache = tmp_path / "cache"
-    return run
+    return Netboot(run, tree, tmp_path / "loaded-initrd", tmp_path / "cache")
+
+
+@dataclass(frozen=True)
+class Netboot:
+    """`kexec-bin netboot debian` over a tree: call it with the arguments; (status, out, err, kexec calls)."""
+
+    run: Callable[..., tuple[int, str, str, list[str]]]
+    tree: Any
+    loaded_initrd: Path
+    """The initrd the recording kexec was given last."""
+    cache: Path
+
+    def __call__(self, *args: str) -> tuple[int, str, str, list[str]]:
+        return self.run(*args)
 
 
 def test_load_only_loads_the_verified_installer_with_the_running_console(netboot, mirror, real_files):
-    status, out, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp",
-                                      "--load-only", "--append", "priority=low")
+    status, out, err, calls = netboot(
+        "--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--load-only", "--append", "priority=low"
+    )
     assert status == 0, err
     kernel = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[KERNEL])
     initrd = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[INITRD])
-    assert calls == [f"--load --kexec-syscall-auto --initrd={initrd} "
-                     f"--command-line=console=tty0 console=ttyS0,115200 priority=low -- {kernel}"]
+    assert calls == [
+        f"--load --kexec-syscall-auto --initrd={initrd} "
+        f"--command-line=console=tty0 console=ttyS0,115200 priority=low -- {kernel}"
+    ]
     assert kernel.read_bytes() == real_files[KERNEL]
     signers = netboot_mirror.signers(real_files["dists/bookworm/InRelease"])
     assert signers and all(f"[{fingerprint}]" in out for fingerprint in signers)
@@ -112,17 +132,19 @@ def test_a_mirror_answering_with_another_release_is_refused(netboot, mirror, rea
 def test_a_changed_byte_in_inrelease_breaks_the_signature(netboot, mirror, real_files):
     signed = real_files["dists/bookworm/InRelease"]
     at = signed.index(b"\nSHA256:\n") + 10
-    tampered = signed[:at] + bytes([signed[at] ^ 1]) + signed[at + 1:]
-    status, _, err, calls = netboot("--mirror", mirror({"dists/bookworm/InRelease": tampered}),
-                                    "--release", "bookworm", "--load-only")
+    tampered = signed[:at] + bytes([signed[at] ^ 1]) + signed[at + 1 :]
+    status, _, err, calls = netboot(
+        "--mirror", mirror({"dists/bookworm/InRelease": tampered}), "--release", "bookworm", "--load-only"
+    )
     assert status == 1 and calls == []
     assert "/dists/bookworm/InRelease: signature not valid with keyring" in err and "BAD signature" in err
 
 
 def test_inrelease_signed_by_a_throwaway_key_is_refused(netboot, mirror, real_files):
     resigned = netboot_mirror.resign(real_files["dists/bookworm/InRelease"])
-    status, _, err, calls = netboot("--mirror", mirror({"dists/bookworm/InRelease": resigned}),
-                                    "--release", "bookworm", "--load-only")
+    status, _, err, calls = netboot(
+        "--mirror", mirror({"dists/bookworm/InRelease": resigned}), "--release", "bookworm", "--load-only"
+    )
     assert status == 1 and calls == []
     assert "signature not valid" in err and "No public key" in err
 
@@ -130,22 +152,30 @@ def test_inrelease_signed_by_a_throwaway_key_is_refused(netboot, mirror, real_fi
 def test_an_altered_sha256sums_is_refused_and_never_cached(netboot, mirror, real_files):
     # Another kernel's hash in place of the real one: the same size, so only the signed sha256 can tell.
     kernel_hash = netboot_mirror.sha256(real_files[KERNEL]).encode()
-    sums = real_files[f"{IMAGES}/SHA256SUMS"].replace(kernel_hash, hashlib.sha256(b"another kernel").hexdigest().encode())
-    status, _, err, calls = netboot("--mirror", mirror({f"{IMAGES}/SHA256SUMS": sums}),
-                                    "--release", "bookworm", "--load-only")
+    sums = real_files[f"{IMAGES}/SHA256SUMS"].replace(
+        kernel_hash, hashlib.sha256(b"another kernel").hexdigest().encode()
+    )
+    status, _, err, calls = netboot(
+        "--mirror", mirror({f"{IMAGES}/SHA256SUMS": sums}), "--release", "bookworm", "--load-only"
+    )
     assert status == 1 and calls == []
-    expected = netboot_mirror.signed_sha256(real_files["dists/bookworm/InRelease"], "main/installer-amd64/current/images/SHA256SUMS")
+    expected = netboot_mirror.signed_sha256(
+        real_files["dists/bookworm/InRelease"], "main/installer-amd64/current/images/SHA256SUMS"
+    )
     assert f"amd64 SHA256SUMS: sha256 mismatch: expected {expected}, got {netboot_mirror.sha256(sums)}" in err
     assert _cached(netboot.cache) == []
 
 
 def test_a_truncated_initrd_is_refused_and_never_cached(netboot, mirror, real_files):
     initrd = real_files[INITRD]
-    status, _, err, calls = netboot("--mirror", mirror({INITRD: initrd[: len(initrd) // 2]}),
-                                    "--release", "bookworm", "--load-only")
+    status, _, err, calls = netboot(
+        "--mirror", mirror({INITRD: initrd[: len(initrd) // 2]}), "--release", "bookworm", "--load-only"
+    )
     assert status == 1 and calls == []
-    assert (f"netboot/debian-installer/amd64/initrd.gz: sha256 mismatch: expected {netboot_mirror.sha256(initrd)}, "
-            f"got {netboot_mirror.sha256(initrd[: len(initrd) // 2])} ({len(initrd) // 2} bytes") in err
+    assert (
+        f"netboot/debian-installer/amd64/initrd.gz: sha256 mismatch: expected {netboot_mirror.sha256(initrd)}, "
+        f"got {netboot_mirror.sha256(initrd[: len(initrd) // 2])} ({len(initrd) // 2} bytes"
+    ) in err
     assert netboot_mirror.sha256(initrd) not in _cached(netboot.cache)
 
 
@@ -183,27 +213,34 @@ def test_without_gpgv_the_error_names_the_package(netboot, mirror, monkeypatch, 
 
 def test_not_enough_memory_is_refused_with_numbers(netboot, mirror, real_files):
     netboot.tree.write("/proc/meminfo", "MemTotal: 262144 kB\nMemAvailable: 204800 kB\n")
-    status, out, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--yes")
+    status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--yes")
     assert status == 1 and calls == []
     needed = len(real_files[KERNEL]) + len(real_files[INITRD]) + (316 << 20)
     assert f"not enough memory: the plan needs about {needed / (1 << 20):.1f} MiB and 200.0 MiB is available" in err
 
 
 def test_network_keep_preseeds_the_default_route_as_ip_reports_it(netboot, mirror):
-    route = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "default"], capture_output=True,
-                                      text=True, check=True).stdout)
+    route = json.loads(
+        subprocess.run(
+            ["ip", "-j", "-4", "route", "show", "default"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     if not route:
         pytest.skip("this host has no IPv4 default route to keep")
     device = route[0]["dev"]
-    (link,) = json.loads(subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", device], capture_output=True,
-                                        text=True, check=True).stdout)
+    (link,) = json.loads(
+        subprocess.run(
+            ["ip", "-j", "-4", "addr", "show", "dev", device], capture_output=True, text=True, check=True
+        ).stdout
+    )
     address = link["addr_info"][0]
     netboot.tree.write("/proc/net/route", Path("/proc/net/route").read_text())
     netboot.tree.write("/etc/resolv.conf", "search example.org\nnameserver 127.0.0.53\nnameserver 192.0.2.53\n")
     status, out, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "keep")
     assert status == 0, err
-    assert (f"netcfg/choose_interface={device} netcfg/disable_autoconfig=true "
-            f"netcfg/get_ipaddress={address['local']} ") in out
+    assert (
+        f"netcfg/choose_interface={device} netcfg/disable_autoconfig=true netcfg/get_ipaddress={address['local']} "
+    ) in out
     assert f"netcfg/get_gateway={route[0]['gateway']} netcfg/get_nameservers=192.0.2.53 " in out
     assert "netcfg/get_domain=example.org" in out
     assert f"network: static {address['local']}/{address['prefixlen']} via {route[0]['gateway']} on {device}" in out
@@ -212,15 +249,16 @@ def test_network_keep_preseeds_the_default_route_as_ip_reports_it(netboot, mirro
 def test_a_preseed_file_travels_as_an_extra_initrd_after_the_installers(netboot, mirror, real_files, tmp_path):
     preseed = tmp_path / "preseed.cfg"
     preseed.write_text("d-i debian-installer/locale string en_US.UTF-8\n")
-    status, out, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp",
-                                      "--preseed", str(preseed), "--load-only")
+    status, out, err, _ = netboot(
+        "--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--preseed", str(preseed), "--load-only"
+    )
     assert status == 0, err
     assert f"from {preseed}" in out
     loaded = netboot.loaded_initrd.read_bytes()
     assert loaded.startswith(real_files[INITRD])
     unpacked = tmp_path / "unpacked"
     unpacked.mkdir()
-    subprocess.run(["cpio", "-id", "--quiet"], input=loaded[len(real_files[INITRD]):], cwd=unpacked, check=True)
+    subprocess.run(["cpio", "-id", "--quiet"], input=loaded[len(real_files[INITRD]) :], cwd=unpacked, check=True)
     assert [path.name for path in unpacked.iterdir()] == ["preseed.cfg"]
     assert (unpacked / "preseed.cfg").read_bytes() == preseed.read_bytes()
 
@@ -268,11 +306,14 @@ def test_a_server_error_is_tried_again(netboot, mirror, httpserver):
 
 def test_a_release_older_than_half_a_year_is_flagged_as_a_frozen_mirror(mirror, real_files):
     url = mirror()
-    signed = re.search(rb"^Date: (.*)$", real_files["dists/bookworm/InRelease"], re.M).group(1).decode()
-    date = parsedate_to_datetime(signed).timestamp()
+    signed = re.search(rb"^Date: (.*)$", real_files["dists/bookworm/InRelease"], re.M)
+    assert signed, "the real InRelease has a Date line"
+    date = parsedate_to_datetime(signed.group(1).decode()).timestamp()
     fresh = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 30 * 86400)
     frozen = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 200 * 86400)
     assert fresh.staleness() is None
-    assert frozen.staleness() == (f"{url}/dists/bookworm/InRelease was signed 200 days ago; Debian re-signs a release "
-                                  "at each point release, so this mirror may have stopped following the archive: "
-                                  "try another --mirror")
+    assert frozen.staleness() == (
+        f"{url}/dists/bookworm/InRelease was signed 200 days ago; Debian re-signs a release "
+        "at each point release, so this mirror may have stopped following the archive: "
+        "try another --mirror"
+    )

@@ -42,9 +42,12 @@ def test_prefer_overrides_both_ways(tmp_path, debian_kexec, prefer):
     # The bundled "kexec" is coreutils' echo, so its --version tells the two programs apart.
     wheel = install(tmp_path, Path("/bin/echo"))
     system = copied_system_kexec(tmp_path / "sbin", debian_kexec.path)
-    result = run_kexec(wheel, "--version", path=[system], KEXEC_BIN_PREFER=prefer, LD_LIBRARY_PATH=debian_kexec.library_path)
-    expected = version_of(wheel.bundled if prefer == "bundled" else system / "kexec",
-                          LD_LIBRARY_PATH=debian_kexec.library_path)
+    result = run_kexec(
+        wheel, "--version", path=[system], KEXEC_BIN_PREFER=prefer, LD_LIBRARY_PATH=debian_kexec.library_path
+    )
+    expected = version_of(
+        wheel.bundled if prefer == "bundled" else system / "kexec", LD_LIBRARY_PATH=debian_kexec.library_path
+    )
     assert (result.returncode, result.stdout.splitlines()[0]) == (0, expected)
 
 
@@ -63,7 +66,14 @@ def test_prefer_with_a_typo_names_the_choices(tmp_path):
 
 def test_arguments_reach_kexec_verbatim(tmp_path):
     system = system_kexec(tmp_path / "sbin", 'printf "%s\\n" "$@"\n')
-    args = ["--load", "linux", "--initrd=initrd.gz", '--command-line=console=ttyS0 priority=low "quoted" x=\'y\'', "", "--"]
+    args = [
+        "--load",
+        "linux",
+        "--initrd=initrd.gz",
+        "--command-line=console=ttyS0 priority=low \"quoted\" x='y'",
+        "",
+        "--",
+    ]
     result = run_kexec(install(tmp_path, Path("/bin/echo")), *args, path=[system])
     assert result.stdout.split("\n")[:-1] == args
 
@@ -143,7 +153,9 @@ def test_load_is_checked_first_on_this_machine(tmp_path):
     from kexec_bin.doctor import BLOCKED, support
 
     system = system_kexec(tmp_path / "sbin", "echo ran\n")
-    result = run_kexec(install(tmp_path, Path("/bin/echo")), "--load", "/boot/vmlinuz", path=[system], KEXEC_BIN_NO_CHECK="")
+    result = run_kexec(
+        install(tmp_path, Path("/bin/echo")), "--load", "/boot/vmlinuz", path=[system], KEXEC_BIN_NO_CHECK=""
+    )
     if support().state("load") == BLOCKED:
         assert (result.returncode, result.stdout) == (1, "")
         assert "the kernel will refuse to load a kernel" in result.stderr and "KEXEC_BIN_NO_CHECK=1" in result.stderr
@@ -156,17 +168,20 @@ def test_information_is_never_checked(args):
     assert operation_of(args) is None
 
 
-@pytest.mark.parametrize(("args", "operation"), [
-    (["-l", "vmlinuz", "--initrd=initrd.img", "--reuse-cmdline"], ("load", "auto")),
-    (["--load", "linux", "--command-line=console=ttyS0 priority=low"], ("load", "auto")),
-    (["-e"], ("exec", "auto")),
-    (["-f", "vmlinuz"], ("load", "auto")),
-    (["-p", "vmlinuz", "-s"], ("panic", "kexec_file_load")),
-    (["-sl", "vmlinuz"], ("load", "kexec_file_load")),
-    (["-c", "-l", "vmlinuz"], ("load", "kexec_load")),
-    (["vmlinuz", "--append=quiet"], ("load", "auto")),
-    (["-tbzImage64", "-l", "vmlinuz"], ("load", "auto")),
-    (["-l", "vmlinuz", "--", "-e"], ("load", "auto")),
-])
+@pytest.mark.parametrize(
+    ("args", "operation"),
+    [
+        (["-l", "vmlinuz", "--initrd=initrd.img", "--reuse-cmdline"], ("load", "auto")),
+        (["--load", "linux", "--command-line=console=ttyS0 priority=low"], ("load", "auto")),
+        (["-e"], ("exec", "auto")),
+        (["-f", "vmlinuz"], ("load", "auto")),
+        (["-p", "vmlinuz", "-s"], ("panic", "kexec_file_load")),
+        (["-sl", "vmlinuz"], ("load", "kexec_file_load")),
+        (["-c", "-l", "vmlinuz"], ("load", "kexec_load")),
+        (["vmlinuz", "--append=quiet"], ("load", "auto")),
+        (["-tbzImage64", "-l", "vmlinuz"], ("load", "auto")),
+        (["-l", "vmlinuz", "--", "-e"], ("load", "auto")),
+    ],
+)
 def test_operation_of_kexec_arguments(args, operation):
     assert operation_of(args) == operation

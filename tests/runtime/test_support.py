@@ -59,7 +59,10 @@ def test_only_kexec_file_load(tree, debian_kernel):
 
 @pytest.mark.parametrize("mode", ["integrity", "confidentiality"])
 def test_lockdown_refuses_kexec_load_and_needs_signed_kernels(tree, mode):
-    tree.write("/sys/kernel/security/lockdown", f"none {' '.join(f'[{m}]' if m == mode else m for m in ('integrity', 'confidentiality'))}\n")
+    tree.write(
+        "/sys/kernel/security/lockdown",
+        f"none {' '.join(f'[{m}]' if m == mode else m for m in ('integrity', 'confidentiality'))}\n",
+    )
     result = check(tree)
     assert result.state("load", KEXEC_LOAD) == BLOCKED
     assert result.state("load", KEXEC_FILE_LOAD) == SIGNED
@@ -125,7 +128,9 @@ def test_config_from_boot_when_proc_has_none(tree, debian_kernel):
     tree.write(f"/boot/config-{debian_kernel.release}", set_options(debian_kernel.config, KEXEC_FILE="n"))
     result = check(tree)
     assert result.state("load", KEXEC_FILE_LOAD) == BLOCKED
-    assert checks_named(result, KEXEC_FILE_LOAD)[0].evidence.startswith(f"{tree.root}/boot/config-{debian_kernel.release}:")
+    assert checks_named(result, KEXEC_FILE_LOAD)[0].evidence.startswith(
+        f"{tree.root}/boot/config-{debian_kernel.release}:"
+    )
 
 
 def test_sig_force_with_secure_boot_needs_signed_kernels(tree, debian_kernel):
@@ -146,7 +151,10 @@ def test_kernel_without_the_lockdown_lsm(tree):
     tree.remove("/sys/kernel/security/lockdown")
     tree.write("/sys/kernel/security/lsm", "capability,landlock,yama,apparmor")
     (finding,) = checks_named(check(tree), "lockdown")
-    assert (finding.status, finding.evidence) == (OK, f"{tree.root}/sys/kernel/security/lockdown: absent (no lockdown LSM)")
+    assert (finding.status, finding.evidence) == (
+        OK,
+        f"{tree.root}/sys/kernel/security/lockdown: absent (no lockdown LSM)",
+    )
 
 
 def test_secure_boot_in_setup_mode_does_not_enforce(tree):

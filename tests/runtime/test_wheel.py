@@ -24,8 +24,12 @@ def venv(tmp_path_factory):
 
 def run(venv, program, *args):
     # The venv's own bin first, as after `source bin/activate`; no kexec-tools anywhere on this host.
-    return subprocess.run([str(venv.script(program)), *args], capture_output=True, text=True,
-                          env={"PATH": f"{venv.root / 'bin'}:/usr/bin:/bin"})
+    return subprocess.run(
+        [str(venv.script(program)), *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{venv.root / 'bin'}:/usr/bin:/bin"},
+    )
 
 
 def test_kexec_version_runs_the_bundled_binary(venv):
@@ -60,12 +64,17 @@ def test_doctor_explains_this_machine(venv):
 
 
 def test_python_m_kexec_bin(venv):
-    result = subprocess.run([str(venv.python), "-m", "kexec_bin", "which"], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(venv.python), "-m", "kexec_bin", "which"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+    )
     assert result.stdout.splitlines()[0] == str(venv.bundled())
 
 
 def test_api_binary(venv):
-    result = subprocess.run([str(venv.python), "-c", "import kexec_bin; print(kexec_bin.binary())"],
-                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(venv.python), "-c", "import kexec_bin; print(kexec_bin.binary())"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.stdout.strip() == str(venv.bundled())

@@ -26,15 +26,22 @@ class Guests:
     def boot(self, target: str, *, qemu_options: Sequence[str] = (), **options) -> Machine:
         """A guest on the harness's initramfs with the kexec the built wheel ships (see `guests.boot`)."""
         board = guests.BOARDS[target]
-        machine = guests.boot(board, kexec_from_wheel(target), log=self._next_log(), workdir=self.workdir,
-                              qemu_options=[*guests.NO_RESET, *qemu_options], **options)
+        machine = guests.boot(
+            board,
+            kexec_from_wheel(target),
+            log=self._next_log(),
+            workdir=self.workdir,
+            qemu_options=[*guests.NO_RESET, *qemu_options],
+            **options,
+        )
         self.started.append(machine)
         return machine
 
     def start(self, target: str, *, qemu_options: Sequence[str] = (), **options) -> Machine:
         """A guest on any kernel and initrd (see `guests.start`)."""
-        machine = guests.start(guests.BOARDS[target], log=self._next_log(), qemu_options=[*guests.NO_RESET, *qemu_options],
-                               **options)
+        machine = guests.start(
+            guests.BOARDS[target], log=self._next_log(), qemu_options=[*guests.NO_RESET, *qemu_options], **options
+        )
         self.started.append(machine)
         return machine
 

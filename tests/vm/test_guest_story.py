@@ -7,18 +7,17 @@ import secrets
 
 import pytest
 
-from kexec_build.vm.debian_guest import debian_guest, start_with_wheel
+from kexec_build.vm.debian_guest import debian_guest, pip_install, start_with_wheel
 from kexec_build.vm.guests import COMMAND_SECONDS, kexec_exec
 
 pytestmark = pytest.mark.vm
 
 # pip under TCG: unpacking and byte-compiling the runtime takes a while.
-PIP_SECONDS = 300
 
 
 def _json(output: str) -> dict:
     """The JSON object a command printed (the guest boots `quiet`, so no kernel line interrupts it)."""
-    return json.loads(output[output.index("{"): output.rindex("}") + 1])
+    return json.loads(output[output.index("{") : output.rindex("}") + 1])
 
 
 def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
@@ -26,7 +25,7 @@ def test_pip_installed_wheel_reboots_a_debian_guest(vm, tmp_path):
     machine, wheel = start_with_wheel(vm.start, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
     assert machine.run("command -v kexec || echo absent") == "absent"
 
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
+    pip_install(machine, f"/mnt/{wheel}")
     doctor = _json(machine.run("kexec-bin doctor --json", COMMAND_SECONDS))
     assert doctor["verdict"] == "ok", doctor
     which = _json(machine.run("kexec-bin which --json", COMMAND_SECONDS))

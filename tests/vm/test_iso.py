@@ -15,9 +15,8 @@ from kexec_build import iso_images, recipes
 from kexec_build.vm import python_guest, screen
 from kexec_build.vm.bench import OVMF
 from kexec_build.vm.binaries import wheel_for
-from kexec_build.vm.debian_guest import debian_guest, make_ext4, qemu_drives
+from kexec_build.vm.debian_guest import debian_guest, make_ext4, pip_install, qemu_drives
 from kexec_build.vm.guests import COMMAND_SECONDS, INSTALLER_MAIN_MENU, INSTALLER_SECONDS
-from tests.vm.test_guest_story import PIP_SECONDS
 
 pytestmark = pytest.mark.vm
 
@@ -50,7 +49,7 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmwar
         ],
     )
     # Offline, as on a machine without PyPI: the extra's requirement comes from the wheel beside it.
-    machine.run("pip install --no-index --find-links /mnt --break-system-packages 'kexec-bin[iso]'", PIP_SECONDS)
+    pip_install(machine, "--find-links /mnt 'kexec-bin[iso]'")
 
     isolinux = machine.run("kexec-bin iso /mnt/isolinux.iso --list", COMMAND_SECONDS)
     assert "3. Advanced options > Expert install" in isolinux
@@ -105,7 +104,7 @@ def test_memdisk_boots_debians_ipxe_image_as_a_whole(vm, tmp_path):
         cmdline=guest.cmdline(),
         qemu_options=[*qemu_drives(guest, make_ext4(disk, tmp_path / "disk.ext4")), *screen.qemu_options(monitor)],
     )
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel_for('x86_64').name}", PIP_SECONDS)
+    pip_install(machine, f"/mnt/{wheel_for('x86_64').name}")
     assert "missing" in machine.run(f"test -e {HOST_MEMDISK} || echo missing", COMMAND_SECONDS)
 
     machine.send("kexec-bin iso /mnt/ipxe.iso --memdisk --yes --exec-after 0")

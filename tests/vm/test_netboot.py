@@ -12,10 +12,16 @@ import time
 import pytest
 
 from kexec_build import netboot_mirror
-from kexec_build.vm.debian_guest import USER_NET_DNS, USER_NET_HOST, USER_NIC, set_static_address, start_with_wheel
+from kexec_build.vm.debian_guest import (
+    USER_NET_DNS,
+    USER_NET_HOST,
+    USER_NIC,
+    pip_install,
+    set_static_address,
+    start_with_wheel,
+)
 from kexec_build.vm.guests import INSTALLER_MAIN_MENU, INSTALLER_SECONDS
 from kexec_build.vm.machine import Machine
-from tests.vm.test_guest_story import PIP_SECONDS
 
 pytestmark = pytest.mark.vm
 
@@ -30,19 +36,22 @@ def _guest_on_the_mirror(vm, tmp_path, httpserver, address: str) -> tuple[Machin
     machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=USER_NIC)
     assert machine.run("command -v kexec || echo absent") == "absent"
     nic = set_static_address(machine, address)
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
+    pip_install(machine, f"/mnt/{wheel}")
     return machine, nic, f"http://{USER_NET_HOST}:{httpserver.port}/debian"
 
 
 def _plan(machine: Machine) -> str:
     """What the command printed, from its plan to its last line before the boot."""
-    return machine.expect(r"(?s)plan: Debian 12\.\d+ \(bookworm\) installer, netboot, amd64.*?booting: [^\n]*\n",
-                          NETBOOT_SECONDS).group()
+    return machine.expect(
+        r"(?s)plan: Debian 12\.\d+ \(bookworm\) installer, netboot, amd64.*?booting: [^\n]*\n", NETBOOT_SECONDS
+    ).group()
 
 
 def test_netboot_from_the_pip_installed_wheel_reaches_the_installers_main_menu(vm, tmp_path, httpserver):
     machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15")
-    machine.send(f"kexec-bin netboot debian --mirror {mirror} --release bookworm --append priority=low --yes --exec-after 1")
+    machine.send(
+        f"kexec-bin netboot debian --mirror {mirror} --release bookworm --append priority=low --yes --exec-after 1"
+    )
     plan = _plan(machine)
     assert "good signature by" in plan and "(keyring /usr/share/keyrings/debian-archive-keyring.gpg)" in plan
     assert f"network: static 10.0.2.15/24 via {USER_NET_HOST} on {nic}, DNS {USER_NET_DNS}" in plan
@@ -58,17 +67,21 @@ def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, t
     # on the network it was given, without a question.
     machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.77")
     httpserver.expect_request("/debian/dists/bookworm/Release").respond_with_data("", status=404)
-    preseed = "\\n".join([  # one console line: printf turns each \n into a line break
-        "d-i debian-installer/locale string en_US.UTF-8",
-        "d-i keyboard-configuration/xkb-keymap select us",
-        "d-i mirror/country string manual",
-        f"d-i mirror/http/hostname string {USER_NET_HOST}:{httpserver.port}",
-        "d-i mirror/http/directory string /debian",
-        "d-i mirror/http/proxy string",
-    ])
+    preseed = "\\n".join(
+        [  # one console line: printf turns each \n into a line break
+            "d-i debian-installer/locale string en_US.UTF-8",
+            "d-i keyboard-configuration/xkb-keymap select us",
+            "d-i mirror/country string manual",
+            f"d-i mirror/http/hostname string {USER_NET_HOST}:{httpserver.port}",
+            "d-i mirror/http/directory string /debian",
+            "d-i mirror/http/proxy string",
+        ]
+    )
     machine.run(f"printf '{preseed}\\n' > /root/preseed.cfg")
-    machine.send(f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
-                 "--preseed /root/preseed.cfg --append priority=critical --yes --exec-after 1")
+    machine.send(
+        f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
+        "--preseed /root/preseed.cfg --append priority=critical --yes --exec-after 1"
+    )
     plan = _plan(machine)
     assert f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.0 netcfg/get_gateway={USER_NET_HOST}" in plan
     assert "preseed: /root/preseed.cfg as /preseed.cfg in an extra initrd" in plan

@@ -17,7 +17,7 @@ PROVE_SECONDS = 1800
 
 def rows(output: str) -> dict[tuple[str, str], str]:
     """The verdict of each (target, mode) row in the table `inv prove` printed."""
-    table = output[output.index("target  mode"):].splitlines()[1:]
+    table = output[output.index("target  mode") :].splitlines()[1:]
     return {(cells[0], cells[1]): cells[3] for cells in (line.split(None, 3) for line in table)}
 
 

@@ -21,6 +21,7 @@ from kexec_build.vm.debian_guest import (
     SYSTEMD,
     DebianGuest,
     debian_guest,
+    pip_install,
     qemu_drives,
     ssh_forward,
     start_with_wheel,
@@ -30,7 +31,6 @@ from kexec_build.vm.machine import Machine
 
 pytestmark = pytest.mark.vm
 
-PIP_SECONDS = 300
 PLAYBOOK = Path(__file__).resolve().parents[2] / "examples" / "kexec-reboot.yml"
 # Two hosts, each booting twice under TCG, plus pip and the module round trips.
 PLAYBOOK_SECONDS = 1800
@@ -64,7 +64,7 @@ def test_reboot_comes_back_in_the_newer_kernel_with_the_same_command_line(vm, tm
         cmdline=f"BOOT_IMAGE=/boot/vmlinuz-{running} vmtest.nonce={secrets.token_hex(8)}",
     )
     assert machine.run("uname -r") == running
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
+    pip_install(machine, f"/mnt/{wheel}")
 
     # A kernel whose modules are gone is refused before anything is loaded.
     machine.run(f"mv /lib/modules/{newer} /root/modules-away")
@@ -169,7 +169,7 @@ def test_ansible_reboots_two_guests_into_their_next_kernel(vm, tmp_path):
 def test_reboot_without_systemd_remounts_read_only_and_execs(vm, tmp_path):
     # The console guest's init is the harness's shell: no systemd to stop the system.
     machine, wheel = start_with_wheel(vm.start, tmp_path, cmdline=f"vmtest.nonce={secrets.token_hex(8)}")
-    machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
+    pip_install(machine, f"/mnt/{wheel}")
     first = machine.run("cat /proc/cmdline")
     machine.send("kexec-bin reboot --yes --exec-after 0")
     machine.expect("booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)

@@ -22,8 +22,9 @@ def dist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def native_wheel(recipe_set, upstream_dir, dist) -> Path:
     release = recipe_set.release()
-    (made,) = wheels.make_wheels([recipe_set.native_target()], release, recipe_set=recipe_set,
-                                mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    (made,) = wheels.make_wheels(
+        [recipe_set.native_target()], release, recipe_set=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet
+    )
     return made
 
 
@@ -37,5 +38,7 @@ def all_wheels(recipe_set, upstream_dir, dist) -> dict[str, Path]:
     """Every target's wheel of the default release (cross-built: needs `inv toolchain --arch all`)."""
     release = recipe_set.release()
     targets = recipe_set.select_targets("all", release)
-    made = wheels.make_wheels(targets, release, recipe_set=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet)
+    made = wheels.make_wheels(
+        targets, release, recipe_set=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet
+    )
     return {target.name: path for target, path in zip(targets, made)}

@@ -50,7 +50,10 @@ def test_the_arch_environment_variable_names_exactly_one_target(recipe_set, monk
     monkeypatch.setenv(hook.ARCH_ENV, "aarch64")
     assert hook.chosen_target(recipe_set, release).name == "aarch64"
     monkeypatch.setenv(hook.ARCH_ENV, "all")
-    with pytest.raises(WheelError, match=rf"names {len(release.targets)} targets, and a wheel holds one binary: use `inv wheel --arch all`"):
+    with pytest.raises(
+        WheelError,
+        match=rf"names {len(release.targets)} targets, and a wheel holds one binary: use `inv wheel --arch all`",
+    ):
         hook.chosen_target(recipe_set, release)
     monkeypatch.setenv(hook.ARCH_ENV, "arm64")
     with pytest.raises(RecipeError, match="unknown arch 'arm64'"):
@@ -64,7 +67,9 @@ def test_each_release_has_its_reviewed_copying_byte_for_byte(recipe_set, upstrea
         copying = tmp_path / f"kexec-tools-{release.version}" / "COPYING"
         hook.check_license(PROJECT_ROOT, release, copying)
         assert hook.license_files(release) == [
-            "LICENSE", f"licenses/kexec-tools-{release.version}/COPYING", "licenses/syslinux-6.04/COPYING"
+            "LICENSE",
+            f"licenses/kexec-tools-{release.version}/COPYING",
+            "licenses/syslinux-6.04/COPYING",
         ]
 
 
@@ -86,13 +91,17 @@ def test_a_missing_or_changed_copying_stops_the_wheel_with_the_fix(recipe_set, t
     copying = tmp_path / "COPYING"
     copying.write_text("GNU GENERAL PUBLIC LICENSE, as upstream ships it\n")
     root = tmp_path / "project"
-    missing = rf"licenses/kexec-tools-{release.version}/COPYING is missing .*: review it, then: mkdir -p .* && cp {copying} "
+    missing = (
+        rf"licenses/kexec-tools-{release.version}/COPYING is missing .*: review it, then: mkdir -p .* && cp {copying} "
+    )
     with pytest.raises(WheelError, match=missing):
         hook.check_license(root, release, copying)
     recorded = root / hook.kexec_tools_license(release)
     recorded.parent.mkdir(parents=True)
     recorded.write_text("an older text\n")
-    with pytest.raises(WheelError, match=r"differs from the COPYING in kexec-tools .*upstream changed its license text"):
+    with pytest.raises(
+        WheelError, match=r"differs from the COPYING in kexec-tools .*upstream changed its license text"
+    ):
         hook.check_license(root, release, copying)
     recorded.write_bytes(copying.read_bytes())
     hook.check_license(root, release, copying)
@@ -100,8 +109,12 @@ def test_a_missing_or_changed_copying_stops_the_wheel_with_the_fix(recipe_set, t
 
 def test_a_bad_choice_ends_python_m_build_with_the_reason_and_no_traceback(tmp_path):
     environ = {**os.environ, hook.VERSION_ENV: "1.0"}
-    result = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
-                             str(PROJECT_ROOT)], capture_output=True, text=True, env=environ)
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(PROJECT_ROOT)],
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "kexec-bin: unknown kexec-tools version '1.0': recipes/kexec-tools.toml has" in output
@@ -110,8 +123,10 @@ def test_a_bad_choice_ends_python_m_build_with_the_reason_and_no_traceback(tmp_p
 
 
 def test_inv_wheel_and_sdist_refuse_bad_choices_with_the_reason():
-    for args, expected in ((["wheel", "--arch", "arm64"], "unknown arch 'arm64'"),
-                           (["sdist", "--version", "2.0.99"], "unknown kexec-tools version '2.0.99'")):
+    for args, expected in (
+        (["wheel", "--arch", "arm64"], "unknown arch 'arm64'"),
+        (["sdist", "--version", "2.0.99"], "unknown kexec-tools version '2.0.99'"),
+    ):
         result = inv(*args)
         assert result.returncode == RecipeError.exit_code, result.stderr
         assert expected in result.stderr and "Traceback" not in result.stderr

@@ -31,7 +31,9 @@ def test_twine_and_check_wheel_contents_accept_it(all_wheels, name):
     run(tool("check-wheel-contents"), all_wheels[name])
 
 
-@pytest.mark.parametrize("name", [name for name in TARGETS if any("manylinux" in tag for tag in RECIPES.target(name).wheel_tags)])
+@pytest.mark.parametrize(
+    "name", [name for name in TARGETS if any("manylinux" in tag for tag in RECIPES.target(name).wheel_tags)]
+)
 def test_auditwheel_sees_no_shared_library_and_a_policy_the_tag_covers(all_wheels, recipe_set, name):
     shown = run(tool("auditwheel"), "show", all_wheels[name])
     text = " ".join(shown.stdout.split())
@@ -59,7 +61,9 @@ def test_the_binary_is_executable_and_built_for_the_cpu_of_every_tag(all_wheels,
 def test_pip_installs_it_for_each_of_its_platform_tags_and_the_binary_runs(all_wheels, recipe_set, tmp_path, name):
     target = recipe_set.target(name)
     prefix = toolchain.for_target(target, recipe_set).emulator()
-    assert not prefix or shutil.which(prefix[0]), f"{target.qemu} is missing: scripts/setup --test installs qemu-user-static"
+    assert not prefix or shutil.which(prefix[0]), (
+        f"{target.qemu} is missing: scripts/setup --test installs qemu-user-static"
+    )
     for platform in target.wheel_tags:
         folder = tmp_path / platform
         pip_install_for(platform, all_wheels[name], folder)
@@ -82,8 +86,10 @@ def test_the_runtime_on_that_cpu_takes_the_bundled_binary(all_wheels, recipe_set
     # so the runtime's own checks (uname against _build_info, the ELF header) run as on such a host.
     target = recipe_set.target(name)
     pip_install_for(target.wheel_tags[0], all_wheels[name], tmp_path)
-    code = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = ['which', '--json']; "
-            "runpy.run_module('kexec_bin', run_name='__main__')")
+    code = (
+        "import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = ['which', '--json']; "
+        "runpy.run_module('kexec_bin', run_name='__main__')"
+    )
     chosen = json.loads(run_python(target, code, tmp_path, env={**os.environ, "KEXEC_BIN_PREFER": "bundled"}))
     assert (chosen["source"], chosen["path"]) == ("bundled", str(tmp_path / hook.BINARY))
 
@@ -94,13 +100,29 @@ def test_build_info_tells_the_runtime_what_it_bundles(all_wheels, recipe_set, na
     values: dict = {}
     exec(member(all_wheels[name], hook.BUILD_INFO).decode(), values)
     assert (values["TARGET"], values["UNAME"], values["ELF_MACHINE"], values["KEXEC_TOOLS_VERSION"]) == (
-        target.name, target.uname, target.elf_machine, recipe_set.release().version)
+        target.name,
+        target.uname,
+        target.elf_machine,
+        recipe_set.release().version,
+    )
 
 
 def pip_install_for(platform: str, built: Path, folder: Path) -> None:
     """pip install kexec-bin into `folder` as for a host of `platform`, choosing among the wheels beside `built`."""
-    run(tool("pip"), "install", "--no-index", "--find-links", built.parent, "--only-binary=:all:",
-        "--platform", platform, "--target", folder, "--disable-pip-version-check", "kexec-bin")
+    run(
+        tool("pip"),
+        "install",
+        "--no-index",
+        "--find-links",
+        built.parent,
+        "--only-binary=:all:",
+        "--platform",
+        platform,
+        "--target",
+        folder,
+        "--disable-pip-version-check",
+        "kexec-bin",
+    )
 
 
 def _glibc(platform: str) -> tuple[int, int]:

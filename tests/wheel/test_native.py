@@ -62,7 +62,9 @@ def test_the_sbom_is_valid_cyclonedx_and_names_what_went_into_the_binary(native_
     assert kexec["externalReferences"][0]["url"] == release.urls[0]
     assert kexec["externalReferences"][0]["hashes"][0]["content"] == release.sha256
     assert kexec["hashes"][0]["content"] == sbom.sha256_of(built.binary)
-    assert [patch["diff"]["url"] for patch in kexec.get("pedigree", {}).get("patches", [])] == [p.name for p in release.patches]
+    assert [patch["diff"]["url"] for patch in kexec.get("pedigree", {}).get("patches", [])] == [
+        p.name for p in release.patches
+    ]
     assert {name: components[name]["version"] for name in ("glibc", "xz", "zlib")} == info["libraries"]
     assert all(info["libraries"].values())
     (compiler,) = document["formulation"][0]["components"]
@@ -109,8 +111,9 @@ def test_the_native_wheel_gives_working_commands_in_a_fresh_venv(native_wheel, r
 
 
 def test_rebuilt_from_the_sdist_in_another_folder_the_wheel_is_byte_identical(native_wheel, recipe_set, upstream_dir):
-    wheels.check_reproducible([native_wheel], [recipe_set.native_target()], recipe_set.release(),
-                             mirrors=[str(upstream_dir)], log=quiet)
+    wheels.check_reproducible(
+        [native_wheel], [recipe_set.native_target()], recipe_set.release(), mirrors=[str(upstream_dir)], log=quiet
+    )
 
 
 def test_python_m_build_makes_the_same_sdist_and_wheel(native_wheel, sdist, upstream_dir, tmp_path):
@@ -141,8 +144,17 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
         assert carried is not None, "the bundled tarball is not a regular file"
         tarball = carried.read()
     assert hashlib.sha256(tarball).hexdigest() == release.sha256
-    for needed in ("hatch_build.py", "pyproject.toml", "PKG-INFO", "LICENSE", hook.kexec_tools_license(release),
-                   "recipes/kexec-tools.toml", "recipes/targets.toml", "src/kexec_build/pipeline.py", "src/kexec_bin/shim.py"):
+    for needed in (
+        "hatch_build.py",
+        "pyproject.toml",
+        "PKG-INFO",
+        "LICENSE",
+        hook.kexec_tools_license(release),
+        "recipes/kexec-tools.toml",
+        "recipes/targets.toml",
+        "src/kexec_build/pipeline.py",
+        "src/kexec_bin/shim.py",
+    ):
         assert needed in names
     # No network at all (a fresh network namespace), an empty download cache, and pip's own
     # build backend from this venv: the source can only come from inside the sdist.
@@ -151,8 +163,21 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
     environ = {**os.environ, "KEXEC_BIN_CACHE": str(tmp_path / "empty-cache")}
     environ.pop("KEXEC_BIN_MIRRORS", None)
     environ.pop("KEXEC_BIN_BUILD", None)
-    run("unshare", "--net", tool("pip"), "install", "--no-index", "--no-build-isolation", "--no-deps",
-        "--disable-pip-version-check", "--no-cache-dir", "--target", target, sdist, env=environ)
+    run(
+        "unshare",
+        "--net",
+        tool("pip"),
+        "install",
+        "--no-index",
+        "--no-build-isolation",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        "--target",
+        target,
+        sdist,
+        env=environ,
+    )
     installed = target / hook.BINARY
     assert os.access(installed, os.X_OK)
     assert installed.read_bytes() == member(native_wheel, hook.BINARY)
@@ -165,8 +190,11 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
 def test_the_sdist_carries_the_debian_packages_of_the_bundled_files_and_their_sources(sdist):
     with tarfile.open(sdist) as archive:
         top = archive.getnames()[0].split("/")[0]
-        carried = {Path(name).name: archive.extractfile(name) for name in archive.getnames()
-                   if name.startswith(f"{top}/{hook.BUNDLED_SOURCES}/")}
+        carried = {
+            Path(name).name: archive.extractfile(name)
+            for name in archive.getnames()
+            if name.startswith(f"{top}/{hook.BUNDLED_SOURCES}/")
+        }
         digests = {name: hashlib.sha256(file.read()).hexdigest() for name, file in carried.items() if file}
     for item in bundled.load():
         assert digests[item.deb_name] == item.sha256

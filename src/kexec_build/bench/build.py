@@ -14,8 +14,14 @@ from ..paths import BUILD_ENV, PROJECT_ROOT
 from .measure import Row, timed
 
 
-def bare_build_seconds(tarball: Path, workdir: Path, host: str | None = None, *,
-                       configure_args: Sequence[str] = (), env: dict | None = None) -> float:
+def bare_build_seconds(
+    tarball: Path,
+    workdir: Path,
+    host: str | None = None,
+    *,
+    configure_args: Sequence[str] = (),
+    env: dict | None = None,
+) -> float:
     """Time a plain `tar xf && ./configure && make` of `tarball`, as a user would type it."""
     started = time.perf_counter()
     subprocess.run(["tar", "xf", str(tarball)], cwd=workdir, check=True)
@@ -66,7 +72,13 @@ def cross_build_rows(work: Path) -> list[Row]:
         bare += bare_build_seconds(tarball, folder, target.triplet, configure_args=release.configure_flags, env=env)
     cold, noop = cold_and_noop_build(work, "--arch", "all")
     return [
-        Row(f"cold --arch all ({len(targets)} targets) vs bare builds one by one", cold, "s", "ratio <= 0.8",
-            cold / bare <= 0.8, bare),
+        Row(
+            f"cold --arch all ({len(targets)} targets) vs bare builds one by one",
+            cold,
+            "s",
+            "ratio <= 0.8",
+            cold / bare <= 0.8,
+            bare,
+        ),
         Row("no-op --arch all rebuild (inv build --arch all)", noop, "s", "< 1 s", noop < 1.0),
     ]

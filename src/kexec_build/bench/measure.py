@@ -41,12 +41,14 @@ def format_table(rows: list[Row]) -> str:
     """The rows as an aligned text table."""
     lines = [("figure", "ours", "baseline", "ratio", "goal", "met")]
     for row in rows:
-        lines.append((
-            row.name,
-            f"{row.ours:.3f} {row.unit}",
-            f"{row.baseline:.3f} {row.unit}" if row.baseline else "-",
-            f"{row.ratio:.2f}" if row.ratio else "-",
-            row.goal,
-            "yes" if row.met else "NO",
-        ))
+        lines.append(
+            (
+                row.name,
+                f"{row.ours:.3f} {row.unit}",
+                f"{row.baseline:.3f} {row.unit}" if row.baseline else "-",
+                f"{row.ratio:.2f}" if row.ratio else "-",
+                row.goal,
+                "yes" if row.met else "NO",
+            )
+        )
     return columns.align(lines)

@@ -37,8 +37,9 @@ def runtime_rows(work: Path) -> list[Row]:
         "load": [str(venv.script("kexec")), "--load", str(work / "no-such-kernel")],
         "doctor": [str(venv.script("kexec-bin")), "doctor"],
     }
-    script_out, binary_out = (subprocess.run(commands[name], env=env, capture_output=True).stdout
-                              for name in ("script", "binary"))
+    script_out, binary_out = (
+        subprocess.run(commands[name], env=env, capture_output=True).stdout for name in ("script", "binary")
+    )
     if script_out != binary_out:
         raise WheelError(f"`kexec --version` did not run the bundled kexec: {script_out!r}, expected {binary_out!r}")
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -46,15 +47,40 @@ def runtime_rows(work: Path) -> list[Row]:
         for name, command in commands.items():
             # A refused load and a doctor that finds kexec blocked exit 1: the time is what counts.
             times[name].append(timed(command, cwd=work, env=env, check=name not in ("load", "doctor")))
-    script, python, binary, load, doctor = (statistics.median(times[name])
-                                            for name in ("script", "python", "binary", "load", "doctor"))
+    script, python, binary, load, doctor = (
+        statistics.median(times[name]) for name in ("script", "python", "binary", "load", "doctor")
+    )
     return [
-        Row("kexec --version (installed script) vs python -c pass, same venv", script, "s",
-            f"ratio <= {GOAL}", script / python <= GOAL, python),
-        Row("kexec --version (installed script) vs the bundled kexec run directly", script, "s",
-            "shown, no goal", True, binary),
-        Row("kexec --load (check + sha256 of the bundled kexec) vs python -c pass", load, "s",
-            f"ratio <= {CHECKED_GOAL}", load / python <= CHECKED_GOAL, python),
-        Row("kexec-bin doctor vs python -c pass", doctor, "s", f"ratio <= {CHECKED_GOAL}",
-            doctor / python <= CHECKED_GOAL, python),
+        Row(
+            "kexec --version (installed script) vs python -c pass, same venv",
+            script,
+            "s",
+            f"ratio <= {GOAL}",
+            script / python <= GOAL,
+            python,
+        ),
+        Row(
+            "kexec --version (installed script) vs the bundled kexec run directly",
+            script,
+            "s",
+            "shown, no goal",
+            True,
+            binary,
+        ),
+        Row(
+            "kexec --load (check + sha256 of the bundled kexec) vs python -c pass",
+            load,
+            "s",
+            f"ratio <= {CHECKED_GOAL}",
+            load / python <= CHECKED_GOAL,
+            python,
+        ),
+        Row(
+            "kexec-bin doctor vs python -c pass",
+            doctor,
+            "s",
+            f"ratio <= {CHECKED_GOAL}",
+            doctor / python <= CHECKED_GOAL,
+            python,
+        ),
     ]

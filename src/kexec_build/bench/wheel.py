@@ -24,10 +24,22 @@ def wheel_rows(work: Path) -> list[Row]:
     made = wheels.build_wheels(targets, release, outdir=work / "dist", env=wheels.mirrors_env(mirrors), log=quiet)
     seconds = time.perf_counter() - started
     rows = [
-        Row(f"wheel size: {target.name}", wheel.stat().st_size / 1024, "KiB", f"< {SIZE_GOAL // 1024} KiB",
-            wheel.stat().st_size < SIZE_GOAL)
+        Row(
+            f"wheel size: {target.name}",
+            wheel.stat().st_size / 1024,
+            "KiB",
+            f"< {SIZE_GOAL // 1024} KiB",
+            wheel.stat().st_size < SIZE_GOAL,
+        )
         for target, wheel in zip(targets, made)
     ]
-    rows.append(Row(f"make all {len(made)} wheels from built binaries", seconds, "s",
-                    f"< {SECONDS_PER_WHEEL_GOAL:g} s a wheel", seconds / len(made) < SECONDS_PER_WHEEL_GOAL))
+    rows.append(
+        Row(
+            f"make all {len(made)} wheels from built binaries",
+            seconds,
+            "s",
+            f"< {SECONDS_PER_WHEEL_GOAL:g} s a wheel",
+            seconds / len(made) < SECONDS_PER_WHEEL_GOAL,
+        )
+    )
     return rows

@@ -46,8 +46,13 @@ def reboot_rows(work: Path) -> list[Row]:
     board = guests.BOARDS["x86_64"]
     rows = []
     for firmware, options in firmwares().items():
-        machine = guests.boot(board, kexec_from_wheel(board.target), log=guests.log_path(f"bench-{firmware}"),
-                              workdir=work, qemu_options=options)
+        machine = guests.boot(
+            board,
+            kexec_from_wheel(board.target),
+            log=guests.log_path(f"bench-{firmware}"),
+            workdir=work,
+            qemu_options=options,
+        )
         try:
             kexec = {}
             for name, load_options in LOADS.items():
@@ -57,8 +62,14 @@ def reboot_rows(work: Path) -> list[Row]:
         finally:
             machine.close()
         rows += [
-            Row(f"{name} vs reboot -f through {firmware} ({board.accelerator()}), to the kernel's first line",
-                seconds, "s", "ratio < 1", seconds < reset, reset)
+            Row(
+                f"{name} vs reboot -f through {firmware} ({board.accelerator()}), to the kernel's first line",
+                seconds,
+                "s",
+                "ratio < 1",
+                seconds < reset,
+                reset,
+            )
             for name, seconds in kexec.items()
         ]
     return rows
@@ -74,8 +85,12 @@ def story_reboot_rows(work: Path) -> list[Row]:
         folder = work / f"story-reboot-{firmware}"
         folder.mkdir()
         # Reset stays enabled: `systemctl reboot` goes through the firmware, which loads the kernel again.
-        machine, wheel = start_with_wheel(start_logged(guests.log_path(f"bench-story-reboot-{firmware}")), folder,
-                                          flavour=SYSTEMD, qemu_options=options)
+        machine, wheel = start_with_wheel(
+            start_logged(guests.log_path(f"bench-story-reboot-{firmware}")),
+            folder,
+            flavour=SYSTEMD,
+            qemu_options=options,
+        )
         try:
             machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
             if not rows:
@@ -85,8 +100,17 @@ def story_reboot_rows(work: Path) -> list[Row]:
             reset = seconds_to_prompt(machine, "systemctl reboot")
         finally:
             machine.close()
-        rows.append(Row(f"kexec-bin reboot --yes vs systemctl reboot through {firmware} ({board.accelerator()}), "
-                        "to the console prompt", kexec, "s", "ratio < 1", kexec < reset, reset))
+        rows.append(
+            Row(
+                f"kexec-bin reboot --yes vs systemctl reboot through {firmware} ({board.accelerator()}), "
+                "to the console prompt",
+                kexec,
+                "s",
+                "ratio < 1",
+                kexec < reset,
+                reset,
+            )
+        )
     return rows
 
 
@@ -104,14 +128,15 @@ DRY_RUN_TIMING = (
     "python3 -c 'import subprocess, time; "
     "best = lambda command: min((lambda started: (subprocess.run(command, check=True, stdout=subprocess.DEVNULL), "
     "time.perf_counter() - started)[1])(time.perf_counter()) for _ in range(5)); "
-    "print(\"TIMES\", best([\"kexec-bin\", \"reboot\", \"--dry-run\"]), best([\"python3\", \"-c\", \"pass\"]))'"
+    'print("TIMES", best(["kexec-bin", "reboot", "--dry-run"]), best(["python3", "-c", "pass"]))\''
 )
 
 
 def _dry_run_row(machine: Machine) -> Row:
     ours, bare = (float(word) for word in machine.run(DRY_RUN_TIMING, PIP_SECONDS).split("TIMES")[1].split())
-    return Row("kexec-bin reboot --dry-run vs python3 -c pass (in the guest)", ours, "s", "ratio <= 3",
-               ours <= 3 * bare, bare)
+    return Row(
+        "kexec-bin reboot --dry-run vs python3 -c pass (in the guest)", ours, "s", "ratio <= 3", ours <= 3 * bare, bare
+    )
 
 
 NETBOOT_IMAGES = "dists/bookworm/main/installer-amd64/current/images"
@@ -128,22 +153,30 @@ def netboot_rows(work: Path) -> list[Row]:
     netboot = "netboot/debian-installer/amd64"
     # The two SHA256SUMS lines `sha256sum -c` checks, with paths relative to the download folder.
     sums = files[f"{NETBOOT_IMAGES}/SHA256SUMS"].decode().splitlines()
-    checks = "\\n".join(line.replace(f"./{netboot}/", "") for line in sums
-                        if line.split()[-1] in (f"./{netboot}/linux", f"./{netboot}/initrd.gz"))
+    checks = "\\n".join(
+        line.replace(f"./{netboot}/", "")
+        for line in sums
+        if line.split()[-1] in (f"./{netboot}/linux", f"./{netboot}/initrd.gz")
+    )
     seconds = {}
     with netboot_mirror.serve(files) as served:
         mirror = served.replace("127.0.0.1", USER_NET_HOST)
         images = f"{mirror}/{NETBOOT_IMAGES}/{netboot}"
         ours = f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network dhcp --append priority=low"
-        manual = (f"python3 -c \"import urllib.request as r; r.urlretrieve('{images}/linux', 'linux'); "
-                  f"r.urlretrieve('{images}/initrd.gz', 'initrd.gz')\" && printf '{checks}\\n' | sha256sum -c && "
-                  "kexec --load linux --initrd=initrd.gz --command-line='console=ttyS0 priority=low' && kexec -e")
-        for way, prepare, command in (("netboot", f"{ours} --dry-run", f"{ours} --yes --exec-after 0"),
-                                      ("manual", "true", manual)):
+        manual = (
+            f"python3 -c \"import urllib.request as r; r.urlretrieve('{images}/linux', 'linux'); "
+            f"r.urlretrieve('{images}/initrd.gz', 'initrd.gz')\" && printf '{checks}\\n' | sha256sum -c && "
+            "kexec --load linux --initrd=initrd.gz --command-line='console=ttyS0 priority=low' && kexec -e"
+        )
+        for way, prepare, command in (
+            ("netboot", f"{ours} --dry-run", f"{ours} --yes --exec-after 0"),
+            ("manual", "true", manual),
+        ):
             folder = work / way
             folder.mkdir()
-            machine, wheel = start_with_wheel(start_logged(guests.log_path(f"bench-netboot-{way}")), folder,
-                                              qemu_options=USER_NIC)
+            machine, wheel = start_with_wheel(
+                start_logged(guests.log_path(f"bench-netboot-{way}")), folder, qemu_options=USER_NIC
+            )
             try:
                 set_static_address(machine, "10.0.2.15")
                 machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel} && cd /root", 300)
@@ -154,6 +187,13 @@ def netboot_rows(work: Path) -> list[Row]:
                 seconds[way] = time.monotonic() - started
             finally:
                 machine.close()
-    return [Row("netboot --yes (cached) vs fetch + sha256sum + kexec by hand, to the installer's main menu",
-                seconds["netboot"], "s", f"ratio <= {NETBOOT_GOAL:.2f}",
-                seconds["netboot"] <= NETBOOT_GOAL * seconds["manual"], seconds["manual"])]
+    return [
+        Row(
+            "netboot --yes (cached) vs fetch + sha256sum + kexec by hand, to the installer's main menu",
+            seconds["netboot"],
+            "s",
+            f"ratio <= {NETBOOT_GOAL:.2f}",
+            seconds["netboot"] <= NETBOOT_GOAL * seconds["manual"],
+            seconds["manual"],
+        )
+    ]

@@ -26,7 +26,9 @@ def wheels_for(target_names: Sequence[str], release: Release | None = None) -> d
     found = {name: wheel for name, wheel in newest.items() if wheel is not None}
     missing = [target for target in targets if target.name not in found]
     if missing:
-        built = wheels.make_wheels(missing, release, recipe_set=recipe_set, mirrors=fetch.mirrors_from_env(), dist=dist_dir())
+        built = wheels.make_wheels(
+            missing, release, recipe_set=recipe_set, mirrors=fetch.mirrors_from_env(), dist=dist_dir()
+        )
         found.update({target.name: path for target, path in zip(missing, built)})
     return {target.name: found[target.name] for target in targets}
 

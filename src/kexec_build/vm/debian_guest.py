@@ -75,8 +75,9 @@ class Flavour:
 
 
 CONSOLE = Flavour("console", PACKAGES)
-SYSTEMD = Flavour("systemd", (*PACKAGES, "systemd-sysv", "udev", "openssh-server"),
-                  backports=("linux-image-amd64",), systemd=True)
+SYSTEMD = Flavour(
+    "systemd", (*PACKAGES, "systemd-sysv", "udev", "openssh-server"), backports=("linux-image-amd64",), systemd=True
+)
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,9 @@ class DebianGuest:
 def debian_guest(arch: str = "amd64", flavour: Flavour = CONSOLE) -> DebianGuest:
     """The guest for `arch` and `flavour`, debootstrapped and imaged on first use (minutes), then cached."""
     # A change to what goes into the guest names a new cache entry.
-    recipe = hashlib.sha256(repr((flavour, SETUP, CONSOLE_SERVICE_SETUP, CONSOLE_SERVICE, NETWORK,
-                                  initramfs.CONSOLE_LOOP)).encode()).hexdigest()[:12]
+    recipe = hashlib.sha256(
+        repr((flavour, SETUP, CONSOLE_SERVICE_SETUP, CONSOLE_SERVICE, NETWORK, initramfs.CONSOLE_LOOP)).encode()
+    ).hexdigest()[:12]
     folder = cache_dir() / "vm" / f"debian-guest-{SUITE}-{arch}-{flavour.name}-{recipe}"
     if not folder.exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -122,20 +124,37 @@ def debian_guest(arch: str = "amd64", flavour: Flavour = CONSOLE) -> DebianGuest
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        partial.rename(folder)
+        try:
+            partial.rename(folder)
+        except OSError:
+            # Another run built the same guest meanwhile (same recipe, same content): keep that one.
+            shutil.rmtree(partial, ignore_errors=True)
+            if not folder.exists():
+                raise
     key = folder / "ssh_key"
-    return DebianGuest(image=folder / "root.ext4", flavour=flavour,
-                       versions=tuple((folder / "versions").read_text().split()),
-                       ssh_key=key if key.exists() else None)
+    return DebianGuest(
+        image=folder / "root.ext4",
+        flavour=flavour,
+        versions=tuple((folder / "versions").read_text().split()),
+        ssh_key=key if key.exists() else None,
+    )
 
 
 def _build(into: Path, arch: str, flavour: Flavour) -> None:
     tree = into / "tree"
     archive = host_archives()[0].uri
     subprocess.run(
-        ["debootstrap", "--variant=minbase", f"--arch={arch}", f"--include={','.join(flavour.packages)}",
-         SUITE, str(tree), archive],
-        check=True, capture_output=True,
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--arch={arch}",
+            f"--include={','.join(flavour.packages)}",
+            SUITE,
+            str(tree),
+            archive,
+        ],
+        check=True,
+        capture_output=True,
     )
     versions = _kernel_versions(tree)
     if flavour.backports:
@@ -165,10 +184,16 @@ def _install_backports(tree: Path, archive: str, packages: tuple[str, ...]) -> N
     source.write_text(f"deb {archive} {SUITE}-backports main\n")
     subprocess.run(["mount", "-t", "proc", "proc", str(tree / "proc")], check=True)
     try:
-        for command in (["apt-get", "update"],
-                        ["apt-get", "install", "-y", "--no-install-recommends", "-t", f"{SUITE}-backports", *packages]):
-            subprocess.run(["chroot", str(tree), *command], check=True, capture_output=True,
-                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"})
+        for command in (
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "--no-install-recommends", "-t", f"{SUITE}-backports", *packages],
+        ):
+            subprocess.run(
+                ["chroot", str(tree), *command],
+                check=True,
+                capture_output=True,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"},
+            )
     finally:
         subprocess.run(["umount", str(tree / "proc")], check=True)
     source.unlink()
@@ -183,8 +208,11 @@ def _set_up_systemd(tree: Path, into: Path) -> None:
     # The loop owns the serial console; a getty there would fight it for the input.
     (system / "serial-getty@ttyS0.service").symlink_to("/dev/null")
     (tree / "etc/systemd/network/80-dhcp.network").write_text(NETWORK)
-    subprocess.run(["chroot", str(tree), "systemctl", "enable", "vmtest-console.service", "systemd-networkd.service"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["chroot", str(tree), "systemctl", "enable", "vmtest-console.service", "systemd-networkd.service"],
+        check=True,
+        capture_output=True,
+    )
     (tree / "etc/fstab").write_text("/dev/vda / ext4 rw 0 1\n")
     (tree / "etc/hostname").write_text("kexec-guest\n")
     key = into / "ssh_key"
@@ -223,14 +251,24 @@ def disk_with(files: list[Path], image: Path) -> Path:
 
 def make_ext4(tree: Path, image: Path) -> Path:
     """An ext4 image holding `tree`, with room to spare for what the guest writes."""
-    used_kib = int(subprocess.run(["du", "-sk", str(tree)], capture_output=True, text=True, check=True).stdout.split()[0])
+    used_kib = int(
+        subprocess.run(["du", "-sk", str(tree)], capture_output=True, text=True, check=True).stdout.split()[0]
+    )
     size_mib = used_kib * 13 // 10 // 1024 + 64
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image), f"{size_mib}M"], check=True, capture_output=True)
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image), f"{size_mib}M"], check=True, capture_output=True
+    )
     return image
 
 
-def start_with_wheel(start: Callable[..., Machine], folder: Path, *, flavour: Flavour = CONSOLE, cmdline: str = "",
-                     qemu_options: Sequence[str] = ()) -> tuple[Machine, str]:
+def start_with_wheel(
+    start: Callable[..., Machine],
+    folder: Path,
+    *,
+    flavour: Flavour = CONSOLE,
+    cmdline: str = "",
+    qemu_options: Sequence[str] = (),
+) -> tuple[Machine, str]:
     """The amd64 guest of `flavour` under `-snapshot` with the x86_64 wheel on a second disk at /mnt,
     started by `start(target, kernel=, initrd=, cmdline=, qemu_options=)` (the tests' `vm.start`, or
     `start_logged`); returns the machine at its prompt and the wheel's file name."""
@@ -244,6 +282,15 @@ def start_with_wheel(start: Callable[..., Machine], folder: Path, *, flavour: Fl
         qemu_options=[*qemu_drives(guest, disk_with([wheel], folder / "wheels.ext4")), *qemu_options],
     )
     return machine, wheel.name
+
+
+# pip in a TCG guest on a busy 2-core machine: installing a wheel takes 20 to 90 s.
+PIP_SECONDS = 300
+
+
+def pip_install(machine: Machine, *arguments: str) -> None:
+    """`pip install` in the guest, offline (every wheel comes from the second disk at /mnt)."""
+    machine.run(f"pip install --no-index --break-system-packages {' '.join(arguments)}", PIP_SECONDS)
 
 
 def start_logged(log: Path) -> Callable[..., Machine]:
@@ -262,6 +309,8 @@ def set_static_address(machine: Machine, address: str) -> str:
     machine.run("modprobe virtio_net")
     # The initramfs's udev named the NIC (ens2, enp0s3…): the one link that is not loopback.
     (nic,) = [name for name in machine.run("ls /sys/class/net").split() if name != "lo"]
-    machine.run(f"ip link set {nic} up && ip addr add {address}/24 dev {nic} && "
-                f"ip route add default via {USER_NET_HOST} && echo 'nameserver {USER_NET_DNS}' > /etc/resolv.conf")
+    machine.run(
+        f"ip link set {nic} up && ip addr add {address}/24 dev {nic} && "
+        f"ip route add default via {USER_NET_HOST} && echo 'nameserver {USER_NET_DNS}' > /etc/resolv.conf"
+    )
     return nic

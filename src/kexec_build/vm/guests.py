@@ -75,13 +75,23 @@ BOARDS = {
     for board in (
         Board("x86_64", ("qemu-system-x86_64",), "ttyS0", "amd64", modes=tuple(LOAD_MODES)),
         # arm64's Debian kernel has no kexec_file_load, so only the paths that can work there.
-        Board("aarch64", ("qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"), "ttyAMA0", "arm64",
-              modes=("default", "syscall-load")),
+        Board(
+            "aarch64",
+            ("qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57"),
+            "ttyAMA0",
+            "arm64",
+            modes=("default", "syscall-load"),
+        ),
         Board("i686", ("qemu-system-i386",), "ttyS0", "686"),
         # kexec-tools places the initrd right after the room it computes from the zImage header;
         # the armmp kernel then finds it overwritten ("invalid magic"): 64 MiB of room avoids that.
-        Board("armv7l", ("qemu-system-arm", "-M", "virt", "-cpu", "cortex-a15"), "ttyAMA0", "armmp",
-              load_options="--image-size=0x4000000"),
+        Board(
+            "armv7l",
+            ("qemu-system-arm", "-M", "virt", "-cpu", "cortex-a15"),
+            "ttyAMA0",
+            "armmp",
+            load_options="--image-size=0x4000000",
+        ),
         Board("ppc64le", ("qemu-system-ppc64", "-M", "pseries"), "hvc0", "powerpc64le"),
         Board("s390x", ("qemu-system-s390x", "-M", "s390-ccw-virtio"), "ttysclp0", "s390x"),
         # bookworm has no riscv64 port; trixie, the first release with one, provides the kernel.
@@ -91,7 +101,7 @@ BOARDS = {
 # Targets kexec-bin builds whose reboot no QEMU machine here can show, and why (README: Proven by a real reboot).
 UNPROVEN = {
     "mips64el": "the 5kc-malta kernel refuses kexec_load (EINVAL): QEMU's malta SMP operations cannot park "
-                "the other CPUs (kexec_nonboot_cpu)",
+    "the other CPUs (kexec_nonboot_cpu)",
 }
 
 
@@ -126,12 +136,22 @@ def start(
     """
     command = [
         *board.qemu,
-        "-accel", board.accelerator(),
-        "-m", str(board.memory_mb),
-        "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-        "-kernel", str(kernel),
-        "-initrd", str(initrd),
-        "-append", f"console={board.console} {cmdline}".strip(),
+        "-accel",
+        board.accelerator(),
+        "-m",
+        str(board.memory_mb),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        f"console={board.console} {cmdline}".strip(),
         *qemu_options,
     ]
     machine = Machine(command, log)
@@ -150,7 +170,9 @@ def kexec_load(machine: Machine, board: Board, options: str, cmdline: str | None
     """
     machine.run("next-initrd", COMMAND_SECONDS)
     line = "" if cmdline is None else f"--command-line={shlex.quote(f'console={board.console} {cmdline}')}"
-    machine.run(f"kexec {options} {board.load_options} --load /boot/vmlinuz --initrd=/tmp/next.cpio {line}", COMMAND_SECONDS)
+    machine.run(
+        f"kexec {options} {board.load_options} --load /boot/vmlinuz --initrd=/tmp/next.cpio {line}", COMMAND_SECONDS
+    )
 
 
 def kexec_reboot(machine: Machine, board: Board, options: str, cmdline: str | None) -> str:

@@ -45,7 +45,9 @@ class Machine:
         self._position = 0
         self._changed = threading.Condition()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -103,9 +105,7 @@ class Machine:
 
     def fail(self, reason: str) -> NoReturn:
         """Raise `GuestError` with `reason`, the console's last lines and the log's path."""
-        raise GuestError(
-            f"{reason}\n--- last {TAIL_LINES} console lines (full log: {self.log}) ---\n{self.tail()}"
-        )
+        raise GuestError(f"{reason}\n--- last {TAIL_LINES} console lines (full log: {self.log}) ---\n{self.tail()}")
 
     def close(self) -> None:
         """Stop QEMU and close the log."""
@@ -133,8 +133,21 @@ def kvm_usable(kernel: Path, verdicts: Path) -> bool:
     if verdict.exists():
         return verdict.read_text() == "usable"
     command = [
-        "qemu-system-x86_64", "-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none",
-        "-serial", "stdio", "-no-reboot", "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
+        "qemu-system-x86_64",
+        "-accel",
+        "kvm",
+        "-m",
+        "256",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-append",
+        "console=ttyS0 panic=-1",
     ]
     probe = Machine(command, verdicts / "kvm-probe.log")
     try:

@@ -54,8 +54,10 @@ def prove(targets: Sequence[Target], release: Release, *, log: Log = print) -> l
     log(table(proofs))
     failed = [proof for proof in proofs if proof.failed]
     if failed:
-        raise ProveError(f"{len(failed)} of {len(proofs)} proofs failed (console logs in {guests.log_path('').parent}):\n"
-                         + "\n".join(f"{proof.target} {proof.mode}: {proof.verdict}" for proof in failed))
+        raise ProveError(
+            f"{len(failed)} of {len(proofs)} proofs failed (console logs in {guests.log_path('').parent}):\n"
+            + "\n".join(f"{proof.target} {proof.mode}: {proof.verdict}" for proof in failed)
+        )
     return proofs
 
 
@@ -64,11 +66,18 @@ def prove_target(board: guests.Board, kexec: Path) -> list[Proof]:
     proofs = []
     with tempfile.TemporaryDirectory(prefix="kexec-bin-prove-") as workdir:
         try:
-            machine = guests.boot(board, kexec, log=guests.log_path(f"prove-{board.target}"), workdir=Path(workdir),
-                                  qemu_options=guests.NO_RESET)
+            machine = guests.boot(
+                board,
+                kexec,
+                log=guests.log_path(f"prove-{board.target}"),
+                workdir=Path(workdir),
+                qemu_options=guests.NO_RESET,
+            )
         except GuestError as error:
-            return [Proof(board.target, mode, None, _failure("the first kernel did not boot", error))
-                    for mode in board.modes]
+            return [
+                Proof(board.target, mode, None, _failure("the first kernel did not boot", error))
+                for mode in board.modes
+            ]
         try:
             for mode in board.modes:
                 proofs.append(_prove_mode(machine, board, mode))
@@ -76,7 +85,7 @@ def prove_target(board: guests.Board, kexec: Path) -> list[Proof]:
                     break
         finally:
             machine.close()
-    skipped = board.modes[len(proofs):]
+    skipped = board.modes[len(proofs) :]
     return proofs + [Proof(board.target, mode, None, "FAILED: not run, an earlier mode failed") for mode in skipped]
 
 
@@ -100,6 +109,8 @@ def _failure(what: str, error: GuestError) -> str:
 def table(proofs: Sequence[Proof]) -> str:
     """One row per target and load mode: seconds from `kexec --load` to the next kernel's init, and the verdict."""
     rows = [("target", "mode", "seconds", "verdict")]
-    rows += [(proof.target, proof.mode, "-" if proof.seconds is None else f"{proof.seconds:.1f}", proof.verdict)
-             for proof in proofs]
+    rows += [
+        (proof.target, proof.mode, "-" if proof.seconds is None else f"{proof.seconds:.1f}", proof.verdict)
+        for proof in proofs
+    ]
     return columns.align(rows)
