@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import gzip
+import os
 import re
 import subprocess
 from email.utils import parsedate_to_datetime
@@ -224,6 +226,25 @@ def test_a_preseed_file_travels_as_an_extra_initrd_after_the_installers(netboot,
     subprocess.run(["cpio", "-id", "--quiet"], input=loaded[len(real_files[INITRD]):], cwd=unpacked, check=True)
     assert [path.name for path in unpacked.iterdir()] == ["preseed.cfg"]
     assert (unpacked / "preseed.cfg").read_bytes() == preseed.read_bytes()
+
+
+def test_the_installers_own_fetch_url_turns_the_key_parameter_back_into_the_keys(netboot, mirror, real_files, keys,
+                                                                                tmp_path):
+    """The netboot initrd's base64 fetch method, run by its own busybox shell (chrooted into the
+    unpacked initrd), writes exactly the keys from the parameter kexec-bin put on the command line."""
+    if os.geteuid() != 0:
+        pytest.skip("chrooting into the installer's initrd needs root")
+    status, out, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp",
+                                      "--ssh-key", str(keys), "--load-only")
+    assert status == 0, err
+    url = re.search(r"network-console/authorized_keys_url=(\S+)", calls[0]).group(1)
+    root = tmp_path / "initrd"
+    root.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet"], input=gzip.decompress(real_files[INITRD]), cwd=root, check=True)
+    fetch = '. /usr/lib/fetch-url/base64 && protocol_fetch "$1" /authorized_keys && cat /authorized_keys'
+    fetched = subprocess.run(["chroot", str(root), "/bin/sh", "-c", fetch, "sh", url], capture_output=True, text=True,
+                             env={"PATH": "/bin:/sbin:/usr/bin:/usr/sbin"}, check=True).stdout
+    assert fetched.splitlines() == keys.read_text().splitlines()[1::2]
 
 
 def _ssh_keygen(path: Path, kind: str, comment: str) -> Path:
