@@ -124,3 +124,40 @@ def sdist(c, version=None, mirror=None):
     from kexec_build import wheels
 
     wheels.make_sdist(recipes.load().release(version), mirrors=_mirrors(mirror), dist=dist_dir())
+
+
+@task(iterable=["mirror"], help={"version": VERSION_HELP, "mirror": MIRROR_HELP})
+@reports_errors
+def release(c, version=None, mirror=None):
+    """Make dist/ one checked release: wheels, sdist, static tarballs, manifest, SHA256SUMS."""
+    from kexec_build import release as releasing
+
+    recipe_set = recipes.load()
+    chosen = recipe_set.release(version)
+    targets = recipe_set.select_targets("all", chosen)
+    releasing.make_release(targets, chosen, recipe_set=recipe_set, mirrors=_mirrors(mirror), dist=dist_dir())
+
+
+@task
+@reports_errors
+def lint(c):
+    """Run ruff and mypy on the code, actionlint and zizmor on .github/workflows."""
+    from kexec_build import lint as linting
+
+    linting.lint()
+
+
+@task(help={"version": "the new kexec-tools release, e.g. 2.0.32"})
+@reports_errors
+def update(c, version):
+    """Adopt a kexec-tools release verified through Debian's signed chain; wheels for all, prove x86_64."""
+    from kexec_build import update as updating
+    from kexec_build import wheels
+    from kexec_build.vm import prove as proving
+
+    release = updating.adopt(version)
+    recipe_set = recipes.load()
+    # Fresh wheels for every target (inv prove takes the x86_64 one from dist/, as CI hands it over).
+    targets = recipe_set.select_targets("all", release)
+    wheels.make_wheels(targets, release, recipe_set=recipe_set, mirrors=_mirrors([]), dist=dist_dir())
+    proving.prove([recipe_set.target("x86_64")], release)

@@ -5,13 +5,27 @@ The names below load their modules on first use, so `import kexec_bin` (which ev
 """
 
 __all__ = [
-    "BinaryError", "BlockedError", "ChoiceError", "KexecBinError", "KexecError",
-    "Finding", "Support", "binary", "execute", "load", "loaded", "support", "unload",
+    "BinaryError",
+    "BlockedError",
+    "ChoiceError",
+    "Finding",
+    "InternalError",
+    "KexecBinError",
+    "KexecError",
+    "Support",
+    "UsageError",
+    "binary",
+    "execute",
+    "load",
+    "loaded",
+    "support",
+    "unload",
 ]
 
 _HOMES = {
     "BinaryError": "errors", "BlockedError": "errors", "ChoiceError": "errors", "KexecBinError": "errors",
-    "KexecError": "errors", "Finding": "doctor", "Support": "doctor", "support": "doctor",
+    "KexecError": "errors", "InternalError": "errors", "UsageError": "errors",
+    "Finding": "findings", "Support": "findings", "support": "doctor",
     "binary": "resolve", "execute": "api", "load": "api", "loaded": "api", "unload": "api",
 }
 

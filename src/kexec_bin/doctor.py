@@ -1,123 +1,31 @@
 """Checks → evidence → verdict → fix: can this machine load (and boot) a kernel with kexec?
 
-Each check reads what the kernel publishes and returns findings. A finding names the file it
-read, what that means, the operations it affects and how to fix it. `Support` combines them:
-an operation is blocked only on certain evidence; when the evidence is missing it is unknown.
-The same checks are the `kexec` shim's preflight and the API's explanation of a failure.
+Each check reads what the kernel publishes (kernel.py) and returns findings (findings.py). The
+same checks are the `kexec` shim's preflight and the API's explanation of a failure.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable
-
+from . import ops
 from .errors import BlockedError, KexecBinError
+from .findings import BLOCKED, INFO, OK, SIGNED, UNKNOWN, Finding, Support, check_operation, explain
 from .kernel import Kernel, Reading
 from .resolve import Choice, choose
 
-OK, INFO, SIGNED, UNKNOWN, BLOCKED = "ok", "info", "signed-only", "unknown", "blocked"
-# How good a state is for the user, best first: "auto" mode gets the better of the two syscalls.
-_RANK = {OK: 0, SIGNED: 1, UNKNOWN: 2, BLOCKED: 3}
-LOAD, FILE = "kexec_load", "kexec_file_load"
-SYSCALLS = (LOAD, FILE)
-EVERYTHING = (LOAD, FILE, "exec")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs the preflight of every `kexec --load` a few milliseconds
+    from typing import Iterable
 
+__all__ = ["BLOCKED", "INFO", "OK", "SIGNED", "UNKNOWN", "Finding", "Support", "explain", "preflight", "support"]
 
-@dataclass(frozen=True)
-class Finding:
-    """One check's result: what was read, what it means, what it blocks and the fix."""
-
-    check: str
-    status: str
-    evidence: str
-    meaning: str
-    affects: tuple[str, ...] = ()
-    fix: str = ""
-    commands: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Support:
-    """Everything the doctor found, and what it means for a load, a panic load and an exec."""
-
-    root: str
-    program: str | None
-    program_source: str | None
-    findings: tuple[Finding, ...] = field(default_factory=tuple)
-
-    def state(self, action: str = "load", syscall: str = "auto") -> str:
-        """ok, signed-only (only a signed kernel loads), unknown or blocked."""
-        if action == "exec":
-            return self._state_of("exec")
-        states = [self._state_of(name) for name in _chosen(syscall)]
-        best = min(states, key=_RANK.__getitem__)
-        if action == "panic":
-            best = max(best, self._state_of("panic"), key=_RANK.__getitem__)
-        return best
-
-    @property
-    def verdict(self) -> str:
-        """The state of an ordinary load, kexec-tools' default (either syscall)."""
-        return self.state("load")
-
-    def blockers(self, action: str = "load", syscall: str = "auto") -> list[Finding]:
-        """The findings that make `action` blocked (or unknown, or signed-only), worst first."""
-        names = ("exec",) if action == "exec" else _chosen(syscall)
-        if action == "panic":
-            names = (*names, "panic")
-        found = [f for f in self.findings if f.status in (BLOCKED, UNKNOWN, SIGNED) and set(f.affects) & set(names)]
-        return sorted(found, key=lambda f: -_RANK[f.status])
-
-    def _state_of(self, name: str) -> str:
-        statuses = [f.status for f in self.findings if name in f.affects and f.status in _RANK]
-        return max(statuses, key=_RANK.__getitem__, default=OK)
-
-    def to_json(self) -> str:
-        """The report for machines: verdict, per-operation states, program and every finding."""
-        document = {
-            "verdict": self.verdict,
-            "exec": self.state("exec"),
-            "operations": {
-                action: {syscall: self.state(action, syscall) for syscall in ("auto", *SYSCALLS)}
-                for action in ("load", "panic")
-            },
-            "root": self.root,
-            "program": {"path": self.program, "source": self.program_source},
-            "findings": [asdict(finding) for finding in self.findings],
-        }
-        return json.dumps(document, indent=2)
-
-    def to_text(self) -> str:
-        """The report for people: one block per check, then one verdict line."""
-        lines = [f"kexec-bin doctor: can this machine load a kernel with kexec? (root {self.root})", ""]
-        for finding in self.findings:
-            lines.append(f"{finding.status.upper():<12} {finding.check}: {finding.meaning}")
-            lines.append(f"{'':<12} read: {finding.evidence}")
-            if finding.status != OK and finding.fix:
-                lines.append(f"{'':<12} fix: {finding.fix}")
-                lines += [f"{'':<12}   $ {command}" for command in finding.commands]
-        lines += ["", f"verdict: {_VERDICTS[self.verdict]}"]
-        return "\n".join(lines)
-
-
-def _chosen(syscall: str) -> tuple[str, ...]:
-    """The syscalls kexec may use: both in "auto" mode (kexec_file_load, then kexec_load), else the one named."""
-    return SYSCALLS if syscall == "auto" else (syscall,)
-
-
-_VERDICTS = {
-    OK: "ok: kexec can load a kernel here",
-    SIGNED: "ok for signed kernels only: load a kernel signed by a trusted key, with kexec -s",
-    UNKNOWN: "unknown: the kernel does not publish enough to tell; kexec itself will say (try it)",
-    BLOCKED: "blocked: kexec cannot load a kernel here (see the BLOCKED checks and their fixes)",
-}
+# A finding's `affects` names the syscalls it blocks, ops.EXEC (kexec -e) and ops.PANIC (kexec -p).
+EVERYTHING = (*ops.SYSCALLS, ops.EXEC)
 
 
 def support(root: str = "/", choice: Choice | None = None) -> Support:
     """Run every check against the kernel under `root`; `choice` defaults to what `kexec` would run."""
     kernel = Kernel(root)
-    config = kernel.config()
+    config = _trusted_config(kernel)
     program, program_finding = _program(choice)
     findings: list[Finding] = [program_finding]
     for check in _CHECKS:
@@ -130,37 +38,45 @@ def support(root: str = "/", choice: Choice | None = None) -> Support:
     )
 
 
-def preflight(operation: tuple[str, str], choice: Choice, root: str = "/") -> Support:
+def preflight(operation: tuple, choice: Choice, root: str = "/") -> Support:
     """Raise `BlockedError` when the kernel certainly refuses `operation` (action, syscall)."""
     action, syscall = operation
+    check_operation(action, syscall)
     result = support(root, choice)
     if result.state(action, syscall) == BLOCKED:
         raise BlockedError(explain(result, action, syscall), result)
     return result
 
 
-def explain(result: Support, action: str = "load", syscall: str = "auto") -> str:
-    """Why `action` cannot happen, with each blocker's evidence and fix, in a few lines."""
-    what = {"load": "load a kernel", "panic": "load a crash kernel", "exec": "boot the loaded kernel"}[action]
-    via = "" if syscall == "auto" or action == "exec" else f" with {syscall}"
-    lines = [f"the kernel will refuse to {what}{via}:"]
-    for finding in result.blockers(action, syscall):
-        if finding.status != BLOCKED:
-            continue
-        lines.append(f"  - {finding.meaning} ({finding.evidence})")
-        if finding.fix:
-            lines.append(f"    fix: {finding.fix}")
-            lines += [f"      $ {command}" for command in finding.commands]
-    lines.append("  run `kexec-bin doctor` for the full report; KEXEC_BIN_NO_CHECK=1 skips this check")
-    return "\n".join(lines)
+def _trusted_config(kernel: Kernel) -> Reading:
+    """The published config, unless sysfs proves it wrong: a config without kexec on a kernel whose
+    sysfs has kexec_loaded (which only CONFIG_KEXEC_CORE creates) is stale or damaged, so unknown."""
+    config = kernel.config()
+    options = config.value
+    if isinstance(options, dict) and not _has_kexec(options):
+        loaded = kernel.sysfs_kexec()["kexec_loaded"]
+        if loaded.value is not None:
+            return Reading(f"{config.path} (says no kexec, but {loaded.path} exists: not this kernel's config)")
+    return config
+
+
+def _has_kexec(options: dict) -> bool:
+    """Whether a config has CONFIG_KEXEC_CORE (older kernels: KEXEC; either syscall selects it)."""
+    return "y" in (options.get("KEXEC_CORE"), options.get("KEXEC"), options.get("KEXEC_FILE"))
 
 
 def _program(choice: Choice | None) -> tuple[Choice | None, Finding]:
     try:
-        chosen = choice or choose()
+        chosen = choice or choose(verify=True)
     except KexecBinError as error:
-        return None, Finding("program", BLOCKED, "KEXEC_BIN_PREFER, PATH, /usr/sbin, /sbin, the wheel",
-                             "no usable kexec program", EVERYTHING, fix=str(error))
+        return None, Finding(
+            "program",
+            BLOCKED,
+            "KEXEC_BIN_PREFER, PATH, /usr/sbin, /sbin, the wheel",
+            "no usable kexec program",
+            EVERYTHING,
+            fix=str(error),
+        )
     return chosen, Finding("program", OK, chosen.path, f"`kexec` runs the {chosen.source} kexec ({chosen.reason})")
 
 
@@ -168,39 +84,65 @@ def _syscalls(kernel: Kernel, config: Reading, program: Choice | None) -> Iterab
     """Is each syscall built in? From the config, else from the sysfs files that KEXEC_CORE creates."""
     options = config.value
     if isinstance(options, dict):
-        if "y" not in (options.get("KEXEC_CORE"), options.get("KEXEC"), options.get("KEXEC_FILE")):
-            yield Finding("kexec", BLOCKED, f"{config.path}: CONFIG_KEXEC_CORE is not set",
-                          "the kernel was built without kexec", EVERYTHING + ("panic",),
-                          fix=_REBUILD.format(option="KEXEC"))
-        for name, option in ((LOAD, "KEXEC"), (FILE, "KEXEC_FILE")):
+        if not _has_kexec(options):
+            yield Finding(
+                "kexec",
+                BLOCKED,
+                f"{config.path}: CONFIG_KEXEC_CORE is not set",
+                "the kernel was built without kexec",
+                EVERYTHING + (ops.PANIC,),
+                fix=_REBUILD.format(option="KEXEC"),
+            )
+        for name, option in ((ops.KEXEC_LOAD, "KEXEC"), (ops.KEXEC_FILE_LOAD, "KEXEC_FILE")):
             value = options.get(option, "n")
             if value == "y":
                 yield Finding(name, OK, f"{config.path}: CONFIG_{option}=y", f"the kernel has the {name} system call")
             else:
-                yield Finding(name, BLOCKED, f"{config.path}: CONFIG_{option} is not set",
-                              f"the kernel was built without the {name} system call", (name,),
-                              fix=_REBUILD.format(option=option))
+                yield Finding(
+                    name,
+                    BLOCKED,
+                    f"{config.path}: CONFIG_{option} is not set",
+                    f"the kernel was built without the {name} system call",
+                    (name,),
+                    fix=_REBUILD.format(option=option),
+                )
         return
     loaded = kernel.sysfs_kexec()["kexec_loaded"]
     if loaded.value is not None:
-        yield Finding("kexec", OK, f"{config.path}: not published; {loaded.path} exists",
-                      "the kernel has kexec (CONFIG_KEXEC_CORE); which syscalls, only its config would tell")
+        yield Finding(
+            "kexec",
+            OK,
+            f"{config.path}: not published; {loaded.path} exists",
+            "the kernel has kexec (CONFIG_KEXEC_CORE); which syscalls, only its config would tell",
+        )
     elif kernel.sysfs_mounted():
-        yield Finding("kexec", BLOCKED, f"{config.path}: not published; {loaded.path} is missing",
-                      "the kernel was built without kexec (no CONFIG_KEXEC_CORE)", EVERYTHING + ("panic",),
-                      fix=_REBUILD.format(option="KEXEC"))
+        yield Finding(
+            "kexec",
+            BLOCKED,
+            f"{config.path}: not published; {loaded.path} is missing",
+            "the kernel was built without kexec (no CONFIG_KEXEC_CORE)",
+            EVERYTHING + (ops.PANIC,),
+            fix=_REBUILD.format(option="KEXEC"),
+        )
     else:
-        yield Finding("kexec", UNKNOWN, f"{config.path}: not published; /sys is not mounted",
-                      "cannot tell whether the kernel has kexec", EVERYTHING,
-                      fix="mount sysfs, or publish the config (CONFIG_IKCONFIG_PROC, or /boot/config-$(uname -r))",
-                      commands=("mount -t sysfs sysfs /sys",))
+        yield Finding(
+            "kexec",
+            UNKNOWN,
+            f"{config.path}: not published; /sys is not mounted",
+            "cannot tell whether the kernel has kexec",
+            EVERYTHING,
+            fix="mount sysfs, or publish the config (CONFIG_IKCONFIG_PROC, or /boot/config-$(uname -r))",
+            commands=("mount -t sysfs sysfs /sys",),
+        )
 
 
-_REBUILD = ("boot a kernel built with CONFIG_{option}=y (every major distribution's kernel is); "
-            "kexec cannot work around a missing syscall")
+_REBUILD = (
+    "boot a kernel built with CONFIG_{option}=y (every major distribution's kernel is); "
+    "kexec cannot work around a missing syscall"
+)
 
 
-def _options(config: Reading) -> dict[str, str]:
+def _options(config: Reading) -> dict:
     """The kernel's build options; none when its config is not published."""
     return config.value if isinstance(config.value, dict) else {}
 
@@ -209,30 +151,44 @@ def _signatures(kernel: Kernel, config: Reading, program: Choice | None) -> Iter
     """KEXEC_SIG_FORCE: kexec_file_load accepts only kernels signed by a trusted key."""
     options = _options(config)
     if options.get("KEXEC_SIG_FORCE") == "y":
-        yield Finding("signature", SIGNED, f"{config.path}: CONFIG_KEXEC_SIG_FORCE=y",
-                      "kexec_file_load accepts only kernels signed by a key the kernel trusts", (FILE,),
-                      fix="load a signed kernel (your distribution's /boot/vmlinuz-* are) with kexec -s")
+        yield Finding(
+            "signature",
+            SIGNED,
+            f"{config.path}: CONFIG_KEXEC_SIG_FORCE=y",
+            "kexec_file_load accepts only kernels signed by a key the kernel trusts",
+            (ops.KEXEC_FILE_LOAD,),
+            fix="load a signed kernel (your distribution's /boot/vmlinuz-* are) with kexec -s",
+        )
 
 
 def _load_disabled(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """kernel.kexec_load_disabled (one-way until reboot) and the load limits of newer kernels."""
     disabled = kernel.sysctl("kexec_load_disabled")
     if disabled.value == "1":
-        yield Finding("kexec_load_disabled", BLOCKED, f"{disabled.path}: 1",
-                      "loading kernels is switched off until the next reboot (kernel.kexec_load_disabled=1)",
-                      SYSCALLS + ("panic",),
-                      fix="the switch is one-way: remove kernel.kexec_load_disabled=1 from the sysctl settings "
-                          "that set it, reboot, and load before anything sets it again",
-                      commands=("grep -rs kexec_load_disabled /etc/sysctl.conf /etc/sysctl.d /usr/lib/sysctl.d /run/sysctl.d",))
+        yield Finding(
+            "kexec_load_disabled",
+            BLOCKED,
+            f"{disabled.path}: 1",
+            "loading kernels is switched off until the next reboot (kernel.kexec_load_disabled=1)",
+            ops.SYSCALLS + (ops.PANIC,),
+            fix="the switch is one-way: remove kernel.kexec_load_disabled=1 from the sysctl settings "
+            "that set it, reboot, and load before anything sets it again",
+            commands=("grep -rs kexec_load_disabled /etc/sysctl.conf /etc/sysctl.d /usr/lib/sysctl.d /run/sysctl.d",),
+        )
     elif disabled.value == "0":
         yield Finding("kexec_load_disabled", OK, f"{disabled.path}: 0", "loading kernels is allowed")
-    for kind, affects in (("reboot", SYSCALLS), ("panic", ("panic",))):
+    for kind, affects in (("reboot", ops.SYSCALLS), ("panic", (ops.PANIC,))):
         limit = kernel.sysctl(f"kexec_load_limit_{kind}")
         if limit.value == "0":
-            yield Finding(f"kexec_load_limit_{kind}", BLOCKED, f"{limit.path}: 0",
-                          f"no more {kind} kernels may be loaded until the next reboot", affects,
-                          fix="the limit only goes down: reboot, and raise it before it runs out",
-                          commands=(f"sysctl kernel.kexec_load_limit_{kind}=-1",))
+            yield Finding(
+                f"kexec_load_limit_{kind}",
+                BLOCKED,
+                f"{limit.path}: 0",
+                f"no more {kind} kernels may be loaded until the next reboot",
+                affects,
+                fix="the limit only goes down: reboot, and raise it before it runs out",
+                commands=(f"sysctl kernel.kexec_load_limit_{kind}=-1",),
+            )
 
 
 def _lockdown(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
@@ -240,28 +196,47 @@ def _lockdown(kernel: Kernel, config: Reading, program: Choice | None) -> Iterab
     mode = kernel.lockdown()
     options = _options(config)
     if mode.value in ("integrity", "confidentiality"):
-        yield Finding("lockdown", BLOCKED, f"{mode.path}: [{mode.value}]",
-                      f"the kernel is locked down ({mode.value}): kexec_load is refused", (LOAD,),
-                      fix="use kexec_file_load with a signed kernel: kexec -s -l /boot/vmlinuz-... "
-                          "(lockdown is lifted only by booting without it, e.g. with Secure Boot off)")
+        yield Finding(
+            "lockdown",
+            BLOCKED,
+            f"{mode.path}: [{mode.value}]",
+            f"the kernel is locked down ({mode.value}): kexec_load is refused",
+            (ops.KEXEC_LOAD,),
+            fix="use kexec_file_load with a signed kernel: kexec -s -l /boot/vmlinuz-... "
+            "(lockdown is lifted only by booting without it, e.g. with Secure Boot off)",
+        )
         signed = options.get("KEXEC_SIG") == "y"
-        yield Finding("lockdown", SIGNED if signed else BLOCKED, f"{mode.path}: [{mode.value}]",
-                      "locked down: kexec_file_load accepts only kernels signed by a trusted key" if signed
-                      else "locked down without CONFIG_KEXEC_SIG: kexec_file_load cannot verify, so refuses",
-                      (FILE,), fix="load a kernel signed by a key the kernel trusts, with kexec -s")
+        yield Finding(
+            "lockdown",
+            SIGNED if signed else BLOCKED,
+            f"{mode.path}: [{mode.value}]",
+            "locked down: kexec_file_load accepts only kernels signed by a trusted key"
+            if signed
+            else "locked down without CONFIG_KEXEC_SIG: kexec_file_load cannot verify, so refuses",
+            (ops.KEXEC_FILE_LOAD,),
+            fix="load a kernel signed by a key the kernel trusts, with kexec -s",
+        )
     elif mode.value == "none":
         shown = "[none]" if kernel.exists("/sys/kernel/security/lockdown") else "absent (no lockdown LSM)"
         yield Finding("lockdown", OK, f"{mode.path}: {shown}", "the kernel is not locked down")
     else:
-        yield Finding("lockdown", INFO, f"{mode.path}: unreadable, or securityfs not mounted",
-                      "lockdown state unknown (the file is readable by root only)")
+        yield Finding(
+            "lockdown",
+            INFO,
+            f"{mode.path}: unreadable, or securityfs not mounted",
+            "lockdown state unknown (the file is readable by root only)",
+        )
 
 
 def _secure_boot(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """Secure Boot on: distribution kernels refuse unsigned kexec (IMA arch policy, lockdown)."""
     if not kernel.efi():
-        yield Finding("secure boot", OK, f"{kernel.path('/sys/firmware/efi')}: absent",
-                      "not booted by EFI firmware: no Secure Boot")
+        yield Finding(
+            "secure boot",
+            OK,
+            f"{kernel.path('/sys/firmware/efi')}: absent",
+            "not booted by EFI firmware: no Secure Boot",
+        )
         return
     secure, setup = kernel.efi_variable("SecureBoot"), kernel.efi_variable("SetupMode")
     if secure.value is None:
@@ -275,50 +250,87 @@ def _secure_boot(kernel: Kernel, config: Reading, program: Choice | None) -> Ite
     evidence = f"{secure.path}: 1"
     yield Finding("secure boot", INFO, evidence, "Secure Boot is on")
     if options.get("KEXEC_SIG") == "y" and options.get("IMA") == "y":
-        yield Finding("secure boot", BLOCKED, f"{evidence}; {config.path}: CONFIG_KEXEC_SIG=y, CONFIG_IMA=y",
-                      "with Secure Boot on, IMA refuses kexec_load (it cannot appraise an image without a file)",
-                      (LOAD,), fix="use kexec_file_load with a signed kernel: kexec -s -l /boot/vmlinuz-...")
+        yield Finding(
+            "secure boot",
+            BLOCKED,
+            f"{evidence}; {config.path}: CONFIG_KEXEC_SIG=y, CONFIG_IMA=y",
+            "with Secure Boot on, IMA refuses kexec_load (it cannot appraise an image without a file)",
+            (ops.KEXEC_LOAD,),
+            fix="use kexec_file_load with a signed kernel: kexec -s -l /boot/vmlinuz-...",
+        )
     if options.get("KEXEC_SIG") == "y":
-        yield Finding("secure boot", SIGNED, f"{evidence}; {config.path}: CONFIG_KEXEC_SIG=y",
-                      "with Secure Boot on, kexec_file_load accepts only kernels signed by a trusted key", (FILE,),
-                      fix="load a kernel signed by your distribution (or enrol your key with mokutil)")
+        yield Finding(
+            "secure boot",
+            SIGNED,
+            f"{evidence}; {config.path}: CONFIG_KEXEC_SIG=y",
+            "with Secure Boot on, kexec_file_load accepts only kernels signed by a trusted key",
+            (ops.KEXEC_FILE_LOAD,),
+            fix="load a kernel signed by your distribution (or enrol your key with mokutil)",
+        )
     if options.get("LOCK_DOWN_IN_EFI_SECURE_BOOT") == "y" and kernel.lockdown().value is None:
-        yield Finding("secure boot", BLOCKED, f"{evidence}; {config.path}: CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT=y",
-                      "with Secure Boot on, this kernel locks itself down: kexec_load is refused", (LOAD,),
-                      fix="use kexec_file_load with a signed kernel: kexec -s -l /boot/vmlinuz-...")
+        yield Finding(
+            "secure boot",
+            BLOCKED,
+            f"{evidence}; {config.path}: CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT=y",
+            "with Secure Boot on, this kernel locks itself down: kexec_load is refused",
+            (ops.KEXEC_LOAD,),
+            fix="use kexec_file_load with a signed kernel: kexec -s -l /boot/vmlinuz-...",
+        )
 
 
 def _privilege(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """kexec needs CAP_SYS_BOOT in the initial user namespace: root on the host, not in a container."""
     namespace = kernel.initial_user_namespace()
     if namespace.value is False:
-        yield Finding("user namespace", BLOCKED, f"{namespace.path}: not the identity map",
-                      "running inside a user namespace (a container): kexec needs CAP_SYS_BOOT in the host's "
-                      "initial namespace, which no container has", EVERYTHING,
-                      fix="run kexec on the host itself (or in a privileged container without a user namespace)")
+        yield Finding(
+            "user namespace",
+            BLOCKED,
+            f"{namespace.path}: not the identity map",
+            "running inside a user namespace (a container): kexec needs CAP_SYS_BOOT in the host's "
+            "initial namespace, which no container has",
+            EVERYTHING,
+            fix="run kexec on the host itself (or in a privileged container without a user namespace)",
+        )
     elif namespace.value is True:
         yield Finding("user namespace", OK, f"{namespace.path}: 0 0 4294967295", "in the initial user namespace")
     capability = kernel.capabilities()
     if capability.value is False:
-        yield Finding("capability", BLOCKED, f"{capability.path}: CapEff lacks CAP_SYS_BOOT",
-                      "this process may not load or boot kernels (no CAP_SYS_BOOT)", EVERYTHING,
-                      fix="run as root", commands=("sudo kexec ...",))
+        yield Finding(
+            "capability",
+            BLOCKED,
+            f"{capability.path}: CapEff lacks CAP_SYS_BOOT",
+            "this process may not load or boot kernels (no CAP_SYS_BOOT)",
+            EVERYTHING,
+            fix="run as root",
+            commands=("sudo kexec ...",),
+        )
     elif capability.value is True:
-        yield Finding("capability", OK, f"{capability.path}: CapEff has CAP_SYS_BOOT", "allowed to load and boot kernels")
+        yield Finding(
+            "capability", OK, f"{capability.path}: CapEff has CAP_SYS_BOOT", "allowed to load and boot kernels"
+        )
     else:
-        yield Finding("capability", UNKNOWN, f"{capability.path}: unreadable", "cannot tell whether CAP_SYS_BOOT is held",
-                      EVERYTHING)
+        yield Finding(
+            "capability",
+            UNKNOWN,
+            f"{capability.path}: unreadable",
+            "cannot tell whether CAP_SYS_BOOT is held",
+            EVERYTHING,
+        )
 
 
 def _xen(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """A Xen dom0 kexecs through the hypervisor, which needs kexec-tools built with Xen's libraries."""
     xen = kernel.xen()
     if xen.value == "dom0" and program and program.source == "bundled":
-        yield Finding("xen", BLOCKED, f"{xen.path}: control_d",
-                      "a Xen dom0 loads kernels through the hypervisor; the bundled static kexec has no Xen support",
-                      EVERYTHING + ("panic",),
-                      fix="install your distribution's kexec-tools (built with Xen support); `kexec` then runs it",
-                      commands=("apt install kexec-tools  # or dnf/zypper/apk",))
+        yield Finding(
+            "xen",
+            BLOCKED,
+            f"{xen.path}: control_d",
+            "a Xen dom0 loads kernels through the hypervisor; the bundled static kexec has no Xen support",
+            EVERYTHING + (ops.PANIC,),
+            fix="install your distribution's kexec-tools (built with Xen support); `kexec` then runs it",
+            commands=("apt install kexec-tools  # or dnf/zypper/apk",),
+        )
     elif xen.value:
         yield Finding("xen", INFO, str(xen.path), f"running on Xen ({xen.value})")
 
@@ -326,17 +338,27 @@ def _xen(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Fi
 def _crash(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """A crash (panic) kernel loads only into memory reserved at boot with crashkernel=."""
     size = kernel.sysfs_kexec()["kexec_crash_size"]
+    if size.value is not None and not (size.value.isascii() and size.value.isdigit()):
+        size = Reading(size.path)  # not a number of bytes: unknown
     cmdline = kernel.cmdline()
     reserved = "crashkernel=" in (cmdline.value or "")
     if size.value == "0" or (size.value is None and cmdline.value is not None and not reserved):
-        yield Finding("crash kernel", BLOCKED, f"{size.path}: {size.value or 'absent'}; {cmdline.path}: "
-                      f"{'has' if reserved else 'no'} crashkernel=",
-                      "no memory is reserved for a crash kernel, so kexec -p cannot load one", ("panic",),
-                      fix="add crashkernel=256M to the kernel command line, "
-                          "then reboot", commands=("sed -i 's/^GRUB_CMDLINE_LINUX=\"/&crashkernel=256M /' /etc/default/grub",
-                                                   "update-grub && reboot"))
+        yield Finding(
+            "crash kernel",
+            BLOCKED,
+            f"{size.path}: {size.value or 'absent'}; {cmdline.path}: {'has' if reserved else 'no'} crashkernel=",
+            "no memory is reserved for a crash kernel, so kexec -p cannot load one",
+            (ops.PANIC,),
+            fix="add crashkernel=256M to the kernel command line, then reboot",
+            commands=(
+                "sed -i 's/^GRUB_CMDLINE_LINUX=\"/&crashkernel=256M /' /etc/default/grub",
+                "update-grub && reboot",
+            ),
+        )
     elif size.value is not None:
-        yield Finding("crash kernel", OK, f"{size.path}: {size.value}", f"{size.value} bytes reserved for a crash kernel")
+        yield Finding(
+            "crash kernel", OK, f"{size.path}: {size.value}", f"{size.value} bytes reserved for a crash kernel"
+        )
 
 
 def _state(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
@@ -344,14 +366,28 @@ def _state(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[
     files = kernel.sysfs_kexec()
     loaded, crash = files["kexec_loaded"], files["kexec_crash_loaded"]
     if loaded.value == "0":
-        yield Finding("loaded", INFO, f"{loaded.path}: 0", "no kernel is loaded for kexec -e", ("exec",),
-                      fix="load one first: kexec -l /boot/vmlinuz-... --initrd=... --reuse-cmdline")
+        yield Finding(
+            "loaded",
+            INFO,
+            f"{loaded.path}: 0",
+            "no kernel is loaded for kexec -e",
+            (ops.EXEC,),
+            fix="load one first: kexec -l /boot/vmlinuz-... --initrd=... --reuse-cmdline",
+        )
     elif loaded.value == "1":
         yield Finding("loaded", OK, f"{loaded.path}: 1", "a kernel is loaded: kexec -e boots it")
     if crash.value == "1":
         yield Finding("crash loaded", OK, f"{crash.path}: 1", "a crash kernel is loaded")
 
 
-_CHECKS: tuple[Callable[[Kernel, Reading, Choice | None], Iterable[Finding]], ...] = (
-    _syscalls, _signatures, _load_disabled, _lockdown, _secure_boot, _privilege, _xen, _crash, _state,
+_CHECKS: tuple = (  # each: Callable[[Kernel, Reading, Choice | None], Iterable[Finding]]
+    _syscalls,
+    _signatures,
+    _load_disabled,
+    _lockdown,
+    _secure_boot,
+    _privilege,
+    _xen,
+    _crash,
+    _state,
 )

@@ -6,42 +6,94 @@ Each probe returns a `Reading`: the file it read (or would have read) and what i
 
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
-from dataclasses import dataclass
+import stat
+
+from .errors import UsageError
 
 # The EFI global-variable vendor GUID, under which SecureBoot and SetupMode live.
 _EFI_GLOBAL = "8be4df61-93ca-11d0-aae4-00a0c904b13c"
 CAP_SYS_BOOT = 22
 # /proc/self/uid_map of the initial user namespace: every uid maps to itself.
 _INITIAL_UID_MAP = ["0", "0", "4294967295"]
+# Evidence is untrusted input: larger than these, a file is not what the kernel publishes, so unknown.
+# A procfs or sysfs value is a few KiB at most (/proc/self/status ~1.5 KiB, /proc/cmdline <= 4 KiB on
+# most CPUs); a kernel config is ~250 KiB (all options on: under 1 MiB), compressed or not.
+SMALL_LIMIT = 64 * 1024
+CONFIG_LIMIT = 8 * 1024 * 1024
+# The selected lockdown mode can only be one of these (security/lockdown/lockdown.c).
+_LOCKDOWN_MODES = ("none", "integrity", "confidentiality")
 
 
-@dataclass(frozen=True)
 class Reading:
     """One file's evidence: its path as shown to the user and the value found, None if unknown."""
 
-    path: str
-    value: object = None
+    __slots__ = ("path", "value")
+
+    def __init__(self, path: str, value: object = None) -> None:
+        self.path = path
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Reading({self.path!r}, {self.value!r})"
+
+
+def read_capped(path: str, limit: int) -> bytes | None:
+    """The bytes of the regular file at `path` if it holds at most `limit` of them, else None.
+
+    Opened without blocking (a FIFO planted in a --root tree must not hang the doctor) and read
+    only when it is a regular file (procfs and sysfs files are), never past `limit` + 1 bytes
+    (a huge sparse file, /dev/zero).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError):  # absent, unreadable, a loop of symlinks, a NUL in the path
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(descriptor, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        return None
+    except OSError:  # root-only files (lockdown, efivars) refuse the read, not the open
+        return None
+    finally:
+        os.close(descriptor)
 
 
 class Kernel:
     """The kernel seen through the files under `root` ("/" for this machine)."""
 
     def __init__(self, root: str = "/") -> None:
+        if not isinstance(root, str) or not root or "\0" in root or not os.path.isdir(root):
+            raise UsageError(
+                f"root {root!r} is not a folder: give the folder that holds proc/, sys/ and boot/ "
+                "as seen by the kernel to check (/ for this machine)"
+            )
         self.root = root
+        self._real_root = None if root == "/" else os.path.realpath(root)
 
     def path(self, path: str) -> str:
         """Where `path` (as seen on the machine) is under root."""
         return path if self.root == "/" else os.path.join(self.root, path.lstrip("/"))
 
+    def _bytes(self, path: str, limit: int = SMALL_LIMIT) -> bytes | None:
+        """The file's bytes, None when unknown; under a --root tree only files that resolve inside it."""
+        full = self.path(path)
+        if self._real_root is not None:
+            real = os.path.realpath(full)
+            if real != self._real_root and not real.startswith(self._real_root.rstrip("/") + "/"):
+                return None  # a symlink out of the tree: not this kernel's evidence
+        return read_capped(full, limit)
+
     def _read(self, path: str) -> str | None:
-        try:
-            with open(self.path(path), "rb") as file:
-                return file.read().decode(errors="replace")
-        except OSError:  # absent, or root-only (lockdown, efivars): unknown
-            return None
+        data = self._bytes(path)
+        return None if data is None else data.decode(errors="replace")
 
     def _stripped(self, path: str) -> Reading:
         """`path`'s text without surrounding whitespace; value None when absent or unreadable."""
@@ -53,32 +105,45 @@ class Kernel:
         return os.path.exists(self.path(path))
 
     def release(self) -> str | None:
-        """`uname -r` of the kernel under root (only this machine's own when root is /)."""
+        """`uname -r` of the kernel under root (only this machine's own when root is /); None if implausible."""
         text = self._read("/proc/sys/kernel/osrelease")
-        if text:
-            return text.strip()
-        return os.uname().release if self.root == "/" else None
+        release = text.strip() if text else (os.uname().release if self.root == "/" else None)
+        # It names files (/boot/config-R, /lib/modules/R/config): one plain path component, or nothing.
+        if not release or len(release) > 255 or "/" in release or release in (".", "..") or not release.isprintable():
+            return None
+        return release
 
     def config(self) -> Reading:
-        """The kernel's build options {NAME: 'y'|'m'|'n'|value} from the first published config."""
+        """The kernel's build options {NAME: 'y'|'m'|'n'|value} from the first published config that parses.
+
+        A config that is damaged, truncated mid-line, empty or not a config at all is skipped: value
+        None (unknown) when none is left, and the path names what was found.
+        """
         release = self.release()
         candidates = ["/proc/config.gz"]
         if release:
             candidates += [f"/boot/config-{release}", f"/lib/modules/{release}/config"]
+        damaged = []
         for candidate in candidates:
-            try:
-                with open(self.path(candidate), "rb") as file:
-                    raw = file.read()
-                text = (gzip.decompress(raw) if candidate.endswith(".gz") else raw).decode(errors="replace")
-            except (OSError, EOFError, zlib.error):  # absent, or a damaged config.gz: try the next
+            raw = self._bytes(candidate, CONFIG_LIMIT)
+            if raw is None:
+                if os.path.lexists(self.path(candidate)):
+                    damaged.append(self.path(candidate))
                 continue
-            return Reading(self.path(candidate), parse_config(text))
-        return Reading(" or ".join(self.path(c) for c in candidates))
+            text = _gunzip(raw, CONFIG_LIMIT) if candidate.endswith(".gz") else raw
+            options = parse_config(text.decode(errors="replace")) if text is not None else None
+            if options is not None:
+                return Reading(self.path(candidate), options)
+            damaged.append(self.path(candidate))
+        where = " or ".join(self.path(c) for c in candidates)
+        return Reading(where + "".join(f" ({path}: not a readable kernel config)" for path in damaged))
 
     def sysfs_kexec(self) -> dict[str, Reading]:
         """kexec_loaded, kexec_crash_loaded, kexec_crash_size: they exist only with CONFIG_KEXEC_CORE."""
-        return {name: self._stripped(f"/sys/kernel/{name}")
-                for name in ("kexec_loaded", "kexec_crash_loaded", "kexec_crash_size")}
+        return {
+            name: self._stripped(f"/sys/kernel/{name}")
+            for name in ("kexec_loaded", "kexec_crash_loaded", "kexec_crash_size")
+        }
 
     def sysfs_mounted(self) -> bool:
         """Whether /sys/kernel is there at all: without it a missing kexec file proves nothing."""
@@ -101,7 +166,8 @@ class Kernel:
         text = self._read(path)
         mode = None
         if text and "[" in text:
-            mode = text[text.index("[") + 1:text.index("]")]
+            selected, closed, _ = text[text.index("[") + 1 :].partition("]")
+            mode = selected if closed and selected in _LOCKDOWN_MODES else None
         elif text is None and not self.exists(path) and self._securityfs_mounted():
             mode = "none"
         return Reading(self.path(path), mode)
@@ -118,21 +184,18 @@ class Kernel:
 
     def efi_variable(self, name: str) -> Reading:
         """A one-byte EFI global variable (SecureBoot, SetupMode) as True/False, after its 4 attribute bytes."""
-        path = self.path(f"/sys/firmware/efi/efivars/{name}-{_EFI_GLOBAL}")
-        try:
-            with open(path, "rb") as file:
-                data = file.read()
-        except OSError:
-            return Reading(path)
-        return Reading(path, data[4] == 1 if len(data) >= 5 else None)
+        path = f"/sys/firmware/efi/efivars/{name}-{_EFI_GLOBAL}"
+        data = self._bytes(path)
+        return Reading(self.path(path), data[4] == 1 if data is not None and len(data) == 5 else None)
 
     def capabilities(self) -> Reading:
         """Whether CAP_SYS_BOOT is in this process's effective set (/proc/self/status CapEff)."""
         text = self._read("/proc/self/status")
         value = None
         for line in (text or "").splitlines():
-            if line.startswith("CapEff:"):
-                value = bool(int(line.split()[1], 16) >> CAP_SYS_BOOT & 1)
+            words = line.split()
+            if words[:1] == ["CapEff:"] and len(words) == 2 and _is_hex(words[1]):
+                value = bool(int(words[1], 16) >> CAP_SYS_BOOT & 1)
         return Reading(self.path("/proc/self/status"), value)
 
     def initial_user_namespace(self) -> Reading:
@@ -152,8 +215,12 @@ class Kernel:
         return Reading(self.path("/proc/xen"), "domU" if self.exists("/proc/xen") else False)
 
 
-def parse_config(text: str) -> dict[str, str]:
-    """A kernel .config as {NAME: value} without the CONFIG_ prefix; "is not set" becomes 'n'."""
+def parse_config(text: str) -> dict | None:
+    """A kernel .config as {NAME: value} without the CONFIG_ prefix ("is not set" becomes 'n').
+
+    None when the text is not a kernel config: empty, no option at all, or a line that is neither
+    an option nor a comment (random bytes, a file cut off in the middle of a line).
+    """
     options = {}
     for line in text.splitlines():
         if line.startswith("CONFIG_") and "=" in line:
@@ -161,4 +228,22 @@ def parse_config(text: str) -> dict[str, str]:
             options[name] = value.strip('"')
         elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
             options[line[9:-11]] = "n"
-    return options
+        elif line.strip() and not line.startswith("#"):
+            return None
+    return options or None
+
+
+def _gunzip(data: bytes, limit: int) -> bytes | None:
+    """The first gzip member of `data` inflated, None when damaged, truncated or larger than `limit`."""
+    import zlib
+
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        text = inflate.decompress(data, limit + 1)
+    except zlib.error:
+        return None
+    return text if inflate.eof and len(text) <= limit else None
+
+
+def _is_hex(word: str) -> bool:
+    return 0 < len(word) <= 16 and all(c in "0123456789abcdefABCDEF" for c in word)

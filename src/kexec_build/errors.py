@@ -62,3 +62,15 @@ class ProveError(BuildError):
     """A guest did not boot, or did not kexec into its next kernel as asked."""
 
     exit_code = 9
+
+
+class ReleaseError(BuildError):
+    """The release set in dist/ could not be assembled, or a check of it failed."""
+
+    exit_code = 10
+
+
+class UpdateError(BuildError):
+    """A new upstream release could not be verified through its signature chain, or recorded."""
+
+    exit_code = 11

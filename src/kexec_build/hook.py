@@ -110,13 +110,15 @@ def source_date_epoch(tarball: Path) -> int:
         return int(max(member.mtime for member in archive))
 
 
-def build_info_module(target: Target, release: Release) -> str:
-    """The text of `kexec_bin/_build_info.py`: what the runtime needs to know about its binary."""
+def build_info_module(target: Target, release: Release, binary: Path) -> str:
+    """The text of `kexec_bin/_build_info.py`: what the runtime needs to know about its binary,
+    including the sha256 it checks before a load or exec (a truncated or swapped binary never runs)."""
     values = {
         "TARGET": target.name,
         "UNAME": target.uname,
         "ELF_MACHINE": target.elf_machine,
         "KEXEC_TOOLS_VERSION": release.version,
+        "SHA256": sbom.sha256_of(binary),
     }
     lines = [f"{name} = {value!r}" for name, value in values.items()]
     return '"""The bundled kexec: written by the build (kexec_build.hook), not by hand."""\n\n' + "\n".join(lines) + "\n"
@@ -139,7 +141,7 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     epoch = source_date_epoch(fetch.fetch(release, mirrors=upstream_mirrors(root), log=log))
     staging = built.binary.parent / "wheel"
     binary = pipeline.checked_copy(built, release, tools, into=staging)
-    info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release))
+    info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release, binary))
     debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
     document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch,
                               keyring=debian_keyring)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUILD_ENV = "KEXEC_BIN_BUILD"
+DIST_ENV = "KEXEC_BIN_DIST"
 
 
 def cache_dir() -> Path:
@@ -23,5 +24,5 @@ def build_dir() -> Path:
 
 
 def dist_dir() -> Path:
-    """Where wheels, the sdist and SHA256SUMS are written."""
-    return PROJECT_ROOT / "dist"
+    """Where wheels, the sdist and SHA256SUMS are written: $KEXEC_BIN_DIST, else dist/ in the project."""
+    return Path(os.environ.get(DIST_ENV) or PROJECT_ROOT / "dist")

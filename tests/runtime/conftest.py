@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from kexec_build import fetch, recipes
 from kexec_build.debian_packages import unpacked
 
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.
@@ -114,3 +116,19 @@ def tree(tmp_path: Path, debian_kernel: DebianKernel) -> Tree:
     tree.set_efi_variable("SecureBoot", False)
     tree.set_efi_variable("SetupMode", False)
     return tree
+
+
+@pytest.fixture(scope="session")
+def kexec_tools_headers() -> dict[str, str]:
+    """kexec-tools' option tables as upstream ships them: kexec/kexec.h and every CPU's arch/options.h,
+    read from the release's verified tarball (the cache, else a mirror)."""
+    tarball = fetch.fetch(recipes.load().release(), mirrors=fetch.mirrors_from_env())
+    headers = {}
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            name = member.name.split("/", 1)[-1]
+            if name == "kexec/kexec.h" or (name.startswith("kexec/arch/") and name.endswith("/include/arch/options.h")):
+                extracted = archive.extractfile(member)
+                assert extracted is not None, f"{tarball}: {member.name} is not a regular file"
+                headers[name] = extracted.read().decode()
+    return headers

@@ -48,18 +48,6 @@ class Install:
         return self.scripts / "kexec-bin"
 
 
-# What pip writes for a [project.scripts] entry point.
-_ENTRY_POINT_SCRIPT = """#!{python}
-# -*- coding: utf-8 -*-
-import re
-import sys
-from kexec_bin.cli import main
-if __name__ == '__main__':
-    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
-    sys.exit(main())
-"""
-
-
 def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Install:
     """Install the package with `binary` as its bundled kexec for `target`, with the build info the build writes.
 
@@ -75,13 +63,13 @@ def install(folder: Path, binary: Path | None, *, target: str = "x86_64") -> Ins
         bundled.parent.mkdir()
         shutil.copy2(binary, bundled)
         recipe_set = recipes.load()
-        (package / "_build_info.py").write_text(build_info_module(recipe_set.target(target), recipe_set.release()))
+        info = build_info_module(recipe_set.target(target), recipe_set.release(), bundled)
+        (package / "_build_info.py").write_text(info)
     python = venv / "bin" / "python"
     # The installers point a shipped script's shebang at the environment's Python.
-    kexec_script = (SCRIPTS / "kexec").read_text().split("\n", 1)[1]
-    for name, text in (("kexec", f"#!{python}\n{kexec_script}"), ("kexec-bin", _ENTRY_POINT_SCRIPT.format(python=python))):
+    for name in ("kexec", "kexec-bin"):
         script = venv / "bin" / name
-        script.write_text(text)
+        script.write_text(f"#!{python}\n" + (SCRIPTS / name).read_text().split("\n", 1)[1])
         script.chmod(0o755)
     return Install(venv, site, bundled)
 
@@ -115,4 +103,15 @@ def copied_system_kexec(folder: Path, program: Path) -> Path:
     """A folder holding a copy of `program` (Debian's real kexec), standing in for the host's kexec-tools."""
     folder.mkdir()
     shutil.copy2(program, folder / "kexec")
+    return folder
+
+
+def powerless(folder: Path, program: Path, library_path: str = "") -> Path:
+    """A folder holding a `kexec` that runs `program` without any capability (as root: bounding set
+    emptied), so whatever the arguments say, it can neither load a kernel, reboot nor take an interface down."""
+    folder.mkdir(parents=True)
+    drop = "setpriv --bounding-set=-all --inh-caps=-all " if os.geteuid() == 0 else ""
+    script = folder / "kexec"
+    script.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={library_path} exec {drop}{program} "$@"\n')
+    script.chmod(0o755)
     return folder

@@ -100,14 +100,15 @@ def test_load_builds_kexec_arguments(tree, recording_kexec):
     kexec_bin.load("/boot/vmlinuz-6.1", initrd="/boot/initrd.img-6.1", cmdline="console=ttyS0 priority=low",
                    syscall="file", root=str(tree.root))
     assert recording_kexec.read_text().splitlines() == [
-        "--load", "/boot/vmlinuz-6.1", "--kexec-file-syscall", "--initrd=/boot/initrd.img-6.1",
-        "--command-line=console=ttyS0 priority=low",
+        "--load", "--kexec-file-syscall", "--initrd=/boot/initrd.img-6.1",
+        "--command-line=console=ttyS0 priority=low", "--", "/boot/vmlinuz-6.1",
     ]
 
 
 def test_load_reusing_the_command_line_appends(tree, recording_kexec):
     kexec_bin.load("/boot/vmlinuz", cmdline="quiet", reuse_cmdline=True, root=str(tree.root))
-    assert recording_kexec.read_text().splitlines()[2:] == ["--kexec-syscall-auto", "--reuse-cmdline", "--append=quiet"]
+    assert recording_kexec.read_text().splitlines() == [
+        "--load", "--kexec-syscall-auto", "--reuse-cmdline", "--append=quiet", "--", "/boot/vmlinuz"]
 
 
 def test_unload(recording_kexec):

@@ -159,8 +159,8 @@ def test_dry_run_plans_an_entry_chosen_by_title_with_console_and_append(kexec_bi
     assert "command line: priority=low vga=788 --- console=ttyS0,115200 debconf/frontend=noninteractive" in out
     assert "image path: none added" in out
     assert re.search(
-        r"kexec command: \S+ --load \S+/kexec-bin-iso-\w+/kernel --kexec-syscall-auto "
-        r"--initrd=\S+/kexec-bin-iso-\w+/initrd0 '--command-line=priority=low vga=788 ",
+        r"kexec command: \S+ --load --kexec-syscall-auto --initrd=\S+/kexec-bin-iso-\w+/initrd0 "
+        r"'--command-line=priority=low vga=788 [^']*' -- \S+/kexec-bin-iso-\w+/kernel\n",
         out,
     ), out
     assert out.rstrip().endswith("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)")
@@ -328,7 +328,7 @@ def test_memdisk_dry_run_plans_a_real_mode_kexec_load(kexec_bin_iso, tmp_path):
     result = kexec_bin_iso(ipxe, "--memdisk", "--root", root)
     assert result.returncode == 0, result.stderr
     assert (
-        f" --load {root}/{iso.MEMDISK} --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw'\n"
+        f" --load --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw' -- {root}/{iso.MEMDISK}\n"
         in result.stdout
     )
 

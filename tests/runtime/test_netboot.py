@@ -87,8 +87,8 @@ def test_load_only_loads_the_verified_installer_with_the_running_console(netboot
     assert status == 0, err
     kernel = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[KERNEL])
     initrd = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[INITRD])
-    assert calls == [f"--load {kernel} --kexec-syscall-auto --initrd={initrd} "
-                     "--command-line=console=tty0 console=ttyS0,115200 priority=low"]
+    assert calls == [f"--load --kexec-syscall-auto --initrd={initrd} "
+                     f"--command-line=console=tty0 console=ttyS0,115200 priority=low -- {kernel}"]
     assert kernel.read_bytes() == real_files[KERNEL]
     signers = netboot_mirror.signers(real_files["dists/bookworm/InRelease"])
     assert signers and all(f"[{fingerprint}]" in out for fingerprint in signers)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kexec_bin.errors import EXIT_UNAVAILABLE, EXIT_USAGE
 from kexec_bin.shim import operation_of
 from kexec_build.commands import run
 from tests.runtime.installed import (
@@ -51,13 +52,13 @@ def test_prefer_overrides_both_ways(tmp_path, debian_kexec, prefer):
 def test_prefer_system_without_kexec_tools_says_so(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"))
     result = run_kexec(wheel, "--version", KEXEC_BIN_PREFER="system")
-    assert result.returncode == 1
-    assert "KEXEC_BIN_PREFER=system but no kexec-tools is installed" in result.stderr
+    assert result.returncode == EXIT_UNAVAILABLE
+    assert "KEXEC_BIN_PREFER=system but no kexec-tools may run" in result.stderr
 
 
 def test_prefer_with_a_typo_names_the_choices(tmp_path):
     result = run_kexec(install(tmp_path, Path("/bin/echo")), "--version", KEXEC_BIN_PREFER="sytem")
-    assert result.returncode == 1 and "'system' or 'bundled'" in result.stderr
+    assert result.returncode == EXIT_USAGE and "'system' or 'bundled'" in result.stderr
 
 
 def test_arguments_reach_kexec_verbatim(tmp_path):
@@ -106,7 +107,7 @@ def test_bundled_binary_without_exec_bit(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"))
     wheel.bundled.chmod(0o644)
     result = run_kexec(wheel, "--version")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_UNAVAILABLE
     assert "not executable (mode 644)" in result.stderr and f"chmod +x {wheel.bundled}" in result.stderr
 
 
@@ -114,7 +115,7 @@ def test_bundled_binary_without_exec_bit(tmp_path):
 def test_wheel_for_another_machine(tmp_path):
     wheel = install(tmp_path, Path("/bin/echo"), target="aarch64")
     result = run_kexec(wheel, "--version")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_UNAVAILABLE
     assert f"built for aarch64 but this machine is {os.uname().machine}" in result.stderr
 
 
@@ -127,14 +128,14 @@ def test_bundled_binary_for_another_cpu(tmp_path):
     program = tmp_path / "hello-aarch64"
     run("aarch64-linux-gnu-gcc", "-static", "-o", program, source)
     result = run_kexec(install(tmp_path / "wheel", program), "--version")
-    assert result.returncode == 1
+    assert result.returncode == EXIT_UNAVAILABLE
     assert "is EM_AARCH64, but this wheel is for x86_64 (EM_X86_64)" in result.stderr
 
 
 @without_host_kexec
 def test_source_checkout_names_the_fix(tmp_path):
     result = run_kexec(install(tmp_path, None), "--version")
-    assert result.returncode == 1 and "inv wheel" in result.stderr
+    assert result.returncode == EXIT_UNAVAILABLE and "inv wheel" in result.stderr
 
 
 def test_load_is_checked_first_on_this_machine(tmp_path):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kexec_bin.doctor import BLOCKED, FILE, LOAD, OK, SIGNED, UNKNOWN, preflight, support
+from kexec_bin.doctor import BLOCKED, OK, SIGNED, UNKNOWN, preflight, support
 from kexec_bin.errors import BlockedError
+from kexec_bin.ops import KEXEC_FILE_LOAD, KEXEC_LOAD
 from kexec_bin.resolve import Choice
 
 from .conftest import set_options
@@ -25,9 +26,9 @@ def checks_named(result, name):
 def test_debian_kernel_fully_supports_kexec(tree):
     result = check(tree)
     assert result.verdict == OK
-    assert result.state("load", LOAD) == OK and result.state("load", FILE) == OK
+    assert result.state("load", KEXEC_LOAD) == OK and result.state("load", KEXEC_FILE_LOAD) == OK
     assert result.state("panic") == OK
-    (config,) = checks_named(result, LOAD)
+    (config,) = checks_named(result, KEXEC_LOAD)
     assert config.evidence == f"{tree.root}/proc/config.gz: CONFIG_KEXEC=y"
 
 
@@ -38,8 +39,8 @@ def test_kernel_without_kexec_is_blocked(tree, debian_kernel):
     result = check(tree)
     assert result.verdict == BLOCKED
     assert result.state("exec") == BLOCKED and result.state("panic") == BLOCKED
-    assert "CONFIG_KEXEC is not set" in checks_named(result, LOAD)[0].evidence
-    assert "CONFIG_KEXEC_FILE is not set" in checks_named(result, FILE)[0].evidence
+    assert "CONFIG_KEXEC is not set" in checks_named(result, KEXEC_LOAD)[0].evidence
+    assert "CONFIG_KEXEC_FILE is not set" in checks_named(result, KEXEC_FILE_LOAD)[0].evidence
     with pytest.raises(BlockedError, match="built without the kexec_load system call") as raised:
         preflight(("load", "auto"), SYSTEM, root=str(tree.root))
     assert raised.value.support.verdict == BLOCKED
@@ -48,8 +49,8 @@ def test_kernel_without_kexec_is_blocked(tree, debian_kernel):
 def test_only_kexec_file_load(tree, debian_kernel):
     tree.set_config(set_options(debian_kernel.config, KEXEC="n"))
     result = check(tree)
-    assert result.state("load", LOAD) == BLOCKED
-    assert result.state("load", FILE) == OK
+    assert result.state("load", KEXEC_LOAD) == BLOCKED
+    assert result.state("load", KEXEC_FILE_LOAD) == OK
     assert result.verdict == OK  # kexec-tools tries kexec_file_load first
     with pytest.raises(BlockedError, match="with kexec_load"):
         preflight(("load", "kexec_load"), SYSTEM, root=str(tree.root))
@@ -60,10 +61,10 @@ def test_only_kexec_file_load(tree, debian_kernel):
 def test_lockdown_refuses_kexec_load_and_needs_signed_kernels(tree, mode):
     tree.write("/sys/kernel/security/lockdown", f"none {' '.join(f'[{m}]' if m == mode else m for m in ('integrity', 'confidentiality'))}\n")
     result = check(tree)
-    assert result.state("load", LOAD) == BLOCKED
-    assert result.state("load", FILE) == SIGNED
+    assert result.state("load", KEXEC_LOAD) == BLOCKED
+    assert result.state("load", KEXEC_FILE_LOAD) == SIGNED
     assert result.verdict == SIGNED
-    assert any(f"[{mode}]" in f.evidence for f in result.blockers("load", LOAD))
+    assert any(f"[{mode}]" in f.evidence for f in result.blockers("load", KEXEC_LOAD))
 
 
 def test_kexec_load_disabled_blocks_both_syscalls(tree):
@@ -123,8 +124,8 @@ def test_config_from_boot_when_proc_has_none(tree, debian_kernel):
     tree.remove("/proc/config.gz")
     tree.write(f"/boot/config-{debian_kernel.release}", set_options(debian_kernel.config, KEXEC_FILE="n"))
     result = check(tree)
-    assert result.state("load", FILE) == BLOCKED
-    assert checks_named(result, FILE)[0].evidence.startswith(f"{tree.root}/boot/config-{debian_kernel.release}:")
+    assert result.state("load", KEXEC_FILE_LOAD) == BLOCKED
+    assert checks_named(result, KEXEC_FILE_LOAD)[0].evidence.startswith(f"{tree.root}/boot/config-{debian_kernel.release}:")
 
 
 def test_sig_force_with_secure_boot_needs_signed_kernels(tree, debian_kernel):
@@ -133,10 +134,10 @@ def test_sig_force_with_secure_boot_needs_signed_kernels(tree, debian_kernel):
     # Debian's kernel locks itself down under Secure Boot; here securityfs is not mounted, so only the config tells.
     tree.remove("/sys/kernel/security")
     result = check(tree)
-    assert result.state("load", LOAD) == BLOCKED
-    assert result.state("load", FILE) == SIGNED
+    assert result.state("load", KEXEC_LOAD) == BLOCKED
+    assert result.state("load", KEXEC_FILE_LOAD) == SIGNED
     assert result.verdict == SIGNED
-    reasons = " ".join(f.meaning for f in result.blockers("load", LOAD))
+    reasons = " ".join(f.meaning for f in result.blockers("load", KEXEC_LOAD))
     assert "IMA refuses kexec_load" in reasons and "locks itself down" in reasons
 
 
@@ -168,4 +169,4 @@ def test_damaged_config_gz_falls_back_to_boot(tree, debian_kernel):
     tree.write(f"/boot/config-{debian_kernel.release}", debian_kernel.config)
     result = check(tree)
     assert result.verdict == OK
-    assert checks_named(result, LOAD)[0].evidence.startswith(f"{tree.root}/boot/config-")
+    assert checks_named(result, KEXEC_LOAD)[0].evidence.startswith(f"{tree.root}/boot/config-")

@@ -35,9 +35,10 @@ def test_kexec_version_runs_the_bundled_binary(venv):
     assert direct.stdout == result.stdout
 
 
-def test_kexec_script_is_lean(venv):
-    # The shipped script, not an entry-point wrapper: no `re` on the way to execv.
-    text = venv.script("kexec").read_text()
+@pytest.mark.parametrize("name", ["kexec", "kexec-bin"])
+def test_the_scripts_are_lean(venv, name):
+    # The shipped scripts, not entry-point wrappers: no `re` on the way to execv or to the doctor.
+    text = venv.script(name).read_text()
     assert text.startswith(f"#!{venv.python}") and "import re" not in text
 
 

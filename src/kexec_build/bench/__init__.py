@@ -1,7 +1,7 @@
 """`inv bench`: each figure is a ratio (or a time against its goal) measured in one run.
 
-The sections (`build`, `wheel`, `runtime`, `netboot`, and any the caller adds) each return rows measured
-with the primitives of `measure`; this module runs them, prints the table and keeps the JSON.
+The sections (`build`, `wheel`, `release`, `runtime`, `netboot`, `iso`, and any the caller adds) each return
+rows measured with the primitives of `measure`; this module runs them, prints the table and keeps the JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .build import cross_build_rows, native_build_rows
 from .iso import iso_rows
 from .measure import Row, format_table
 from .netboot import netboot_rows
+from .release import release_rows
 from .runtime import runtime_rows
 from .wheel import wheel_rows
 
@@ -25,7 +26,15 @@ __all__ = ["SECTIONS", "Row", "run"]
 
 # Each section measures its rows in a scratch folder of its own.
 Section = Callable[[Path], "list[Row]"]
-SECTIONS: list[Section] = [native_build_rows, cross_build_rows, wheel_rows, runtime_rows, netboot_rows, iso_rows]
+SECTIONS: list[Section] = [
+    native_build_rows,
+    cross_build_rows,
+    wheel_rows,
+    release_rows,
+    runtime_rows,
+    netboot_rows,
+    iso_rows,
+]
 
 
 def run(output: Path, extra: Sequence[Section] = ()) -> list[Row]:
