@@ -201,9 +201,9 @@ def ssh_key_parameters(spec: str) -> tuple[list[str], str]:
         keys = authorized_keys(spec)
         url = "base64://" + base64.b64encode(keys).decode()
         if len(url) > MAX_KEYS_PARAMETER:
-            raise plan.PlanError(f"--ssh-key {spec}: {len(keys)} bytes of keys are too long for the kernel command line "
-                                 f"({len(url)} characters encoded, {MAX_KEYS_PARAMETER} allowed); keep fewer keys "
-                                 "(an ed25519 key is about 100 bytes) or serve them at an https URL")
+            raise plan.PlanError(f"--ssh-key {spec}: {len(keys)} bytes of keys are too long for the kernel command "
+                                 f"line ({len(url)} characters encoded, {MAX_KEYS_PARAMETER} allowed); keep fewer "
+                                 "keys (an ed25519 key is about 100 bytes) or serve them at an https URL")
         count = len(keys.splitlines())
         why = (f"ssh: network-console with {count} authorized key{'s' if count > 1 else ''} from {spec}, "
                "on the command line (network-console/authorized_keys_url=base64://…)")

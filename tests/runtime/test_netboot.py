@@ -10,9 +10,9 @@ calls: nothing may be loaded.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
-import gzip
 import os
 import re
 import subprocess
@@ -270,7 +270,8 @@ def test_ssh_key_file_starts_network_console_with_the_keys_on_the_command_line(n
     (call,) = calls
     parameters = call.split("--command-line=", 1)[1].split()
     assert parameters[:2] == ["console=tty0", "console=ttyS0,115200"]
-    assert parameters[2] == "anna/choose_modules=network-console" and parameters[4] == "network-console/password-disabled=true"
+    assert parameters[2] == "anna/choose_modules=network-console"
+    assert parameters[4] == "network-console/password-disabled=true"
     name, _, url = parameters[3].partition("=")
     assert name == "network-console/authorized_keys_url" and url.startswith("base64://")
     # What the installer's fetch-url base64 method writes: the key lines, the comment and blank line dropped.
@@ -292,14 +293,16 @@ def test_ssh_key_url_is_handed_to_the_installer(netboot, mirror):
     assert "dry run: nothing loaded" in out and calls == []
 
 
-@pytest.mark.parametrize("case, expected", [
+@pytest.mark.parametrize(("case", "expected"), [
     ("private", "this is a private key, which must not leave this machine; give the public one"),
     ("empty", "holds no public key; give an OpenSSH public key file"),
     ("comments only", "holds no public key"),
-    ("garbage", "line 2 is not an OpenSSH public key (it starts 'hello world, this is not'); expected a line like `ssh-ed25519"),
+    ("garbage", "line 2 is not an OpenSSH public key (it starts 'hello world, this is not'); expected a line "
+                "like `ssh-ed25519"),
     ("mislabelled", "line 1 is not an OpenSSH public key (it starts 'ssh-rsa AAAAC3NzaC1lZDI1'"),
     ("dsa", "line 1 is not an OpenSSH public key (it starts 'ssh-dss AAAA"),
-    ("missing", "No such file or directory; give an OpenSSH public key file (like ~/.ssh/id_ed25519.pub) or an https URL"),
+    ("missing", "No such file or directory; give an OpenSSH public key file (like ~/.ssh/id_ed25519.pub) "
+                "or an https URL"),
     ("too many", "{size} bytes of keys are too long for the kernel command line ({encoded} characters encoded, "
                  "1024 allowed); keep fewer keys"),
 ])
