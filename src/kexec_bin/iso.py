@@ -49,6 +49,8 @@ UNREACHABLE_FILESYSTEMS = {
     "sshfs",
 }
 MEMDISK = "usr/lib/syslinux/memdisk"
+# The x86 wheels carry syslinux-common's memdisk for hosts without it (recipes/bundled.toml).
+BUNDLED_MEMDISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot", "memdisk")
 X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
 PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
@@ -386,6 +388,26 @@ def reachability_warnings(path: str, root: str = "/") -> list[str]:
     return []
 
 
+def memdisk_file(root: str = "/", bundled: str = BUNDLED_MEMDISK) -> PlannedFile:
+    """memdisk: the host's syslinux first (the distribution keeps it current), else the wheel's own copy."""
+    host = os.path.join(root, MEMDISK)
+    if os.path.isfile(host):
+        return PlannedFile(
+            host, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
+        )
+    if os.path.isfile(bundled):
+        import hashlib
+
+        with open(bundled, "rb") as file:
+            digest = hashlib.sha256(file.read()).hexdigest()
+        origin = f"bundled in this wheel ({host} is missing): Debian's syslinux-common, as the wheel's SBOM names it"
+        return PlannedFile(bundled, origin, f"sha256 {digest}; the wheel's SBOM lists the one it shipped")
+    raise PlanError(
+        f"--memdisk: {host} is missing, and this kexec-bin carries no memdisk (only the x86 wheels do); "
+        "install it (Debian, Ubuntu: apt install syslinux-common)"
+    )
+
+
 def memdisk_plan(image: str, *, root: str = "/", machine: str) -> plan.BootPlan:
     """The plan that boots the whole `image` through memdisk; refuse where memdisk cannot work."""
     if machine not in X86:
@@ -399,9 +421,7 @@ def memdisk_plan(image: str, *, root: str = "/", machine: str) -> plan.BootPlan:
             "are no BIOS services for memdisk and the image's boot code; boot a Linux image in kernel "
             "mode (without --memdisk), or start the machine in BIOS (CSM) mode"
         )
-    memdisk = os.path.join(root, MEMDISK)
-    if not os.path.isfile(memdisk):
-        raise PlanError(f"--memdisk: {memdisk} is missing; install it (Debian, Ubuntu: apt install syslinux-common)")
+    memdisk = memdisk_file(root)
     size = os.path.getsize(image)
     available = plan.available_memory(root)
     if available is not None and size > available:
@@ -412,9 +432,7 @@ def memdisk_plan(image: str, *, root: str = "/", machine: str) -> plan.BootPlan:
         )
     return plan.BootPlan(
         title=f"{image} as a whole, through memdisk",
-        kernel=PlannedFile(
-            memdisk, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
-        ),
+        kernel=memdisk,
         initrds=[PlannedFile(image, image, "an ISO 9660 image of the size its volume descriptor gives")],
         cmdline="iso raw",
         syscall="load",

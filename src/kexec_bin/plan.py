@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Sequence, TextIO
 
@@ -112,6 +108,8 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     if mode == DRY_RUN:
         print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
         return 0
+    import tempfile  # here and below: only loading and booting need these, not the plan a dry run prints
+
     with tempfile.TemporaryDirectory(prefix="kexec-bin-") as scratch:
         joined = _join(plan.initrds, scratch) if len(plan.initrds) > 1 else None
         from .api import load
@@ -122,20 +120,24 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     if mode == LOAD_ONLY:
         print("boot it with `systemctl kexec` (or `kexec -e`); unload it with `kexec -u`", file=out)
         return 0
-    _countdown(exec_after, out)
-    return boot_loaded(root=root, out=out)
+    return boot_loaded(delay=exec_after, root=root, out=out)
 
 
-def boot_loaded(*, root: str = "/", out: TextIO | None = None) -> int:
-    """Boot the loaded kernel cleanly: through systemd when it is PID 1, else sync, remount read-only, exec."""
+# The transient timer (and service) that boots the loaded kernel after a delay under systemd.
+SYSTEMD_UNIT = "kexec-bin-reboot"
+
+
+def boot_loaded(*, delay: float = 0, root: str = "/", out: TextIO | None = None) -> int:
+    """Boot the loaded kernel cleanly after `delay` seconds: through systemd when it is PID 1, else sync,
+    remount read-only and exec.
+
+    Under systemd this returns as soon as the boot is queued: a remote caller (ssh, Ansible's reboot
+    module) gets the command's answer before systemd stops sshd and the connection drops.
+    """
     out = out or sys.stdout
     if systemd_runs(root):
-        print("booting: systemctl kexec (systemd stops the services and unmounts the filesystems)", file=out)
-        out.flush()
-        # systemd boots the kernel already loaded; it returns once the job is queued, so a remote
-        # caller (ssh, Ansible's reboot module) sees the command finish before the connection drops.
-        result = subprocess.run(["systemctl", "kexec"])
-        return result.returncode
+        return _boot_through_systemd(delay, out)
+    _countdown(delay, out)
     print("booting: no systemd; sync, remount every filesystem read-only, then kexec -e", file=out)
     out.flush()
     os.sync()
@@ -144,6 +146,29 @@ def boot_loaded(*, root: str = "/", out: TextIO | None = None) -> int:
 
     execute(root=root)
     return 0  # not reached: execute() boots or raises
+
+
+def _boot_through_systemd(delay: float, out: TextIO) -> int:
+    """`systemctl kexec`, now or from a transient timer; systemd boots the kernel already loaded.
+
+    `systemctl kexec` queues the job and returns (it never waits for a shutdown), and it loads a
+    Boot Loader Specification entry only when no kernel is loaded.
+    """
+    import subprocess
+
+    if delay <= 0:
+        print("booting: systemctl kexec (systemd stops the services and unmounts the file systems)", file=out)
+        out.flush()
+        return subprocess.run(["systemctl", "kexec"]).returncode
+    command = ["systemd-run", f"--unit={SYSTEMD_UNIT}", "--description=kexec-bin: boot the loaded kernel",
+               f"--on-active={delay:g}s", "--timer-property=AccuracySec=100ms", "--quiet", "systemctl", "kexec"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PlanError(f"{' '.join(command)} failed: {(result.stdout + result.stderr).strip()}; "
+                        "the kernel stays loaded: boot it with `systemctl kexec`, or unload it with `kexec -u`")
+    print(f"booting in {delay:g} s: systemd runs `systemctl kexec` (it stops the services and unmounts the file "
+          f"systems); cancel with `systemctl stop {SYSTEMD_UNIT}.timer` (`kexec -u` unloads the kernel)", file=out)
+    return 0
 
 
 def systemd_runs(root: str = "/") -> bool:
@@ -171,6 +196,8 @@ def _remount_read_only() -> None:
             mounts = [line.split() for line in file]
     except OSError:
         mounts = []
+    import subprocess
+
     busy = []
     for source, mountpoint, _type, options, *_ in reversed(mounts):
         if not source.startswith("/dev/") or "ro" in options.split(","):
@@ -189,11 +216,15 @@ def _countdown(seconds: float, out: TextIO) -> None:
         return
     print(f"booting in {seconds:g} s: Ctrl-C cancels (the kernel stays loaded; `kexec -u` unloads it)", file=out)
     out.flush()
+    import time
+
     time.sleep(seconds)
 
 
 def _join(initrds: Sequence[PlannedFile], scratch: str) -> str:
     """Several initrds as one file, in order: the kernel unpacks concatenated (compressed) cpio archives."""
+    import shutil
+
     joined = os.path.join(scratch, "initrd")
     with open(joined, "wb") as target:
         for initrd in initrds:

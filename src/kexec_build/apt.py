@@ -138,6 +138,14 @@ class PrivateApt:
             for url, name, digest in re.findall(r"^'(\S+)' (\S+) \d+ SHA256:([0-9a-f]{64})$", listing, re.M)
         ]
 
+    def download_source(self, package: str, version: str, into: Path) -> list[Path]:
+        """Download the files of the source package `package` at `version` (.dsc, tarballs) into `into`."""
+        self.update()
+        into.mkdir(parents=True, exist_ok=True)
+        failure = f"could not download the source package {package} {version} (suites {', '.join(self.suites)})"
+        self._run("source", "--download-only", f"{package}={version}", cwd=into, failure=failure)
+        return sorted(path for path in into.iterdir() if path.is_file())
+
     def download(self, packages: Sequence[str], into: Path) -> list[Path]:
         """Download the binary packages (for this root's architecture) into `into`."""
         self.update()

@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from . import atomic, fetch, keyring, pipeline, recipes, sbom, toolchain
+from . import atomic, bundled, fetch, keyring, pipeline, recipes, sbom, toolchain
 from .commands import Log
 from .errors import WheelError
 from .recipes import Recipes, Release, Target
@@ -70,8 +70,10 @@ def chosen_target(recipe_set: Recipes, release: Release) -> Target:
 
 
 def license_files(release: Release) -> list[str]:
-    """The license files of a wheel shipping `release`: ours (MIT) and kexec-tools' (GPL-2.0-only)."""
-    return [PROJECT_LICENSE, kexec_tools_license(release)]
+    """The license files of a wheel shipping `release`: ours (MIT), kexec-tools' (GPL-2.0-only) and those
+    of the files the wheels carry from Debian (`bundled`); the metadata is decided before the target is
+    known (an sdist's PKG-INFO serves every target), so every wheel lists them all."""
+    return [PROJECT_LICENSE, kexec_tools_license(release), *(item.license_file for item in bundled.load())]
 
 
 def kexec_tools_license(release: Release) -> str:
@@ -124,10 +126,16 @@ def build_info_module(target: Target, release: Release, binary: Path) -> str:
     return '"""The bundled kexec: written by the build (kexec_build.hook), not by hand."""\n\n' + "\n".join(lines) + "\n"
 
 
+def bundled_sources(root: Path) -> Path | None:
+    """The sdist's folder of upstream sources and Debian packages, when building from an sdist."""
+    folder = root / BUNDLED_SOURCES
+    return folder if folder.is_dir() else None
+
+
 def upstream_mirrors(root: Path) -> list[str]:
     """Where to look for the upstream tarball: the sdist's bundled copy first, then $KEXEC_BIN_MIRRORS."""
-    bundled = root / BUNDLED_SOURCES
-    return ([str(bundled)] if bundled.is_dir() else []) + fetch.mirrors_from_env()
+    folder = bundled_sources(root)
+    return ([str(folder)] if folder else []) + fetch.mirrors_from_env()
 
 
 def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Contents:
@@ -143,11 +151,16 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     binary = pipeline.checked_copy(built, release, tools, into=staging)
     info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release, binary))
     debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
+    carried = [(item, item.file(bundled_sources(root))) for item in bundled.for_target(target.name)]
+    for item, _ in carried:
+        item.check_license(root, bundled_sources(root))
     document = sbom.cyclonedx(wheel_version=wheel_version, info=built.read_info(), binary=binary, epoch=epoch,
-                              keyring=debian_keyring)
+                              keyring=debian_keyring, bundled=[item.component(path) for item, path in carried])
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
+    files = {str(binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH}
+    files.update({str(path): item.wheel_path for item, path in carried})
     return Contents(
-        files={str(binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH},
+        files=files,
         epoch=epoch,
         tag=wheel_tag(target),
         sboms=(str(sbom_file),),
@@ -155,10 +168,15 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
 
 
 def sdist_contents(root: Path, wheel_version: str, *, log: Log = print) -> Contents:
-    """Fetch (or reuse) the verified upstream tarball and the Debian keyring package that the sdist carries."""
+    """Fetch (or reuse) the verified upstream tarball, the Debian keyring package, and the Debian packages
+    the wheels carry files from with their sources (GPL: the sources of what ships), that the sdist carries."""
     release = release_of(recipes.load(), wheel_version)
     tarball = fetch.fetch(release, mirrors=upstream_mirrors(root), log=log)
     debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
-    return Contents(files={str(tarball): f"{BUNDLED_SOURCES}/{release.source}",
-                           str(debian_keyring.deb): f"{BUNDLED_SOURCES}/{keyring.DEB}"},
-                    epoch=source_date_epoch(tarball))
+    packages = [
+        path
+        for item in bundled.load()
+        for path in (item.deb(bundled_sources(root)), *item.sources(bundled_sources(root)))
+    ]
+    files = {str(path): f"{BUNDLED_SOURCES}/{path.name}" for path in [tarball, debian_keyring.deb, *packages]}
+    return Contents(files=files, epoch=source_date_epoch(tarball))

@@ -15,10 +15,14 @@ from typing import Sequence
 from . import debian_packages
 from .errors import ProveError
 
-INSTALLER = "debian-installer-12-netboot-amd64"
-# The netboot tree: kernel, initrd and the installer's own syslinux menus (boot-screens/*.cfg).
-INSTALLER_TREE = "usr/lib/debian-installer/images/12/amd64/text"
-INSTALLER_IMAGES = f"{INSTALLER_TREE}/debian-installer/amd64"
+# Debian's netboot installer of one architecture: its tree holds the kernel, the initrd and the
+# installer's own syslinux menus (boot-screens/*.cfg, amd64 only).
+INSTALLER = "debian-installer-12-netboot-{arch}"
+INSTALLER_TREE = "usr/lib/debian-installer/images/12/{arch}/text"
+# Where Debian's own CDs keep the installer, per architecture.
+INSTALL_FOLDERS = {"amd64": "install.amd", "arm64": "install.a64"}
+# grub-mkrescue's platform for an architecture the host's GRUB was not built for (None: the host's own).
+GRUB_PLATFORMS: dict[str, tuple[str, str] | None] = {"amd64": None, "arm64": ("grub-efi-arm64-bin", "arm64-efi")}
 # Images Debian ships in packages, and where.
 PACKAGED = {
     "grub-rescue-pc": "usr/lib/grub-rescue/grub-rescue-cdrom.iso",
@@ -29,11 +33,12 @@ ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 
 # GRUB's loopback.cfg convention, as Debian live and Ubuntu write it: the image's path arrives as iso_path.
+# ({folder}: the installer's folder, INSTALL_FOLDERS.)
 LOOPBACK_CFG = """\
-menuentry "Install from the image file" {
-\tlinux /install.amd/vmlinuz priority=low iso-scan/filename=${iso_path}
-\tinitrd /install.amd/initrd.gz
-}
+menuentry "Install from the image file" {{
+\tlinux /{folder}/vmlinuz priority=low iso-scan/filename=${{iso_path}}
+\tinitrd /{folder}/initrd.gz
+}}
 """
 GRUB_CFG = """\
 set timeout=5
@@ -42,11 +47,11 @@ if [ x$feature_default_font_path = xy ] ; then
 else
    font=$prefix/font.pf2
 fi
-set kernel=/install.amd/vmlinuz
-menuentry "Install" {
+set kernel=/{folder}/vmlinuz
+menuentry "Install" {{
 \tlinux $kernel priority=low
-\tinitrd /install.amd/initrd.gz
-}
+\tinitrd /{folder}/initrd.gz
+}}
 """
 # isolinux starts in its own folder and reads the installer's real menus from there.
 ISOLINUX_CFG = "include debian-installer/amd64/pxelinux.cfg/default\n"
@@ -64,31 +69,39 @@ def packaged(package: str) -> Path:
     return debian_packages.unpacked(package) / PACKAGED[package]
 
 
-def installer_tree() -> Path:
-    return debian_packages.unpacked(INSTALLER) / INSTALLER_TREE
+def installer_tree(arch: str = "amd64") -> Path:
+    package = INSTALLER.format(arch=arch)
+    return debian_packages.unpacked(package, arch) / INSTALLER_TREE.format(arch=arch)
 
 
-def installer_images() -> Path:
-    return debian_packages.unpacked(INSTALLER) / INSTALLER_IMAGES
+def installer_images(arch: str = "amd64") -> Path:
+    """The folder holding the installer's `linux` and `initrd.gz` for `arch`."""
+    return installer_tree(arch) / "debian-installer" / arch
 
 
-def loopback_image(folder: Path, padding: int = 0) -> Path:
-    """A grub-mkrescue image (Debian live and Ubuntu's layout): loopback.cfg and grub.cfg, the installer's kernel.
+def loopback_image(folder: Path, padding: int = 0, arch: str = "amd64") -> Path:
+    """A grub-mkrescue image (Debian live and Ubuntu's layout): loopback.cfg and grub.cfg, `arch`'s installer.
 
     `padding` bytes of a file stored before the kernel make the image as large as a live system's.
     """
     tree = folder / "loopback-tree"
+    install = INSTALL_FOLDERS[arch]
     (tree / "boot/grub").mkdir(parents=True)
-    (tree / "install.amd").mkdir()
+    (tree / install).mkdir()
     if padding:
         with open(tree / "filesystem.squashfs", "wb") as file:
             file.truncate(padding)
-    shutil.copyfile(installer_images() / "linux", tree / "install.amd/vmlinuz")
-    shutil.copyfile(installer_images() / "initrd.gz", tree / "install.amd/initrd.gz")
-    (tree / "boot/grub/loopback.cfg").write_text(LOOPBACK_CFG)
-    (tree / "boot/grub/grub.cfg").write_text(GRUB_CFG)
+    shutil.copyfile(installer_images(arch) / "linux", tree / install / "vmlinuz")
+    shutil.copyfile(installer_images(arch) / "initrd.gz", tree / install / "initrd.gz")
+    (tree / "boot/grub/loopback.cfg").write_text(LOOPBACK_CFG.format(folder=install))
+    (tree / "boot/grub/grub.cfg").write_text(GRUB_CFG.format(folder=install))
     image = folder / "loopback.iso"
-    _run(["grub-mkrescue", "-o", str(image), str(tree)])
+    modules = []
+    platform = GRUB_PLATFORMS[arch]
+    if platform:  # another architecture's GRUB comes from its Debian package, unpacked (not installed)
+        package, name = platform
+        modules = ["-d", str(debian_packages.unpacked(package, arch) / "usr/lib/grub" / name)]
+    _run(["grub-mkrescue", *modules, "-o", str(image), str(tree)])
     shutil.rmtree(tree)
     return image
 

@@ -101,18 +101,20 @@ def signers(inrelease: bytes) -> list[str]:
     return re.findall(r"^\[GNUPG:\] VALIDSIG .* (\w+)$", status, re.M)
 
 
-def resign(inrelease: bytes, home: Path) -> bytes:
+def resign(inrelease: bytes) -> bytes:
     """The same Release text, clear-signed by a throwaway key made here instead of Debian's."""
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    text = subprocess.run([*gpg, "--no-default-keyring", "--keyring", debian.HOST_KEYRING, "--decrypt"],
-                          input=inrelease, capture_output=True, check=True).stdout
-    try:
-        subprocess.run([*gpg, "--quick-gen-key", "Throwaway Archive Key <nobody@example.invalid>", "ed25519", "sign", "1d"],
-                       capture_output=True, check=True)
-        return subprocess.run([*gpg, "--clearsign"], input=text, capture_output=True, check=True).stdout
-    finally:  # gpg started an agent for this home; it would outlive the test
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+    # A home of its own under the short temporary folder: gpg-agent's socket lives in it, and a
+    # socket path over 107 bytes (a deep pytest basetemp) makes key generation fail.
+    with tempfile.TemporaryDirectory(prefix="gpg-") as home:
+        gpg = ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+        text = subprocess.run([*gpg, "--no-default-keyring", "--keyring", debian.HOST_KEYRING, "--decrypt"],
+                              input=inrelease, capture_output=True, check=True).stdout
+        try:
+            subprocess.run([*gpg, "--quick-gen-key", "Throwaway Archive Key <nobody@example.invalid>", "ed25519",
+                            "sign", "1d"], capture_output=True, check=True)
+            return subprocess.run([*gpg, "--clearsign"], input=text, capture_output=True, check=True).stdout
+        finally:  # gpg started an agent for this home; it would outlive the test
+            subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)
 
 
 def _metadata(suite: str, images: str, *, refresh: bool) -> dict[str, bytes]:

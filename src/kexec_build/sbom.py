@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import quote
 
 TYPE_CHECKING = False
@@ -26,9 +26,12 @@ KEYRING_REF = "debian-archive-keyring"
 
 
 def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: int,
-              keyring: Keyring | None = None) -> dict[str, Any]:
+              keyring: Keyring | None = None, bundled: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says,
-    and which ships `keyring` (Debian's archive keyring, for `kexec-bin netboot`)."""
+    and which ships `keyring` (Debian's archive keyring, for `kexec-bin netboot`).
+
+    `bundled`: the components of the other files the wheel carries (`bundled_component`).
+    """
     kexec = info["kexec_tools"]
     program: dict[str, Any] = {
         "type": "application",
@@ -72,10 +75,18 @@ def cyclonedx(*, wheel_version: str, info: dict[str, Any], binary: Path, epoch: 
             },
             "properties": [{"name": "kexec-bin:target", "value": info["target"]}],
         },
-        "components": [program, *libraries, *([_keyring_component(keyring)] if keyring else [])],
+        "components": [program, *libraries, *([_keyring_component(keyring)] if keyring else []), *bundled],
         "dependencies": [
-            {"ref": "kexec-bin", "dependsOn": ["kexec-tools", *([KEYRING_REF] if keyring else [])]},
+            {
+                "ref": "kexec-bin",
+                "dependsOn": [
+                    "kexec-tools",
+                    *([KEYRING_REF] if keyring else []),
+                    *(component["bom-ref"] for component in bundled),
+                ],
+            },
             *([{"ref": KEYRING_REF}] if keyring else []),
+            *({"ref": component["bom-ref"]} for component in bundled),
             {"ref": "kexec-tools", "dependsOn": [library["bom-ref"] for library in libraries]},
             *({"ref": library["bom-ref"]} for library in libraries),
         ],
@@ -110,12 +121,37 @@ def _keyring_component(keyring: Keyring) -> dict[str, Any]:
         "name": PACKAGE,
         "version": VERSION,
         "description": f"Debian's archive keyring at {WHEEL_PATH}, from the {keyring.deb.name} package",
-        "purl": _purl(PACKAGE, VERSION, arch="all").replace("pkg:generic/", "pkg:deb/debian/"),
+        "purl": debian_purl(PACKAGE, VERSION),
         "hashes": [{"alg": "SHA-256", "content": keyring.sha256}],
         "externalReferences": [
             {"type": "distribution", "url": keyring.deb.name, "hashes": [{"alg": "SHA-256", "content": sha256_of(keyring.deb)}]}
         ],
     }
+
+
+def bundled_component(*, ref: str, name: str, version: str, description: str, license: str, purl: str,
+                      sha256: str, sources: dict[str, str]) -> dict[str, Any]:
+    """A file the wheel carries besides kexec, from another project's package: `sources` names the
+    files of its source (each with its sha256), which the sdist carries."""
+    return {
+        "type": "application",
+        "bom-ref": ref,
+        "name": name,
+        "version": version,
+        "description": description,
+        "licenses": [{"license": {"id": license}}],
+        "purl": purl,
+        "hashes": [{"alg": "SHA-256", "content": sha256}],
+        "externalReferences": [
+            {"type": "source-distribution", "url": file_name, "hashes": [{"alg": "SHA-256", "content": digest}]}
+            for file_name, digest in sources.items()
+        ],
+    }
+
+
+def debian_purl(package: str, version: str) -> str:
+    """The package URL of an architecture-independent Debian package."""
+    return _purl(package, version, arch="all").replace("pkg:generic/", "pkg:deb/debian/")
 
 
 def dumps(document: dict[str, Any]) -> str:

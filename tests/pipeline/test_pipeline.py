@@ -36,7 +36,9 @@ def test_builds_a_static_stripped_kexec_that_runs(isolated, mirror, recipe_set, 
     assert info["kexec_tools"]["sha256"] == release.sha256
     symbols = subprocess.run(["file", built.binary], capture_output=True, text=True).stdout
     assert "stripped" in symbols and "not stripped" not in symbols
-    assert sorted(p.name for p in (built.binary.parent / "logs").iterdir()) == ["01-configure.log", "02-make.log", "03-strip.log"]
+    steps = [f"patch-{patch.stem}" for patch in release.patches] + ["configure", "make", "strip"]
+    logs = [f"{number:02d}-{step}.log" for number, step in enumerate(steps, 1)]
+    assert sorted(p.name for p in (built.binary.parent / "logs").iterdir()) == logs
 
     again = pipeline.build(release, tools, mirrors=[mirror], log=lambda line: None)
     assert not again.rebuilt and again.binary.read_bytes() == built.binary.read_bytes()

@@ -13,6 +13,7 @@ import pytest
 
 from kexec_build import fetch, recipes
 from kexec_build.debian_packages import unpacked
+from tests.runtime.installed import system_kexec
 
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.
 XEN_LIBRARIES = ("libxenmisc4.17", "libxencall1", "libxendevicemodel1", "libxenevtchn1",
@@ -116,6 +117,15 @@ def tree(tmp_path: Path, debian_kernel: DebianKernel) -> Tree:
     tree.set_efi_variable("SecureBoot", False)
     tree.set_efi_variable("SetupMode", False)
     return tree
+
+
+@pytest.fixture
+def recording_kexec(tmp_path, monkeypatch):
+    """A system `kexec` that writes its arguments, one per line, to a file; returns that file."""
+    record = tmp_path / "args"
+    system = system_kexec(tmp_path / "sbin", f'printf "%s\\n" "$@" > {record}\n')
+    monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
+    return record
 
 
 @pytest.fixture(scope="session")

@@ -87,15 +87,6 @@ def test_which_json_names_the_system_kexec(tmp_path, debian_kexec):
     assert (answer["path"], answer["source"], answer["bundled"]) == (str(system / "kexec"), "system", str(wheel.bundled))
 
 
-@pytest.fixture
-def recording_kexec(tmp_path, monkeypatch):
-    """A system `kexec` that writes its arguments, one per line, to a file; returns that file."""
-    record = tmp_path / "args"
-    system = system_kexec(tmp_path / "sbin", f'printf "%s\\n" "$@" > {record}\n')
-    monkeypatch.setenv("PATH", f"{system}:/usr/bin:/bin")
-    return record
-
-
 def test_load_builds_kexec_arguments(tree, recording_kexec):
     kexec_bin.load("/boot/vmlinuz-6.1", initrd="/boot/initrd.img-6.1", cmdline="console=ttyS0 priority=low",
                    syscall="file", root=str(tree.root))

@@ -3,6 +3,7 @@ distributions' own tools), the plan for an entry or for memdisk, and every refus
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -15,7 +16,9 @@ import pytest
 from kexec_bin import iso
 from kexec_bin.plan import PlanError
 from kexec_build import iso_images
+from kexec_build.vm.binaries import wheel_for
 from tests.runtime.installed import install
+from tests.wheel.wheel_files import member
 
 HOST_MEMDISK = Path("/") / iso.MEMDISK
 
@@ -42,11 +45,15 @@ def isolinux_iso(images) -> Path:
 @pytest.fixture(scope="module")
 def kexec_bin_iso(tmp_path_factory):
     """Run `kexec-bin iso` installed with its [iso] extra: the package, pycdlib beside it, coreutils' echo as kexec."""
+    return _runner(_installed_with_pycdlib(tmp_path_factory.mktemp("installed")))
+
+
+def _installed_with_pycdlib(folder: Path):
     import pycdlib
 
-    wheel = install(tmp_path_factory.mktemp("installed"), Path("/bin/echo"))
+    wheel = install(folder, Path("/bin/echo"))
     shutil.copytree(Path(pycdlib.__file__).parent, wheel.site / "pycdlib")
-    return _runner(wheel)
+    return wheel
 
 
 def _runner(wheel):
@@ -86,7 +93,7 @@ def test_grub_cfg_is_read_when_there_is_no_loopback_cfg(kexec_bin_iso, images):
         images,
         "grub-only",
         {
-            "boot/grub/grub.cfg": iso_images.GRUB_CFG,
+            "boot/grub/grub.cfg": iso_images.GRUB_CFG.format(folder="install.amd"),
             "install.amd/vmlinuz": b"kernel",
             "install.amd/initrd.gz": b"initrd",
         },
@@ -360,7 +367,25 @@ def test_memdisk_without_memdisk_names_the_package(kexec_bin_iso, tmp_path):
     root = _root(tmp_path, memdisk=False)
     _refused(
         kexec_bin_iso(iso_images.packaged("ipxe"), "--memdisk", "--root", root),
-        f"--memdisk: {root}/{iso.MEMDISK} is missing; install it (Debian, Ubuntu: apt install syslinux-common)",
+        f"--memdisk: {root}/{iso.MEMDISK} is missing, and this kexec-bin carries no memdisk (only the x86 wheels "
+        "do); install it (Debian, Ubuntu: apt install syslinux-common)",
+    )
+
+
+@pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
+def test_memdisk_is_the_one_the_x86_wheel_carries_when_the_host_has_none(tmp_path):
+    installed = _installed_with_pycdlib(tmp_path / "installed")
+    carried = installed.site / "kexec_bin/boot/memdisk"
+    carried.parent.mkdir()
+    carried.write_bytes(member(wheel_for("x86_64"), "kexec_bin/boot/memdisk"))
+    ipxe = iso_images.packaged("ipxe")
+    result = _runner(installed)(ipxe, "--memdisk", "--root", _root(tmp_path, memdisk=False))
+    assert result.returncode == 0, result.stderr
+    digest = hashlib.sha256(carried.read_bytes()).hexdigest()
+    assert f"bundled in this wheel ({tmp_path}/root/{iso.MEMDISK} is missing)" in result.stdout
+    assert f"sha256 {digest}; the wheel's SBOM lists the one it shipped" in result.stdout
+    assert (
+        f" --load --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw' -- {carried}\n" in result.stdout
     )
 
 

@@ -11,8 +11,8 @@ import tarfile
 import pytest
 from packaging.tags import Tag, parse_tag
 
-from kexec_build import hook
-from kexec_build.errors import RecipeError, WheelError
+from kexec_build import bundled, hook
+from kexec_build.errors import BuildError, RecipeError, WheelError
 from kexec_build.paths import PROJECT_ROOT
 from tests.inv import inv
 from tests.wheel.wheel_files import platform_arch
@@ -63,7 +63,22 @@ def test_each_release_has_its_reviewed_copying_byte_for_byte(recipe_set, upstrea
             archive.extract(f"kexec-tools-{release.version}/COPYING", tmp_path, filter="data")
         copying = tmp_path / f"kexec-tools-{release.version}" / "COPYING"
         hook.check_license(PROJECT_ROOT, release, copying)
-        assert hook.license_files(release) == ["LICENSE", f"licenses/kexec-tools-{release.version}/COPYING"]
+        assert hook.license_files(release) == [
+            "LICENSE", f"licenses/kexec-tools-{release.version}/COPYING", "licenses/syslinux-6.04/COPYING"
+        ]
+
+
+def test_each_bundled_file_has_its_reviewed_license_byte_for_byte_and_a_changed_one_stops_the_wheel(tmp_path):
+    for item in bundled.load():
+        item.check_license(PROJECT_ROOT)  # against `copying` in the verified orig tarball
+        root = tmp_path / item.name
+        with pytest.raises(BuildError, match=rf"{item.license_file} is missing; review it, then: tar -xOf \S+"):
+            item.check_license(root)
+        recorded = root / item.license_file
+        recorded.parent.mkdir(parents=True)
+        recorded.write_text("an older text\n")
+        with pytest.raises(BuildError, match=rf"{item.license_file} differs from {item.copying} in .*orig"):
+            item.check_license(root)
 
 
 def test_a_missing_or_changed_copying_stops_the_wheel_with_the_fix(recipe_set, tmp_path):
@@ -100,3 +115,17 @@ def test_inv_wheel_and_sdist_refuse_bad_choices_with_the_reason():
         result = inv(*args)
         assert result.returncode == RecipeError.exit_code, result.stderr
         assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_bundled_recipe_is_refused_with_every_problem_at_once(tmp_path):
+    (tmp_path / "bundled.toml").write_text(
+        '[memdisk]\npackage = "syslinux-common"\nsha265 = "f7e4"\nmember-sha256 = "F7E4"\n'
+        'source = { package = "syslinux" }\n'
+    )
+    with pytest.raises(RecipeError) as refused:
+        bundled.load(tmp_path)
+    message = str(refused.value)
+    assert "memdisk.sha265: unknown key (perhaps you meant 'sha256'?)" in message
+    assert "memdisk.sha256: missing; expected a sha256 (64 lowercase hex digits)" in message
+    assert "memdisk.member-sha256: expected a sha256 (64 lowercase hex digits), got 'F7E4'" in message
+    assert "memdisk.source: expected { package = NAME, FILE = SHA256, ... }, got {'package': 'syslinux'}" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import elf, hook, recipes, toolchain
+from kexec_bin import iso
+from kexec_build import bundled, elf, hook, recipes, sbom, toolchain
 from kexec_build.commands import run
 from tests.wheel.debian_hosts import run_python, supported_tags
 from tests.wheel.wheel_files import member, platform_arch, tool
@@ -111,3 +113,25 @@ def _glibc(platform: str) -> tuple[int, int]:
     assert versioned, f"{platform} is neither a legacy nor a manylinux_X_Y policy"
     major, minor = versioned.groups()
     return int(major), int(minor)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_only_the_x86_wheels_carry_memdisk_with_its_pinned_sha256_and_their_sbom_names_it(all_wheels, name):
+    """memdisk (syslinux-common, pinned in recipes/bundled.toml) is a real-mode x86 program."""
+    (memdisk,) = [item for item in bundled.load() if item.name == "memdisk"]
+    wheel = all_wheels[name]
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    (sbom_file,) = [path for path in names if path.endswith(f"/sboms/{sbom.FILE_NAME}")]
+    components = {component["bom-ref"]: component for component in json.loads(member(wheel, sbom_file))["components"]}
+    if any(uname in iso.X86 for uname in RECIPES.target(name).uname):
+        assert hashlib.sha256(member(wheel, memdisk.wheel_path)).hexdigest() == memdisk.member_sha256
+        component = components["memdisk"]
+        assert (component["name"], component["version"]) == ("syslinux-common", memdisk.version)
+        assert component["licenses"] == [{"license": {"id": "GPL-2.0-only"}}]
+        assert component["hashes"] == [{"alg": "SHA-256", "content": memdisk.member_sha256}]
+        sources = {reference["url"]: reference["hashes"][0]["content"] for reference in component["externalReferences"]}
+        assert sources == memdisk.source_files
+    else:
+        assert memdisk.wheel_path not in names
+        assert "memdisk" not in components

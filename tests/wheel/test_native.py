@@ -11,6 +11,7 @@ import sys
 import tarfile
 import zipfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from cyclonedx.schema import SchemaVersion
@@ -18,7 +19,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import fetch, hook, keyring, netboot_mirror, pipeline, sbom, toolchain, wheels
+from kexec_build import bundled, fetch, hook, keyring, netboot_mirror, pipeline, sbom, toolchain, wheels
 from kexec_build.commands import quiet, run
 from kexec_build.paths import PROJECT_ROOT
 from tests.wheel.wheel_files import dist_info, member, tool
@@ -138,8 +139,8 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
         top = archive.getnames()[0].split("/")[0]
         carried = archive.extractfile(f"{top}/{hook.BUNDLED_SOURCES}/{release.source}")
         assert carried is not None, "the bundled tarball is not a regular file"
-        bundled = carried.read()
-    assert hashlib.sha256(bundled).hexdigest() == release.sha256
+        tarball = carried.read()
+    assert hashlib.sha256(tarball).hexdigest() == release.sha256
     for needed in ("hatch_build.py", "pyproject.toml", "PKG-INFO", "LICENSE", hook.kexec_tools_license(release),
                    "recipes/kexec-tools.toml", "recipes/targets.toml", "src/kexec_build/pipeline.py", "src/kexec_bin/shim.py"):
         assert needed in names
@@ -155,8 +156,22 @@ def test_the_sdist_carries_the_source_and_pip_builds_it_offline(sdist, native_wh
     installed = target / hook.BINARY
     assert os.access(installed, os.X_OK)
     assert installed.read_bytes() == member(native_wheel, hook.BINARY)
+    for item in bundled.for_target(recipe_set.native_target().name):  # from the sdist's packages, offline
+        assert (target / item.wheel_path).read_bytes() == member(native_wheel, item.wheel_path)
     ran = subprocess.run([installed, "--version"], capture_output=True, text=True)
     assert f"kexec-tools {release.version}" in ran.stdout + ran.stderr
+
+
+def test_the_sdist_carries_the_debian_packages_of_the_bundled_files_and_their_sources(sdist):
+    with tarfile.open(sdist) as archive:
+        top = archive.getnames()[0].split("/")[0]
+        carried = {Path(name).name: archive.extractfile(name) for name in archive.getnames()
+                   if name.startswith(f"{top}/{hook.BUNDLED_SOURCES}/")}
+        digests = {name: hashlib.sha256(file.read()).hexdigest() for name, file in carried.items() if file}
+    for item in bundled.load():
+        assert digests[item.deb_name] == item.sha256
+        for name, digest in item.source_files.items():  # .dsc, orig and Debian tarballs
+            assert digests[name] == digest
 
 
 def test_sha256sums_lists_every_artifact_in_dist(native_wheel, sdist, dist):

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..bench.measure import Row
 from . import guests
 from .binaries import kexec_from_wheel
+from .debian_guest import SYSTEMD, debian_guest, start_logged, start_with_wheel
 from .machine import Machine
 
 # The first line a Debian kernel prints on its serial console.
@@ -21,6 +22,13 @@ OVMF = Path("/usr/share/ovmf/OVMF.fd")
 # How the next kernel is loaded: as kexec-tools does by default (its purgatory checks a sha256
 # of every segment before jumping) and with -i, which skips that check for a faster reboot.
 LOADS = {"kexec -e": "", "kexec -e (loaded with -i)": "-i"}
+# pip under TCG: unpacking and byte-compiling the runtime takes a while.
+PIP_SECONDS = 300
+
+
+def firmwares() -> dict[str, list[str]]:
+    """QEMU's options for each firmware to compare: SeaBIOS (its default), and OVMF when installed."""
+    return {"SeaBIOS": []} | ({"OVMF": ["-bios", str(OVMF)]} if OVMF.exists() else {})
 
 
 def seconds_to_first_line(machine: Machine, command: str) -> float:
@@ -36,9 +44,8 @@ def seconds_to_first_line(machine: Machine, command: str) -> float:
 def reboot_rows(work: Path) -> list[Row]:
     """kexec -e (as loaded by default, and with -i) against reboot -f through SeaBIOS, and OVMF if installed."""
     board = guests.BOARDS["x86_64"]
-    firmwares: dict[str, list[str]] = {"SeaBIOS": []} | ({"OVMF": ["-bios", str(OVMF)]} if OVMF.exists() else {})
     rows = []
-    for firmware, options in firmwares.items():
+    for firmware, options in firmwares().items():
         machine = guests.boot(board, kexec_from_wheel(board.target), log=guests.log_path(f"bench-{firmware}"),
                               workdir=work, qemu_options=options)
         try:
@@ -55,6 +62,56 @@ def reboot_rows(work: Path) -> list[Row]:
             for name, seconds in kexec.items()
         ]
     return rows
+
+
+def story_reboot_rows(work: Path) -> list[Row]:
+    """`kexec-bin reboot --yes` against `systemctl reboot` through each firmware, to the console prompt,
+    in the systemd guest; and `kexec-bin reboot --dry-run` against `python3 -c pass` there."""
+    guest = debian_guest(flavour=SYSTEMD)
+    board = guests.BOARDS["x86_64"]
+    rows: list[Row] = []
+    for firmware, options in firmwares().items():
+        folder = work / f"story-reboot-{firmware}"
+        folder.mkdir()
+        # Reset stays enabled: `systemctl reboot` goes through the firmware, which loads the kernel again.
+        machine, wheel = start_with_wheel(start_logged(guests.log_path(f"bench-story-reboot-{firmware}")), folder,
+                                          flavour=SYSTEMD, qemu_options=options)
+        try:
+            machine.run(f"pip install --no-index --break-system-packages /mnt/{wheel}", PIP_SECONDS)
+            if not rows:
+                rows.append(_dry_run_row(machine))
+            # The same kernel both ways, so only the path to it differs.
+            kexec = seconds_to_prompt(machine, f"kexec-bin reboot --kernel {guest.version} --yes --exec-after 0")
+            reset = seconds_to_prompt(machine, "systemctl reboot")
+        finally:
+            machine.close()
+        rows.append(Row(f"kexec-bin reboot --yes vs systemctl reboot through {firmware} ({board.accelerator()}), "
+                        "to the console prompt", kexec, "s", "ratio < 1", kexec < reset, reset))
+    return rows
+
+
+def seconds_to_prompt(machine: Machine, command: str) -> float:
+    """Type `command` and time it until the next boot's console loop (the guest's login prompt) is up."""
+    started = time.monotonic()
+    machine.send(command)
+    machine.expect("VMTEST-READY", guests.BOOT_SECONDS)
+    return time.monotonic() - started
+
+
+# Best of 5 runs of each, timed in the guest so the console's delays are not counted (one line:
+# the console loop reads one command a line).
+DRY_RUN_TIMING = (
+    "python3 -c 'import subprocess, time; "
+    "best = lambda command: min((lambda started: (subprocess.run(command, check=True, stdout=subprocess.DEVNULL), "
+    "time.perf_counter() - started)[1])(time.perf_counter()) for _ in range(5)); "
+    "print(\"TIMES\", best([\"kexec-bin\", \"reboot\", \"--dry-run\"]), best([\"python3\", \"-c\", \"pass\"]))'"
+)
+
+
+def _dry_run_row(machine: Machine) -> Row:
+    ours, bare = (float(word) for word in machine.run(DRY_RUN_TIMING, PIP_SECONDS).split("TIMES")[1].split())
+    return Row("kexec-bin reboot --dry-run vs python3 -c pass (in the guest)", ours, "s", "ratio <= 3",
+               ours <= 3 * bare, bare)
 
 
 NETBOOT_IMAGES = "dists/bookworm/main/installer-amd64/current/images"

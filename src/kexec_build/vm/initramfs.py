@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import stat
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def _entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 
 
 
 def build(files: dict[str, Path | bytes], destination: Path) -> Path:
-    """Write a gzip newc archive: busybox-style root dirs, /dev/console, `files` (guest path -> host file or bytes)."""
+    """Write a gzip newc archive: busybox-style root dirs, /dev/console, `files` (guest path -> host file or bytes).
+
+    A host file that is a symbolic link stays one (with the same target) in the guest.
+    """
     members: dict[str, tuple[int, bytes]] = {}
     for directory in ("bin", "dev", "proc", "sys", "tmp", "boot"):
         members[directory] = (stat.S_IFDIR | 0o755, b"")
@@ -55,8 +59,11 @@ def build(files: dict[str, Path | bytes], destination: Path) -> Path:
         parts = guest_path.strip("/").split("/")
         for depth in range(1, len(parts)):
             members.setdefault("/".join(parts[:depth]), (stat.S_IFDIR | 0o755, b""))
-        data = source if isinstance(source, bytes) else source.read_bytes()
-        members["/".join(parts)] = (stat.S_IFREG | 0o755, data)
+        if isinstance(source, Path) and source.is_symlink():
+            members["/".join(parts)] = (stat.S_IFLNK | 0o777, os.readlink(source).encode())
+        else:
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            members["/".join(parts)] = (stat.S_IFREG | 0o755, data)
     stream = io.BytesIO()
     for ino, (name, (mode, data)) in enumerate(sorted(members.items()), start=1):
         stream.write(_entry(name, mode, data, ino=ino))
