@@ -9,8 +9,11 @@ calls: nothing may be loaded.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -261,6 +264,144 @@ def test_a_preseed_file_travels_as_an_extra_initrd_after_the_installers(netboot,
     subprocess.run(["cpio", "-id", "--quiet"], input=loaded[len(real_files[INITRD]) :], cwd=unpacked, check=True)
     assert [path.name for path in unpacked.iterdir()] == ["preseed.cfg"]
     assert (unpacked / "preseed.cfg").read_bytes() == preseed.read_bytes()
+
+
+def test_the_installers_own_fetch_url_turns_the_key_parameter_back_into_the_keys(
+    netboot, mirror, real_files, keys, tmp_path
+):
+    """The netboot initrd's base64 fetch method, run by its own busybox shell (chrooted into the
+    unpacked initrd), writes exactly the keys from the parameter kexec-bin put on the command line."""
+    if os.geteuid() != 0:
+        pytest.skip("chrooting into the installer's initrd needs root")
+    status, _, err, calls = netboot(
+        "--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--ssh-key", str(keys), "--load-only"
+    )
+    assert status == 0, err
+    given = re.search(r"network-console/authorized_keys_url=(\S+)", calls[0])
+    assert given, calls[0]
+    url = given.group(1)
+    root = tmp_path / "initrd"
+    root.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet"], input=gzip.decompress(real_files[INITRD]), cwd=root, check=True)
+    fetch = '. /usr/lib/fetch-url/base64 && protocol_fetch "$1" /authorized_keys && cat /authorized_keys'
+    fetched = subprocess.run(
+        ["chroot", str(root), "/bin/sh", "-c", fetch, "sh", url],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/bin:/sbin:/usr/bin:/usr/sbin"},
+        check=True,
+    ).stdout
+    assert fetched.splitlines() == keys.read_text().splitlines()[1::2]
+
+
+def _ssh_keygen(path: Path, kind: str, comment: str) -> Path:
+    """A real key pair made by OpenSSH's ssh-keygen; returns the private key's path (the public one adds .pub)."""
+    subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", comment, "-f", str(path)], check=True)
+    return path
+
+
+@pytest.fixture
+def keys(tmp_path) -> Path:
+    """An authorized_keys file as people keep them: a comment, an ed25519 key, an RSA key with options."""
+    ed25519 = _ssh_keygen(tmp_path / "id_ed25519", "ed25519", "me@laptop").with_suffix(".pub").read_text().strip()
+    rsa = _ssh_keygen(tmp_path / "id_rsa", "rsa", "backup@desk").with_name("id_rsa.pub").read_text().strip()
+    keys = tmp_path / "authorized_keys"
+    keys.write_text(f'# who may log in to the installer\n{ed25519}\n\nfrom="192.0.2.0/24",no-pty {rsa}\n')
+    return keys
+
+
+def test_ssh_key_file_starts_network_console_with_the_keys_on_the_command_line(netboot, mirror, keys):
+    status, out, err, calls = netboot(
+        "--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--ssh-key", str(keys), "--load-only"
+    )
+    assert status == 0, err
+    (call,) = calls
+    parameters = call.split("--command-line=", 1)[1].split()
+    assert parameters[:2] == ["console=tty0", "console=ttyS0,115200"]
+    assert parameters[2] == "anna/choose_modules=network-console"
+    assert parameters[4] == "network-console/password-disabled=true"
+    name, _, url = parameters[3].partition("=")
+    assert name == "network-console/authorized_keys_url" and url.startswith("base64://")
+    # What the installer's fetch-url base64 method writes: the key lines, the comment and blank line dropped.
+    assert base64.b64decode(url[len("base64://") :]).decode().splitlines() == keys.read_text().splitlines()[1::2]
+    assert call.count("--initrd=") == 1  # nothing beside the installer's own initrd
+    assert f"ssh: network-console with 2 authorized keys from {keys}, on the command line" in out
+    assert (
+        "warning: --ssh-key: network-console and openssh-server-udeb are not in the netboot initrd; the installer "
+        "downloads them from its own Debian mirror" in out
+    )
+
+
+def test_ssh_key_url_is_handed_to_the_installer(netboot, mirror):
+    url = "https://keys.example.org/me.keys"
+    status, out, err, calls = netboot(
+        "--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--ssh-key", url, "--append", "priority=low"
+    )
+    assert status == 0, err
+    assert (
+        f"command line: console=tty0 console=ttyS0,115200 anna/choose_modules=network-console "
+        f"network-console/authorized_keys_url={url} network-console/password-disabled=true priority=low"
+    ) in out
+    assert f"ssh: network-console takes its authorized keys from {url}, fetched by the installer (https)" in out
+    assert "dry run: nothing loaded" in out and calls == []
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("private", "this is a private key, which must not leave this machine; give the public one"),
+        ("empty", "holds no public key; give an OpenSSH public key file"),
+        ("comments only", "holds no public key"),
+        (
+            "garbage",
+            "line 2 is not an OpenSSH public key (it starts 'hello world, this is not'); expected a line "
+            "like `ssh-ed25519",
+        ),
+        ("mislabelled", "line 1 is not an OpenSSH public key (it starts 'ssh-rsa AAAAC3NzaC1lZDI1'"),
+        ("dsa", "line 1 is not an OpenSSH public key (it starts 'ssh-dss AAAA"),
+        (
+            "missing",
+            "No such file or directory; give an OpenSSH public key file (like ~/.ssh/id_ed25519.pub) or an https URL",
+        ),
+        (
+            "too many",
+            "{size} bytes of keys are too long for the kernel command line ({encoded} characters encoded, "
+            "1024 allowed); keep fewer keys",
+        ),
+    ],
+)
+def test_a_bad_ssh_key_file_is_refused_before_any_download(netboot, mirror, httpserver, tmp_path, keys, case, expected):
+    good = keys.read_text().splitlines()[1]
+    path = tmp_path / "given"
+    if case == "private":
+        path = _ssh_keygen(tmp_path / "id_private", "ed25519", "secret")
+    elif case == "empty":
+        path.write_text("")
+    elif case == "comments only":
+        path.write_text("# nothing here yet\n\n")
+    elif case == "garbage":
+        path.write_text(f"{good}\nhello world, this is not a key\n")
+    elif case == "mislabelled":  # an ed25519 key's blob labelled ssh-rsa: the right shape, the wrong key
+        path.write_text(f"ssh-rsa {good.split()[1]} x\n")
+    elif case == "dsa":  # OpenSSH's sshd no longer accepts DSA keys
+        blob = base64.b64encode(len(b"ssh-dss").to_bytes(4, "big") + b"ssh-dss" + bytes(64)).decode()
+        path.write_text(f"ssh-dss {blob} old@box\n")
+    elif case == "too many":
+        path.write_text("".join(f"{line}\n" for line in keys.read_text().splitlines() if line.startswith("from=")) * 3)
+        size = path.stat().st_size
+        expected = expected.format(size=size, encoded=len("base64://") + 4 * -(-size // 3))
+    status, _, err, calls = netboot(
+        "--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--ssh-key", str(path), "--load-only"
+    )
+    assert status == 1 and calls == [] and httpserver.log == []  # refused before any download
+    assert f"kexec-bin: --ssh-key {path}: {expected}" in err
+
+
+@pytest.mark.parametrize("url", ["http://keys.example.org/me.keys", "ftp://keys.example.org/me.keys"])
+def test_an_ssh_key_url_that_is_not_https_is_refused(netboot, mirror, httpserver, url):
+    status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--ssh-key", url, "--load-only")
+    assert status == 1 and calls == [] and httpserver.log == []
+    assert f"--ssh-key {url}: give an https URL (the installer's wget checks its certificate)" in err
 
 
 def _cached(cache: Path) -> list[str]:

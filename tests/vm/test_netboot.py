@@ -7,6 +7,10 @@ archive's real signed InRelease and SHA256SUMS and Debian's own netboot kernel a
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+import subprocess
 import time
 
 import pytest
@@ -92,3 +96,48 @@ def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, t
         time.sleep(2)
     installer = machine.tail(100_000).split("booting: no systemd", 1)[1]
     assert "DHCP" not in installer  # netcfg took the static answers: no "Configuring the network with DHCP"
+
+
+def test_the_installer_takes_the_ssh_key_options_into_its_debconf_database(vm, tmp_path, httpserver):
+    # network-console itself is a .udeb the installer downloads, and .udeb files are unreachable
+    # from these machines: what runs here is everything before that download. The installer's own
+    # shell (its main menu's "Execute a shell") shows the boot parameters in its preseed log as
+    # debconf answers, and its fetch-url base64 method turning the key's URL back into the key.
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tester@host", "-f", str(tmp_path / "id")], check=True
+    )
+    public = (tmp_path / "id.pub").read_bytes()
+    url = b"base64://" + base64.b64encode(public)
+    machine, _, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15")
+    machine.run(f"echo '{public.decode().strip()}' > /root/id.pub")
+    machine.send(
+        f"kexec-bin netboot debian --mirror {mirror} --release bookworm --ssh-key /root/id.pub "
+        "--append priority=low --yes --exec-after 1"
+    )
+    plan = _plan(machine)
+    assert "ssh: network-console with 1 authorized key from /root/id.pub" in plan
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
+    time.sleep(5)  # let the menu settle before typing into it
+    machine.keys("\x1b[B" * 9 + "\r")  # "Execute a shell" is the tenth item, the first is highlighted
+    machine.expect("Interactive shell", INSTALLER_SECONDS)
+    machine.keys("\r")
+    machine.expect(r"~ # ", INSTALLER_SECONDS)
+    # Short lines only: the shell drops what is typed past its 80 columns. The key's lines are longer
+    # than that too, so they are compared by their sha256.
+    _in_shell(machine, "cp /var/lib/preseed/log /l")
+    assert re.search(r"d-i anna/choose_modules \S+ network-console", _in_shell(machine, "grep anna/ /l"))
+    assert re.search(r"d-i network-console/password-disabled \S+ true", _in_shell(machine, "grep password-dis /l"))
+    _in_shell(machine, "sed -n 's|.*_keys_url [a-z]* ||p' /l >/u")
+    assert hashlib.sha256(url + b"\n").hexdigest() in _in_shell(machine, "sha256sum /u")
+    _in_shell(machine, ". /usr/lib/fetch-url/base64")
+    _in_shell(machine, 'protocol_fetch "$(cat /u)" /k')
+    assert hashlib.sha256(public).hexdigest() in _in_shell(machine, "sha256sum /k")
+
+
+def _in_shell(machine: Machine, command: str) -> str:
+    """Run `command` in the installer's shell; its output. The installer's screen session redraws the
+    console with cursor moves rather than line breaks, so the status marker does not wait for one."""
+    machine.send(f'{command}; echo "=RC=$?="')
+    output, status = machine.expect(r"(?s)(.*?)=RC=(\d+)=", INSTALLER_SECONDS).groups()
+    assert status == "0", f"`{command}` exited with status {status}:\n{output}"
+    return output

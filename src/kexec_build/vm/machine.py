@@ -89,6 +89,12 @@ class Machine:
         self._process.stdin.write(line.encode() + b"\n")
         self._process.stdin.flush()
 
+    def keys(self, keys: str) -> None:
+        """Type `keys` as they are, no newline added: a menu's arrow keys ("\\x1b[B") and Enter ("\\r")."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(keys.encode())
+        self._process.stdin.flush()
+
     def run(self, command: str, timeout: float = 120) -> str:
         """Run a shell command in the guest's init loop; return its output, fail on a non-zero status."""
         self.send(f'{command} 2>&1; echo "VMTEST-RC=$?"')
