@@ -22,6 +22,27 @@ __all__ = [
     "unload",
 ]
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the real types for the checker; at run time `__getattr__` below loads them
+    from types import ModuleType
+
+    from .api import execute, load, loaded, unload
+    from .doctor import support
+    from .errors import (
+        BinaryError,
+        BlockedError,
+        ChoiceError,
+        InternalError,
+        KexecBinError,
+        KexecError,
+        UsageError,
+    )
+    from .findings import Finding, Support
+    from .resolve import binary
+
+    # Written into the wheel by the build (kexec_build.hook.build_info_module); a source checkout has none.
+    _build_info: ModuleType
+
 _HOMES = {
     "BinaryError": "errors",
     "BlockedError": "errors",

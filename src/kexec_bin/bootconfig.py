@@ -227,8 +227,7 @@ def _grub_words(line: str, variables: dict[str, str]) -> list[object]:
                 if line[index] == "\\" and index + 1 < len(line) and line[index + 1] in '"\\$':
                     current.append(line[index + 1])
                     index += 2
-                elif line[index] == "$" and _VARIABLE.match(line, index):
-                    match = _VARIABLE.match(line, index)
+                elif line[index] == "$" and (match := _VARIABLE.match(line, index)):
                     current.append(variables.get(match.group(1) or match.group(2), ""))
                     index = match.end()
                 else:
@@ -240,8 +239,7 @@ def _grub_words(line: str, variables: dict[str, str]) -> list[object]:
             current.append(line[index + 1])
             started = True
             index += 2
-        elif char == "$" and _VARIABLE.match(line, index):
-            match = _VARIABLE.match(line, index)
+        elif char == "$" and (match := _VARIABLE.match(line, index)):
             value = variables.get(match.group(1) or match.group(2), "")
             # An unquoted empty expansion is no word at all (`[ ${iso_path} ]` is `[ ]`).
             started = started or bool(value)
@@ -361,12 +359,10 @@ def _grub(text: str, origin: str, context: _Context) -> None:
             variables.update(saved.pop())
             if isinstance(closed, BootEntry) and closed.kernel:
                 context.entries.append(closed)
-        elif name in ("linux", "linux16", "linuxefi") and arguments and _entry(blocks):
-            entry = _entry(blocks)
+        elif name in ("linux", "linux16", "linuxefi") and arguments and (entry := _entry(blocks)):
             entry.kernel = inside(arguments[0], "/", f"{origin}, entry {entry.title!r}", variables)
             entry.cmdline = " ".join(arguments[1:])
-        elif name in ("initrd", "initrd16", "initrdefi") and _entry(blocks):
-            entry = _entry(blocks)
+        elif name in ("initrd", "initrd16", "initrdefi") and (entry := _entry(blocks)):
             entry.initrds = [inside(path, "/", f"{origin}, entry {entry.title!r}", variables) for path in arguments]
         elif name in ("source", "configfile") and arguments:
             path = inside(arguments[0], "/", origin, variables)
@@ -390,7 +386,7 @@ def _grub_ids(arguments: list[str]) -> list[str]:
 
 
 def _entry(blocks: list[object]) -> BootEntry | None:
-    return blocks[-1] if blocks and isinstance(blocks[-1], BootEntry) else None  # type: ignore[return-value]
+    return blocks[-1] if blocks and isinstance(blocks[-1], BootEntry) else None
 
 
 def _titled(blocks: list[object], own: str) -> str:

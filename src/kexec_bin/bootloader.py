@@ -247,7 +247,8 @@ def _grub_default_value(text: str, environment: dict[str, str]) -> tuple[str, st
 
 def _grub_select(entries: list[_MenuEntry], default: str) -> tuple[_MenuEntry | None, list[str]]:
     """The entry `default` names: '>'-separated steps, each a position, a title or an id."""
-    level, path = entries, []
+    level = entries
+    path: list[str] = []
     for step in default.split(">"):
         found = next((entry for entry in level if step in (entry.title, entry.entry_id)), None)
         if found is None and step.isdigit() and int(step) < len(level):
@@ -379,9 +380,9 @@ def newest_installed(root: str, notes: list[str]) -> list[Candidate]:
     for link, initrd in (("/vmlinuz", "/initrd.img"), ("/boot/vmlinuz", "/boot/initrd.img")):
         target = inside(root, link)
         if os.path.exists(target):
-            release = _release_from_name(target)
-            initrds = (initrd,) if os.path.exists(inside(root, initrd)) else _initrd_for(root, release)
-            return [Candidate(link, initrds, release, f"the {link} link")]
+            linked_release = _release_from_name(target)
+            initrds = (initrd,) if os.path.exists(inside(root, initrd)) else _initrd_for(root, linked_release)
+            return [Candidate(link, initrds, linked_release, f"the {link} link")]
     return []
 
 
@@ -460,8 +461,8 @@ def _read(root: str, path: str) -> str | None:
 def compare_versions(a: str, b: str) -> int:
     """-1, 0 or 1 as dpkg --compare-versions orders `a` and `b` (digits as numbers; '~' before everything)."""
     while a or b:
-        a_text, a_digits, a = _VERSION_PART.match(a).groups()
-        b_text, b_digits, b = _VERSION_PART.match(b).groups()
+        a_text, a_digits, a = _version_parts(a)
+        b_text, b_digits, b = _version_parts(b)
         width = max(len(a_text), len(b_text))
         for x, y in zip(a_text.ljust(width, "\0"), b_text.ljust(width, "\0")):
             if _order(x) != _order(y):
@@ -473,6 +474,15 @@ def compare_versions(a: str, b: str) -> int:
 
 # A version as (non-digits, digits, rest): dpkg compares the parts alternately.
 _VERSION_PART = re.compile(r"(\D*)(\d*)(.*)", re.S)
+
+
+def _version_parts(version: str) -> tuple[str, str, str]:
+    """`version`'s leading non-digits, the digits after them, and the rest."""
+    match = _VERSION_PART.match(version)
+    if match is None:  # every group may be empty, so any text matches: this names a broken pattern
+        raise BootError(f"{version!r}: not split into Debian version parts by {_VERSION_PART.pattern!r}")
+    text, digits, rest = match.groups()
+    return text, digits, rest
 
 
 def _order(char: str) -> int:

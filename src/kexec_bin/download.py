@@ -97,8 +97,8 @@ def _fetch(url: str, max_bytes: int, sink: Callable[[bytes], None], label: str =
             reason = f"HTTP {error.code}"
         except (urllib.error.URLError, OSError) as error:
             if attempt == ATTEMPTS:
-                reason = getattr(error, "reason", error)
-                raise DownloadError(f"{url}: {reason}: check the network and --mirror") from None
+                cause = getattr(error, "reason", error)
+                raise DownloadError(f"{url}: {cause}: check the network and --mirror") from None
             reason = str(getattr(error, "reason", error))
         if received[0]:  # the sink already holds part of the body: a retry would append a second copy
             raise DownloadError(f"{url}: the connection broke after {received[0]} bytes ({reason}); run it again")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
 # e_machine numbers of the CPUs kexec-bin builds for (elf.h), named as recipes/targets.toml names them.
 MACHINES = {
     3: "EM_386",
@@ -22,6 +26,6 @@ def machine(path: str) -> str | None:
         header = file.read(20)
     if len(header) < 20 or header[:4] != b"\x7fELF" or header[5] not in (1, 2):
         return None
-    byteorder = "little" if header[5] == 1 else "big"
+    byteorder: Literal["little", "big"] = "little" if header[5] == 1 else "big"
     number = int.from_bytes(header[18:20], byteorder)
     return MACHINES.get(number, f"EM_{number}")

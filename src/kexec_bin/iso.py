@@ -22,6 +22,13 @@ from . import plan
 from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, ConfigError, Found, find_entries, inside
 from .plan import PlanError, PlannedFile
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    # pycdlib is untyped: its directory records (file_identifier, rock_ridge, extent_location...) are Any.
+    Record = Any
+
 SECTOR = 2048
 # ISO 9660: the primary volume descriptor sits at sector 16 ("\x01CD001"); its volume size
 # (in logical blocks, both-endian) at offset 80 and its logical block size at offset 128.
@@ -157,10 +164,10 @@ class IsoImage:
     def __enter__(self) -> IsoImage:
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._iso.close()
 
-    def find(self, path: str, hops: int = 0) -> tuple[str, object] | None:
+    def find(self, path: str, hops: int = 0) -> tuple[str, Record] | None:
         """(the name pycdlib knows `path` by, its directory record), following Rock Ridge symlinks inside the image."""
         exact = "/"
         record = None
@@ -189,7 +196,7 @@ class IsoImage:
             exact = posixpath.join(exact, name)
         return (exact, record) if record is not None else None
 
-    def _name(self, record) -> str:
+    def _name(self, record: Record) -> str:
         identifier = record.file_identifier()
         if self.facility == "rr_path" and record.rock_ridge is not None:
             return record.rock_ridge.name().decode("utf-8", "replace")

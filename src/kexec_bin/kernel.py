@@ -11,6 +11,10 @@ import stat
 
 from .errors import UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the doctor runs in every `kexec --load`'s preflight: no `typing` at run time
+    from typing import Any
+
 # The EFI global-variable vendor GUID, under which SecureBoot and SetupMode live.
 _EFI_GLOBAL = "8be4df61-93ca-11d0-aae4-00a0c904b13c"
 CAP_SYS_BOOT = 22
@@ -32,7 +36,8 @@ class Reading:
 
     def __init__(self, path: str, value: object = None) -> None:
         self.path = path
-        self.value = value
+        # Text, a flag, or the config's options, by probe: each check knows what its probe returns.
+        self.value: Any = value
 
     def __repr__(self) -> str:
         return f"Reading({self.path!r}, {self.value!r})"
@@ -52,7 +57,8 @@ def read_capped(path: str, limit: int) -> bytes | None:
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             return None
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while size <= limit:
             chunk = os.read(descriptor, min(1 << 16, limit + 1 - size))
             if not chunk:

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     decisions += [why_console, why_network]
     with tempfile.TemporaryDirectory(prefix="kexec-bin-netboot-") as scratch:
         initrds = [plan.PlannedFile(str(initrd.path), initrd.url, initrd.check)]
-        preseed = []
+        preseed: list[str] = []
         if args.preseed:
             preseed, extra, why_preseed = preseed_parameters(args.preseed, scratch)
             initrds += extra

@@ -114,6 +114,7 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
     if given == "none":
         decisions.append("initrd: none (--initrd none)")
         return []
+    names: tuple[str, ...]
     if given is not None:
         names, why = (given,), "--initrd"
     elif candidate.initrds:
@@ -156,7 +157,8 @@ def _command_line(root: str, args: argparse.Namespace, decisions: list[str]) -> 
     running = Kernel(root).cmdline()
     if running.value is None:
         raise plan.PlanError(f"cannot read the running command line ({running.path}): give one with --command-line")
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     for word in str(running.value).split():
         (dropped if word.split("=", 1)[0] in DROPPED else kept).append(word)
     why = f" without {' '.join(dropped)} (they describe the previous boot)" if dropped else ""

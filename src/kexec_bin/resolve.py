@@ -13,6 +13,10 @@ import sys
 
 from .errors import BinaryError, ChoiceError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the shim imports this module: no `typing` at run time
+    from typing import Mapping
+
 PREFER = "KEXEC_BIN_PREFER"
 CHOICES = ("system", "bundled")
 # Searched after PATH: a user's PATH often lacks the sbin folders where kexec-tools installs.
@@ -45,7 +49,7 @@ class Choice:
         return f"Choice({self.path!r}, {self.source!r}, {self.reason!r})"
 
 
-def choose(environ: "dict | None" = None, shim: "str | None" = None, *, verify: bool = False) -> Choice:
+def choose(environ: "Mapping[str, str] | None" = None, shim: "str | None" = None, *, verify: bool = False) -> Choice:
     """Decide which kexec to run; `shim` is the script running now, which never counts as the system's.
 
     `verify` checks the bundled binary's sha256 too (before a load, panic or exec).
@@ -74,7 +78,7 @@ def choose(environ: "dict | None" = None, shim: "str | None" = None, *, verify: 
     )
 
 
-def child_environment(choice: Choice, environ: "dict | None" = None) -> dict:
+def child_environment(choice: Choice, environ: "Mapping[str, str] | None" = None) -> dict:
     """The environment to run `choice` in: a system program joins the chain, so it is never chosen twice."""
     environ = dict(os.environ if environ is None else environ)
     if choice.source == "system":

@@ -229,7 +229,9 @@ def test_refuses_an_image_cut_inside_a_kernel(kexec_bin_iso, images, tmp_path):
         images, "cut", {"boot/grub/grub.cfg": 'menuentry "X" {\n linux /vmlinuz\n}\n', "vmlinuz": os.urandom(1 << 20)}
     )
     with iso.IsoImage(str(image)) as whole:
-        _name, record = whole.find("/vmlinuz")
+        found = whole.find("/vmlinuz")
+        assert found is not None
+        _name, record = found
         blocks = record.extent_location() + 10
     content = bytearray(image.read_bytes()[: blocks * iso.SECTOR])
     struct.pack_into("<I", content, iso.PVD_OFFSET + 80, blocks)
