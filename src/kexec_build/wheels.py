@@ -142,7 +142,6 @@ def mirrors_env(mirrors: Sequence[str]) -> dict[str, str]:
 def _run_backend(distribution: Literal["wheel", "sdist"], root: Path, outdir: Path, env: Mapping[str, str]) -> Path:
     """Run the project's build backend for one artifact, with `env` added; move it into `outdir`."""
     import pyproject_hooks
-
     from build import BuildBackendException, ProjectBuilder
 
     def runner(cmd, cwd=None, extra_environ=None):
