@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from .errors import KexecBinError
+from .resolve import sha256_of
 
 TIMEOUT = 30.0  # seconds without a byte before a connection counts as stalled
 DEADLINE = 30 * 60.0  # seconds for one file, retries included
@@ -47,7 +48,7 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
     """The file at `url` whose sha256 is `sha256`, from the cache or downloaded and checked into it."""
     folder = (cache or cache_dir()) / "sha256"
     cached = folder / sha256
-    if cached.is_file() and _sha256_of(cached) == sha256:
+    if cached.is_file() and sha256_of(str(cached)) == sha256:
         return cached
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -172,11 +173,3 @@ class _Progress:
 
     def done(self, received: int) -> None:
         print(f"\r{self.name}: {received / (1 << 20):.1f} MiB, done", file=sys.stderr, flush=True)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -403,10 +403,9 @@ def memdisk_file(root: str = "/", bundled: str = BUNDLED_MEMDISK) -> PlannedFile
             host, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
         )
     if os.path.isfile(bundled):
-        import hashlib
+        from .resolve import sha256_of
 
-        with open(bundled, "rb") as file:
-            digest = hashlib.sha256(file.read()).hexdigest()
+        digest = sha256_of(bundled)
         origin = f"bundled in this wheel ({host} is missing): Debian's syslinux-common, as the wheel's SBOM names it"
         return PlannedFile(bundled, origin, f"sha256 {digest}; the wheel's SBOM lists the one it shipped")
     raise PlanError(

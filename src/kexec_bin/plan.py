@@ -78,11 +78,15 @@ class BootPlan:
         lines += [f"warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
 
+    def initrd_for_kexec(self, joined: str | None) -> str | None:
+        """The one initrd kexec is given: `joined` when several were made one, else the plan's own, else none."""
+        return joined or (self.initrds[0].path if self.initrds else None)
+
     def kexec_arguments(self, joined_initrd: str | None = None) -> list[str]:
         """The kexec-tools command line that loads this plan (`joined_initrd`: several initrds made one)."""
         from .api import load_arguments
 
-        initrd = joined_initrd or (self.initrds[0].path if self.initrds else None)
+        initrd = self.initrd_for_kexec(joined_initrd)
         return load_arguments(self.kernel.path, initrd, self.cmdline, syscall=self.syscall, options=self.options)
 
     def memory(self, root: str = "/") -> tuple[int, int | None]:
@@ -120,7 +124,7 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
 
         load(
             plan.kernel.path,
-            joined or (plan.initrds[0].path if plan.initrds else None),
+            plan.initrd_for_kexec(joined),
             plan.cmdline,
             syscall=plan.syscall,
             options=plan.options,
