@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import fetch, hook, recipes, wheels
-from ..paths import cache_dir, dist_dir
+from ..paths import PROJECT_ROOT, cache_dir, dist_dir
 from ..recipes import Release
+
+# What goes into a wheel: a wheel older than any of these files was made from other sources.
+WHEEL_INPUTS = ("src", "recipes", "licenses", "hatch_build.py", "pyproject.toml", "LICENSE")
 
 
 def wheels_for(target_names: Sequence[str], release: Release | None = None) -> dict[str, Path]:
-    """The newest wheel in dist/ of `release` (default: the recipe's) for each target; the missing ones built first."""
+    """The newest wheel in dist/ of `release` (default: the recipe's) for each target; the missing ones, and
+    those older than the sources they are made from, built first (an old wheel would test old code)."""
     recipe_set = recipes.load()
     release = release or recipe_set.release()
     targets = [recipe_set.target(name) for name in target_names]
@@ -40,7 +44,19 @@ def wheel_for(target_name: str, release: Release | None = None) -> Path:
 
 def _newest_wheel(target: recipes.Target, release: Release) -> Path | None:
     found = sorted(dist_dir().glob(f"kexec_bin-{release.wheel_version}-*-{target.platform_tag}.whl"))
-    return found[-1] if found else None
+    if not found or found[-1].stat().st_mtime < _sources_changed():
+        return None
+    return found[-1]
+
+
+def _sources_changed() -> float:
+    """When a file that goes into a wheel last changed (compiled bytecode aside: running the tests writes it)."""
+    newest = 0.0
+    for name in WHEEL_INPUTS:
+        top = PROJECT_ROOT / name
+        files = [top] if top.is_file() else (path for path in top.rglob("*") if "__pycache__" not in path.parts)
+        newest = max([newest, *(path.stat().st_mtime for path in files if path.is_file())])
+    return newest
 
 
 def kexec_from_wheel(target_name: str, release: Release | None = None) -> Path:
