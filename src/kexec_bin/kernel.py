@@ -7,9 +7,8 @@ Each probe returns a `Reading`: the file it read (or would have read) and what i
 from __future__ import annotations
 
 import os
-import stat
 
-from .errors import UsageError
+from .read import Tree
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the doctor runs in every `kexec --load`'s preflight: no `typing` at run time
@@ -43,59 +42,20 @@ class Reading:
         return f"Reading({self.path!r}, {self.value!r})"
 
 
-def read_capped(path: str, limit: int) -> bytes | None:
-    """The bytes of the regular file at `path` if it holds at most `limit` of them, else None.
-
-    Opened without blocking (a FIFO planted in a --root tree must not hang the doctor) and read
-    only when it is a regular file (procfs and sysfs files are), never past `limit` + 1 bytes
-    (a huge sparse file, /dev/zero).
-    """
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except (OSError, ValueError):  # absent, unreadable, a loop of symlinks, a NUL in the path
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(descriptor, min(1 << 16, limit + 1 - size))
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-        return None
-    except OSError:  # root-only files (lockdown, efivars) refuse the read, not the open
-        return None
-    finally:
-        os.close(descriptor)
-
-
 class Kernel:
     """The kernel seen through the files under `root` ("/" for this machine)."""
 
     def __init__(self, root: str = "/") -> None:
-        if not isinstance(root, str) or not root or "\0" in root or not os.path.isdir(root):
-            raise UsageError(
-                f"root {root!r} is not a folder: give the folder that holds proc/, sys/ and boot/ "
-                "as seen by the kernel to check (/ for this machine)"
-            )
+        self.tree = Tree(root)
         self.root = root
-        self._real_root = None if root == "/" else os.path.realpath(root)
 
     def path(self, path: str) -> str:
         """Where `path` (as seen on the machine) is under root."""
-        return path if self.root == "/" else os.path.join(self.root, path.lstrip("/"))
+        return self.tree.path(path)
 
     def _bytes(self, path: str, limit: int = SMALL_LIMIT) -> bytes | None:
         """The file's bytes, None when unknown; under a --root tree only files that resolve inside it."""
-        full = self.path(path)
-        if self._real_root is not None:
-            real = os.path.realpath(full)
-            if real != self._real_root and not real.startswith(self._real_root.rstrip("/") + "/"):
-                return None  # a symlink out of the tree: not this kernel's evidence
-        return read_capped(full, limit)
+        return self.tree.read_capped(path, limit)
 
     def _read(self, path: str) -> str | None:
         data = self._bytes(path)
