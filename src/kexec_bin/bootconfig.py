@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .plan import PlanError
+from .errors import ConfigError
 
 Reader = Callable[[str], Optional[str]]
 
@@ -38,10 +38,6 @@ MAX_CONFIG_BYTES = 1 << 20
 IMAGE_DEVICES = {"", "loop", "cd", "cd0"}
 # syslinux runs a file of these kinds as something other than a Linux kernel (doc/syslinux.txt, KERNEL).
 NOT_LINUX = (".c32", ".cbt", ".com", ".bs", ".bss", ".0", ".img")
-
-
-class ConfigError(PlanError):
-    """A boot config cannot be used: it points outside the image, or nests too deep."""
 
 
 @dataclass

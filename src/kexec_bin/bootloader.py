@@ -19,7 +19,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from .errors import KexecBinError
+from .errors import BootError
 
 __all__ = [
     "BootError",
@@ -38,10 +38,6 @@ BLS_PLACES = ("/boot", "/efi", "/boot/efi")
 # The names distributions give a kernel's initrd, for a kernel release.
 INITRD_NAMES = ("/boot/initrd.img-{}", "/boot/initramfs-{}.img", "/boot/initrd-{}")
 _MAX_LINKS = 40
-
-
-class BootError(KexecBinError):
-    """The boot configuration names no usable kernel, or a file it names is missing."""
 
 
 @dataclass(frozen=True)

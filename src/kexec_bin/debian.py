@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .download import fetch_bytes, fetch_file
-from .errors import KexecBinError
+from .errors import VerificationError
 
 HOST_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # The wheel carries Debian's keyring (from the debian-archive-keyring package, recorded in the SBOM).
@@ -55,10 +55,6 @@ STALE_DAYS = 183
 MAX_INRELEASE = 4 << 20
 MAX_SUMS = 1 << 20
 MAX_IMAGE = 512 << 20
-
-
-class VerificationError(KexecBinError):
-    """A link of Debian's signed chain did not hold: a bad signature, a wrong hash, a missing entry."""
 
 
 @dataclass(frozen=True)

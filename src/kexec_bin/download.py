@@ -16,17 +16,13 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from .errors import KexecBinError
+from .errors import DownloadError
 from .resolve import sha256_of
 
 TIMEOUT = 30.0  # seconds without a byte before a connection counts as stalled
 DEADLINE = 30 * 60.0  # seconds for one file, retries included
 ATTEMPTS = 3  # tries for a connection error or a server error (5xx); other answers are final
 CHUNK = 1 << 16
-
-
-class DownloadError(KexecBinError):
-    """A URL could not be fetched, or what came back is not the file that was asked for."""
 
 
 def cache_dir() -> Path:

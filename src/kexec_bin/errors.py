@@ -72,6 +72,26 @@ class InternalError(KexecBinError):
     exit_code = EXIT_INTERNAL
 
 
+class PlanError(KexecBinError):
+    """A story command cannot make a plan: a file is missing, unverifiable or does not fit."""
+
+
+class ConfigError(PlanError):
+    """A boot config cannot be used: it points outside the image, or nests too deep."""
+
+
+class BootError(KexecBinError):
+    """The boot configuration names no usable kernel, or a file it names is missing."""
+
+
+class VerificationError(KexecBinError):
+    """A link of Debian's signed chain did not hold: a bad signature, a wrong hash, a missing entry."""
+
+
+class DownloadError(KexecBinError):
+    """A URL could not be fetched, or what came back is not the file that was asked for."""
+
+
 REPORT = "please report it to the kexec-bin project with the command you ran"
 
 

@@ -19,8 +19,9 @@ import struct
 import tempfile
 
 from . import plan
-from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, ConfigError, Found, find_entries, inside
-from .plan import PlanError, PlannedFile
+from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
+from .errors import ConfigError, PlanError
+from .plan import PlannedFile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

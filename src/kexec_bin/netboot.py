@@ -12,6 +12,7 @@ import os
 import re
 
 from . import plan
+from .errors import PlanError
 
 # The RAM below which the installer itself refuses to run, in MiB: the "min" levels of its lowmem
 # check (rootskel's S15lowmem, in the initrd). Architectures it does not list get amd64's level.
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     arch = debian.machine_arch() if args.arch == "auto" else args.arch
     # A plan for another architecture may be looked at (--dry-run), never loaded.
     if args.mode != plan.DRY_RUN and arch != debian.machine_arch():
-        raise plan.PlanError(
+        raise PlanError(
             f"--arch {arch}: this machine runs {debian.machine_arch()}, and kexec boots kernels of "
             "the running architecture only; drop --arch, or use --dry-run to only see the plan"
         )
@@ -154,7 +155,7 @@ def default_mirror(sources: tuple[str, ...] = APT_SOURCES) -> str:
             found = re.search(r"^[ \t]*(?:deb[ \t]+(?:\[[^\]]*\][ \t]+)?|URIs:[ \t]*)(https?://\S+)", file.read(), re.M)
         if found:
             return found.group(1)
-    raise plan.PlanError(
+    raise PlanError(
         "no --mirror given and no http(s) archive in this host's apt sources: "
         "pass --mirror URL (a Debian mirror, the folder that holds dists/)"
     )
@@ -169,7 +170,7 @@ def network_parameters(mode: str, root: str = "/") -> tuple[list[str], str]:
     current = default_route(root)
     if current is None:
         if mode == "keep":
-            raise plan.PlanError(
+            raise PlanError(
                 "--network keep: this machine has no IPv4 default route to keep (/proc/net/route); use --network dhcp"
             )
         return [], "network: no IPv4 default route here, so the installer asks DHCP"
@@ -200,9 +201,7 @@ def preseed_parameters(spec: str, scratch: str) -> tuple[list[str], list[plan.Pl
         with open(spec, "rb") as file:
             content = file.read()
     except OSError as error:
-        raise plan.PlanError(
-            f"--preseed {spec}: {error.strerror}; give a readable preseed file or an http(s) URL"
-        ) from None
+        raise PlanError(f"--preseed {spec}: {error.strerror}; give a readable preseed file or an http(s) URL") from None
     archive = os.path.join(scratch, "preseed.cpio")
     with open(archive, "wb") as file:
         file.write(newc_archive({"preseed.cfg": content}))
@@ -239,7 +238,7 @@ def ssh_key_parameters(spec: str) -> tuple[list[str], str]:
     """
     if "://" in spec:
         if not spec.startswith("https://") or re.search(r"\s", spec):
-            raise plan.PlanError(
+            raise PlanError(
                 f"--ssh-key {spec}: give an https URL (the installer's wget checks its certificate) or a local public "
                 "key file; a key fetched over plain http or ftp could be swapped on the way, handing the installer's "
                 "root shell to whoever swapped it"
@@ -251,7 +250,7 @@ def ssh_key_parameters(spec: str) -> tuple[list[str], str]:
         keys = authorized_keys(spec)
         url = "base64://" + base64.b64encode(keys).decode()
         if len(url) > MAX_KEYS_PARAMETER:
-            raise plan.PlanError(
+            raise PlanError(
                 f"--ssh-key {spec}: {len(keys)} bytes of keys are too long for the kernel command "
                 f"line ({len(url)} characters encoded, {MAX_KEYS_PARAMETER} allowed); keep fewer "
                 "keys (an ed25519 key is about 100 bytes) or serve them at an https URL"
@@ -273,8 +272,8 @@ def authorized_keys(path: str) -> bytes:
     import base64
     import binascii
 
-    def refuse(why: str) -> plan.PlanError:
-        return plan.PlanError(f"--ssh-key {path}: {why}")
+    def refuse(why: str) -> PlanError:
+        return PlanError(f"--ssh-key {path}: {why}")
 
     try:
         with open(path, encoding="utf-8", errors="replace") as file:

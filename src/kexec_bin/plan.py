@@ -14,15 +14,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Sequence, TextIO
 
-from .errors import KexecBinError
+from .errors import PlanError
 
 # What the user asked for: print the plan only, load it and leave `kexec -e` to them, or boot it.
 DRY_RUN, LOAD_ONLY, BOOT = "dry-run", "load-only", "boot"
 MODES = (DRY_RUN, LOAD_ONLY, BOOT)
-
-
-class PlanError(KexecBinError):
-    """A story command cannot make a plan: a file is missing, unverifiable or does not fit."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import argparse
 import os
 
 from . import plan
-from .bootloader import BootError, Candidate, inside, modules_missing, named_kernel, next_kernel
+from .bootloader import Candidate, inside, modules_missing, named_kernel, next_kernel
+from .errors import BootError, PlanError
 
 # Parameters of the running command line that must not reach the next kernel, and why.
 DROPPED = {
@@ -72,7 +73,7 @@ def make_plan(args: argparse.Namespace) -> plan.BootPlan:
             candidate = named_kernel(root, args.kernel)
             decisions.append(f"kernel: {candidate.source}")
     except BootError as error:
-        raise plan.PlanError(str(error)) from None
+        raise PlanError(str(error)) from None
     kernel, release = _checked_kernel(root, candidate)
     initrds = _initrds(root, candidate, args.initrd, decisions)
     cmdline = _command_line(root, args, decisions)
@@ -93,16 +94,16 @@ def _checked_kernel(root: str, candidate: Candidate) -> tuple[plan.PlannedFile, 
     try:
         image = identify(path)
     except OSError as error:
-        raise plan.PlanError(f"{candidate.kernel}: cannot read it ({error.strerror}); check the path") from None
+        raise PlanError(f"{candidate.kernel}: cannot read it ({error.strerror}); check the path") from None
     if image is None:
-        raise plan.PlanError(
+        raise PlanError(
             f"{candidate.kernel} is not a kernel image (no bzImage, ELF, arm64 or riscv64 Image, "
             "EFI zboot, zImage, s390 or compressed vmlinuz header): give a vmlinuz from /boot"
         )
     release = image.release or candidate.release
     missing = modules_missing(root, release)
     if missing:
-        raise plan.PlanError(
+        raise PlanError(
             f"{candidate.kernel} ({release}): {missing}; install its package "
             f"(linux-image-{release}) or choose another kernel with --kernel"
         )
@@ -121,7 +122,7 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
         names, why = candidate.initrds, "the kernel's own"
     else:
         release = candidate.release or "RELEASE"
-        raise plan.PlanError(
+        raise PlanError(
             f"no initrd for {candidate.kernel}: /boot/initrd.img-{release} (or initramfs-{release}.img) "
             f"is missing; create it (update-initramfs -c -k {release}), or give --initrd PATH, "
             "or --initrd none for a kernel that needs none"
@@ -134,13 +135,13 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
             with open(path, "rb") as file:
                 head = file.read(8)
         except OSError as error:
-            raise plan.PlanError(
+            raise PlanError(
                 f"initrd {name}: cannot read it ({error.strerror}); "
                 "give an existing file with --initrd, or --initrd none"
             ) from None
         kind = next((kind for magic, kind in _INITRD_MAGICS if head.startswith(magic)), None)
         if kind is None:
-            raise plan.PlanError(
+            raise PlanError(
                 f"initrd {name} is neither a cpio archive nor compressed: "
                 "give an initramfs (update-initramfs writes /boot/initrd.img-RELEASE)"
             )
@@ -156,7 +157,7 @@ def _command_line(root: str, args: argparse.Namespace, decisions: list[str]) -> 
 
     running = Kernel(root).cmdline()
     if running.value is None:
-        raise plan.PlanError(f"cannot read the running command line ({running.path}): give one with --command-line")
+        raise PlanError(f"cannot read the running command line ({running.path}): give one with --command-line")
     kept: list[str] = []
     dropped: list[str] = []
     for word in str(running.value).split():

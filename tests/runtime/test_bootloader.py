@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from kexec_bin.bootloader import BootError, compare_versions, inside, next_kernel
+from kexec_bin.bootloader import compare_versions, inside, next_kernel
+from kexec_bin.errors import BootError
 
 from .kernel_trees import install_kernel, package_tree, write_grub
 

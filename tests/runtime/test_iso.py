@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kexec_bin import iso
-from kexec_bin.plan import PlanError
+from kexec_bin.errors import PlanError
 from kexec_build import iso_images
 from kexec_build.vm.binaries import wheel_for
 from tests.runtime.installed import install
