@@ -1,8 +1,22 @@
 """One root exception for the runtime, one subclass per thing that can stop a kexec, one exit code each.
 
 Only the commands (`kexec`, `kexec-bin`) print, and only through `guarded`: the one place that
-turns an exception into a message and an exit status (sysexits-style numbers, see the README's
-"Security model"). The API raises these with the explanation inside, and nothing else.
+turns an exception into a message and an exit status. The API raises these with the explanation
+inside, and nothing else. The exit codes (sysexits-style; after `execv`, `kexec`'s status is
+kexec-tools' own), each distinct so a script can tell them apart:
+
+    0    ok
+    1    the kernel refuses (BlockedError), or a story command cannot make its plan (PlanError)
+    64   usage: a bad argument, KEXEC_BIN_PREFER value or --root (UsageError)
+    65   a file or signature failed verification: bad signature, wrong checksum or size, a
+         tampered Release or package (VerificationError, EX_DATAERR)
+    69   no kexec program may run (ChoiceError, BinaryError)
+    70   internal error: a bug in kexec-bin (InternalError, anything unexpected)
+    74   the output could not be written (stdout: a full disk, a reader that went away)
+    75   a mirror or the network could not be reached or broke off: try again or another
+         mirror (DownloadError, EX_TEMPFAIL)
+    126  the chosen kexec program exists but the system refused to run it
+    130  interrupted (Ctrl-C)
 """
 
 import os
@@ -10,17 +24,17 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the shim imports this module: no `typing` at run time
-    from typing import Callable
-
-    from .findings import Support
+    from typing import Any, Callable
 
 # The exit-code contract of `kexec` and `kexec-bin` (kexec's own status passes through unchanged).
 EXIT_OK = 0
 EXIT_BLOCKED = 1  # the kernel refuses (or the doctor cannot say it works)
 EXIT_USAGE = 64  # EX_USAGE: bad arguments, KEXEC_BIN_PREFER or --root
+EXIT_DATA = 65  # EX_DATAERR: a file or signature failed verification
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no kexec program that may run (missing, damaged, a loop)
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in kexec-bin
 EXIT_IO = 74  # EX_IOERR: the output could not be written (full disk, closed pipe)
+EXIT_TEMPORARY = 75  # EX_TEMPFAIL: a mirror or the network could not be reached, or broke off
 EXIT_CANNOT_EXECUTE = 126  # the chosen program exists but the system refused to run it
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
@@ -50,9 +64,12 @@ class BinaryError(KexecBinError):
 
 
 class BlockedError(KexecBinError):
-    """The kernel certainly refuses the operation; `support` holds the doctor's findings."""
+    """The kernel certainly refuses the operation; `support` holds the doctor's findings (a `findings.Support`).
 
-    def __init__(self, message: str, support: "Support") -> None:
+    Typed loosely: errors is the bottom of the import graph, and findings imports it.
+    """
+
+    def __init__(self, message: str, support: "Any") -> None:
         super().__init__(message)
         self.support = support
 
@@ -85,11 +102,18 @@ class BootError(KexecBinError):
 
 
 class VerificationError(KexecBinError):
-    """A link of Debian's signed chain did not hold: a bad signature, a wrong hash, a missing entry."""
+    """A file or signature failed verification: a bad signature, a wrong hash or size, a missing entry."""
+
+    exit_code = EXIT_DATA
 
 
 class DownloadError(KexecBinError):
-    """A URL could not be fetched, or what came back is not the file that was asked for."""
+    """A mirror or the network could not be reached, or broke off: running it again (or another mirror) may work.
+
+    What came back but is not the file (a wrong hash or size) is a VerificationError.
+    """
+
+    exit_code = EXIT_TEMPORARY
 
 
 REPORT = "please report it to the kexec-bin project with the command you ran"

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import pytest
 
 from kexec_bin import cli, debian
+from kexec_bin.errors import EXIT_DATA, EXIT_TEMPORARY
 from kexec_build import keyring, netboot_mirror
 from tests.runtime.installed import system_kexec
 
@@ -128,7 +129,7 @@ def test_a_suite_or_number_resolves_through_the_signed_release_fields(netboot, m
 def test_a_mirror_answering_with_another_release_is_refused(netboot, mirror, real_files):
     url = mirror({"dists/trixie/InRelease": real_files["dists/bookworm/InRelease"]})
     status, _, err, calls = netboot("--mirror", url, "--release", "trixie", "--load-only")
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     assert "is signed for Suite 'oldstable', Codename 'bookworm', not 'trixie'" in err
 
 
@@ -139,7 +140,7 @@ def test_a_changed_byte_in_inrelease_breaks_the_signature(netboot, mirror, real_
     status, _, err, calls = netboot(
         "--mirror", mirror({"dists/bookworm/InRelease": tampered}), "--release", "bookworm", "--load-only"
     )
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     assert "/dists/bookworm/InRelease: signature not valid with keyring" in err and "BAD signature" in err
 
 
@@ -148,7 +149,7 @@ def test_inrelease_signed_by_a_throwaway_key_is_refused(netboot, mirror, real_fi
     status, _, err, calls = netboot(
         "--mirror", mirror({"dists/bookworm/InRelease": resigned}), "--release", "bookworm", "--load-only"
     )
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     assert "signature not valid" in err and "No public key" in err
 
 
@@ -161,7 +162,7 @@ def test_an_altered_sha256sums_is_refused_and_never_cached(netboot, mirror, real
     status, _, err, calls = netboot(
         "--mirror", mirror({f"{IMAGES}/SHA256SUMS": sums}), "--release", "bookworm", "--load-only"
     )
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     expected = netboot_mirror.signed_sha256(
         real_files["dists/bookworm/InRelease"], "main/installer-amd64/current/images/SHA256SUMS"
     )
@@ -174,7 +175,7 @@ def test_a_truncated_initrd_is_refused_and_never_cached(netboot, mirror, real_fi
     status, _, err, calls = netboot(
         "--mirror", mirror({INITRD: initrd[: len(initrd) // 2]}), "--release", "bookworm", "--load-only"
     )
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     assert (
         f"netboot/debian-installer/amd64/initrd.gz: sha256 mismatch: expected {netboot_mirror.sha256(initrd)}, "
         f"got {netboot_mirror.sha256(initrd[: len(initrd) // 2])} ({len(initrd) // 2} bytes"
@@ -185,13 +186,13 @@ def test_a_truncated_initrd_is_refused_and_never_cached(netboot, mirror, real_fi
 def test_an_html_page_instead_of_the_kernel_is_refused(netboot, mirror):
     page = (b"<html><body>Please log in to use this network</body></html>", "text/html; charset=utf-8")
     status, _, err, calls = netboot("--mirror", mirror({KERNEL: page}), "--release", "bookworm", "--load-only")
-    assert status == 1 and calls == []
+    assert status == EXIT_TEMPORARY and calls == []
     assert f"/debian/{KERNEL}: the server sent an HTML page (text/html; charset=utf-8), not the file" in err
 
 
 def test_a_missing_file_is_a_404_naming_the_url(netboot, mirror):
     status, _, err, calls = netboot("--mirror", mirror({INITRD: None}), "--release", "bookworm", "--load-only")
-    assert status == 1 and calls == []
+    assert status == EXIT_TEMPORARY and calls == []
     assert f"/debian/{INITRD}: HTTP 404" in err
 
 
@@ -203,14 +204,14 @@ def test_another_architecture_than_the_machine_is_refused_before_any_download(ne
 
 def test_an_architecture_without_an_installer_in_the_release_is_refused(netboot, mirror):
     status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--arch", "riscv64")
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     assert "Debian bookworm ships no installer for riscv64 (its InRelease lists installers for amd64, arm64," in err
 
 
 def test_without_gpgv_the_error_names_the_package(netboot, mirror, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "sbin"))  # the recording kexec only: no gpgv
     status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--load-only")
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     assert "gpgv is not installed" in err and "install the gpgv package" in err
 
 
@@ -420,7 +421,7 @@ def test_without_a_host_keyring_the_copy_the_wheel_ships_verifies(netboot, mirro
 
 def test_a_missing_keyring_file_is_named(netboot, mirror, tmp_path):
     status, _, err, calls = netboot("--mirror", mirror(), "--keyring", str(tmp_path / "nope.gpg"), "--load-only")
-    assert status == 1 and calls == []
+    assert status == EXIT_DATA and calls == []
     assert f"--keyring {tmp_path / 'nope.gpg'}: no such file" in err
 
 
