@@ -119,7 +119,9 @@ def _story(name: str, args: list) -> int:
     parser = Parser(prog=f"kexec-bin {name}", description=summary)
     command = importlib.import_module(f"{__package__}.{module}")
     command.add_arguments(parser)
-    return command.run(parser.parse_args(args))
+    from .plan.boot import run_story
+
+    return run_story(command.run, parser.parse_args(args))
 
 
 def _usage() -> str:

@@ -38,8 +38,11 @@ def support(root: str = "/", choice: Choice | None = None) -> Support:
     )
 
 
-def preflight(operation: tuple, choice: Choice, root: str = "/") -> Support:
-    """Raise `BlockedError` when the kernel certainly refuses `operation` (action, syscall)."""
+def preflight(operation: tuple, choice: Choice | None, root: str = "/") -> Support:
+    """Raise `BlockedError` when the kernel certainly refuses `operation` (action, syscall).
+
+    `choice` None: the program `kexec` would run (a missing one is itself a finding).
+    """
     action, syscall = operation
     check_operation(action, syscall)
     result = support(root, choice)

@@ -83,10 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="boot the whole image through syslinux's memdisk (x86 machines booted by BIOS)",
     )
-    parser.add_argument(
-        "--root", default="/", help="read /proc, /sys and /usr/lib/syslinux under this folder (default: /)"
-    )
-    plan.add_mode_options(parser)
+    plan.add_story_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -311,12 +308,13 @@ def kernel_plan(
         kernel_path,
         origin.format(entry.kernel),
         check.format(iso.extract(entry.kernel, kernel_path, f"entry {number}'s kernel")),
+        temporary=True,
     )
     initrds = []
     for index, initrd in enumerate(entry.initrds):
         target = os.path.join(scratch, f"initrd{index}")
         size = iso.extract(initrd, target, f"entry {number}'s initrd")
-        initrds.append(PlannedFile(target, origin.format(initrd), check.format(size)))
+        initrds.append(PlannedFile(target, origin.format(initrd), check.format(size), temporary=True))
     decisions = [f"entry {number} of {iso.path}: {entry.title} ({why}; --entry chooses another)"]
     words = [entry.cmdline] if entry.cmdline else []
     warnings = []

@@ -62,7 +62,8 @@ def _runner(wheel):
             [str(wheel.kexec_bin), "iso", *map(str, args)],
             capture_output=True,
             text=True,
-            env={"PATH": "/usr/bin:/bin", **(env or {})},
+            # The plans are the subject here, not this host's kernel (which may refuse kexec: test_plan_core).
+            env={"PATH": "/usr/bin:/bin", "KEXEC_BIN_NO_CHECK": "1", **(env or {})},
         )
 
     return run
@@ -165,11 +166,13 @@ def test_dry_run_plans_an_entry_chosen_by_title_with_console_and_append(kexec_bi
     assert f"checked: extracted from the image: {kernel.stat().st_size} bytes" in out
     assert "command line: priority=low vga=788 --- console=ttyS0,115200 debconf/frontend=noninteractive" in out
     assert "image path: none added" in out
+    # The files are extracted for the load only: a dry run names no path that is gone when it ends.
     assert re.search(
-        r"kexec command: \S+ --load --kexec-syscall-auto --initrd=\S+/kexec-bin-iso-\w+/initrd0 "
-        r"'--command-line=priority=low vga=788 [^']*' -- \S+/kexec-bin-iso-\w+/kernel\n",
+        r"kexec command: \S+ --load --kexec-syscall-auto '--initrd=<initrd>' "
+        r"'--command-line=priority=low vga=788 [^']*' -- '<kernel>'\n",
         out,
     ), out
+    assert "kexec-bin-iso-" not in out
     assert out.rstrip().endswith("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)")
 
 
