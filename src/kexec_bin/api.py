@@ -35,6 +35,13 @@ def _only_kexec_bin_errors(function: Callable[..., T]) -> Callable[..., T]:
             return function(*args, **kwargs)
         except KexecBinError:
             raise
+        except TypeError as error:
+            if error.__traceback__ is not None and error.__traceback__.tb_next is None:
+                # Raised by the call itself, not inside the function: arguments that do not fit its signature.
+                raise UsageError(
+                    f"kexec_bin.{function.__name__}: {error}; see help(kexec_bin.{function.__name__})"
+                ) from None
+            raise InternalError(f"kexec_bin.{function.__name__}: internal error (TypeError: {error})") from error
         except Exception as error:
             message = f"kexec_bin.{function.__name__}: internal error ({type(error).__name__}: {error})"
             raise InternalError(message) from error

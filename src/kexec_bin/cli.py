@@ -92,6 +92,9 @@ def _dispatch(args: list) -> int:
         if args and args[0] in ("-h", "--help"):
             print(_overview())
             return EXIT_OK
+        if args == ["--version"]:
+            print(_version())
+            return EXIT_OK
         raise _usage_error(
             _usage(),
             f"choose a command: {', '.join(names)}"
@@ -124,6 +127,21 @@ def _story(name: str, args: list) -> int:
     return run_story(command.run, parser.parse_args(args))
 
 
+def _version() -> str:
+    """This kexec-bin's version, and the kexec-tools bundled with it (a source checkout has neither)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("kexec-bin")
+    except PackageNotFoundError:
+        own = "(not installed: a source checkout)"
+    try:
+        from . import _build_info as info
+    except ImportError:
+        return f"kexec-bin {own}"
+    return f"kexec-bin {own} (bundled kexec-tools {info.KEXEC_TOOLS_VERSION} for {info.TARGET})"
+
+
 def _usage() -> str:
     return f"usage: kexec-bin {{{','.join([*COMMANDS, *STORIES])}}} ..."
 
@@ -132,7 +150,7 @@ def _overview() -> str:
     lines = [_usage(), "", __doc__.split("\n", 1)[0], "", "commands:"]
     lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
     lines += [f"  {name:<8} {summary}" for name, (_, summary) in STORIES.items()]
-    return "\n".join(lines + ["", "`kexec-bin COMMAND --help` shows a command's options."])
+    return "\n".join(lines + ["", "`kexec-bin COMMAND --help` shows a command's options; --version, the versions."])
 
 
 def _usage_error(usage: str, message: str) -> UsageError:

@@ -117,37 +117,84 @@ class DownloadError(KexecBinError):
 
 
 REPORT = "please report it to the kexec-bin project with the command you ran"
+# errno values that mean the network, not this machine, is in the way (ENETUNREACH, EHOSTUNREACH,
+# EADDRNOTAVAIL, ECONNREFUSED, ECONNRESET, ETIMEDOUT on Linux): try again, or another mirror.
+_NETWORK_ERRNOS = {101, 113, 99, 111, 104, 110}
+
+
+class OutputError(OSError):
+    """Standard output could not be written (a full disk, a closed pipe): told apart from any other OSError."""
+
+
+class _Output:
+    """sys.stdout inside `guarded`: a failure to write it becomes an OutputError, and is remembered
+    (argparse swallows an OSError from printing its --help; the status must still say it)."""
+
+    def __init__(self, stream: "Any") -> None:
+        self._stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as error:
+            raise self._failure(error) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as error:
+            raise self._failure(error) from None
+
+    def _failure(self, error: OSError) -> OutputError:
+        self.failed = error
+        return OutputError(error.errno, error.strerror)
+
+    def __getattr__(self, name: str) -> "Any":
+        return getattr(self._stream, name)
 
 
 def guarded(program: str, function: "Callable[[], int]") -> int:
     """Run a command's body; return its status, or print one line for any failure and return its code.
 
     Output is flushed here, inside the boundary, so a closed pipe or a full disk is one error
-    line and a code rather than a traceback at interpreter exit.
+    line and a code rather than a traceback at interpreter exit. Only a failure to write standard
+    output is "cannot write the output"; any other OSError names its own file and cause.
     """
+    stdout = sys.stdout
+    output = None if stdout is None else _Output(stdout)
     try:
         try:
-            reconfigure = getattr(sys.stdout, "reconfigure", None)  # None: stdout closed, or not a text file
+            reconfigure = getattr(stdout, "reconfigure", None)  # None: stdout closed, or not a text file
             if reconfigure:
                 reconfigure(errors="backslashreplace")  # a path that is not UTF-8 is shown, not fatal
+            sys.stdout = output  # type: ignore[assignment]
             status = function()
         except SystemExit as done:  # argparse's --help and usage errors end this way
             status = done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_USAGE)
-        if sys.stdout is not None:
-            sys.stdout.flush()
+        if output is not None:
+            output.flush()
+            if output.failed is not None:
+                raise OutputError(output.failed.errno, output.failed.strerror)
         return status
     except KexecBinError as error:
         return complain(program, str(error), error.exit_code)
-    except BrokenPipeError:  # the reader went away (`kexec-bin doctor | head -1`): nothing to say
+    except OutputError as error:
+        sys.stdout = stdout
         _silence_stdout()
-        return EXIT_IO
-    except OSError as error:
-        _silence_stdout()
+        if output is not None and isinstance(output.failed, BrokenPipeError):
+            return EXIT_IO  # the reader went away (`kexec-bin doctor | head -1`): nothing to say
         return complain(program, f"cannot write the output: {error.strerror or error}", EXIT_IO)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        code = EXIT_TEMPORARY if error.errno in _NETWORK_ERRNOS else EXIT_IO
+        return complain(program, f"{where}{error.strerror or error}", code)
     except KeyboardInterrupt:
         return complain(program, "interrupted", EXIT_INTERRUPTED)
     except Exception as error:
         return complain(program, f"internal error ({type(error).__name__}: {error}); {REPORT}", EXIT_INTERNAL)
+    finally:
+        sys.stdout = stdout
 
 
 def complain(program: str, message: str, code: int) -> int:

@@ -199,7 +199,8 @@ def test_an_image_on_tmpfs_is_warned_about_when_the_entry_needs_it(kexec_bin_iso
     finally:
         copy.unlink()
     assert result.returncode == 0, result.stderr
-    assert f"warning: {copy} is on tmpfs (/dev/shm): the booted system cannot find its image there" in result.stdout
+    warning = f"kexec-bin: warning: {copy} is on tmpfs (/dev/shm): the booted system cannot find its image there"
+    assert warning in result.stderr  # warnings go to standard error
 
 
 # Refusals: each names the thing and the fix, on one line, before anything is loaded.

@@ -328,8 +328,8 @@ def test_ssh_key_file_starts_network_console_with_the_keys_on_the_command_line(n
     assert call.count("--initrd=") == 1  # nothing beside the installer's own initrd
     assert f"ssh: network-console with 2 authorized keys from {keys}, on the command line" in out
     assert (
-        "warning: --ssh-key: network-console and openssh-server-udeb are not in the netboot initrd; the installer "
-        "downloads them from its own Debian mirror" in out
+        "kexec-bin: warning: --ssh-key: network-console and openssh-server-udeb are not in the netboot initrd; the "
+        "installer downloads them from its own Debian mirror" in err
     )
 
 

@@ -134,6 +134,8 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
             "the kernel it would load into are this host's, and so is the live network state",
             file=out,
         )
+    out.flush()  # the plan first, then its warnings, when both go to one terminal
+    sys.stderr.write(plan.warnings_text())
     needed = plan.memory_needed_in_total()
     if needed and available is not None and needed > available:
         raise PlanError(

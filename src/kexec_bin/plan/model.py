@@ -96,8 +96,11 @@ class BootPlan:
         kernel = "<kernel>" if self.kernel.temporary else None
         command = [program or "kexec", *self.kexec_arguments(joined, kernel)]
         lines.append(f"  kexec command: {shown(' '.join(_quoted(word) for word in command))}")
-        lines += [f"warning: {shown(warning)}" for warning in self.warnings]
         return "\n".join(lines)
+
+    def warnings_text(self) -> str:
+        """The plan's warnings, one line each, for standard error ("" when there are none)."""
+        return "".join(f"kexec-bin: warning: {shown(warning)}\n" for warning in self.warnings)
 
     def initrd_for_kexec(self, joined: str | None) -> str | None:
         """The one initrd kexec is given: `joined` when several were made one, else the plan's own, else none."""
