@@ -19,6 +19,7 @@ import struct
 import tempfile
 
 from . import plan
+from ._architectures import X86
 from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
 from .errors import ConfigError, PlanError
 from .plan import PlannedFile
@@ -59,7 +60,6 @@ UNREACHABLE_FILESYSTEMS = {
 MEMDISK = "usr/lib/syslinux/memdisk"
 # The x86 wheels carry syslinux-common's memdisk for hosts without it (recipes/bundled.toml).
 BUNDLED_MEMDISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot", "memdisk")
-X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
 PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
 
