@@ -59,7 +59,7 @@ UNREACHABLE_FILESYSTEMS = {
 }
 MEMDISK = "usr/lib/syslinux/memdisk"
 # The x86 wheels carry syslinux-common's memdisk for hosts without it (recipes/bundled.toml).
-BUNDLED_MEMDISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot", "memdisk")
+BUNDLED_MEMDISK = "boot/memdisk"
 PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
 
@@ -401,12 +401,13 @@ def memdisk_file(root: str = "/", bundled: str = BUNDLED_MEMDISK) -> PlannedFile
         return PlannedFile(
             host, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
         )
-    if os.path.isfile(bundled):
-        from .resolve import sha256_of
+    from .resolve import carried
 
-        digest = sha256_of(bundled)
+    checked = carried(bundled)
+    if checked:
+        bundled, digest = checked
         origin = f"bundled in this wheel ({host} is missing): Debian's syslinux-common, as the wheel's SBOM names it"
-        return PlannedFile(bundled, origin, f"sha256 {digest}; the wheel's SBOM lists the one it shipped")
+        return PlannedFile(bundled, origin, f"sha256 {digest}, the one this wheel was built with (its SBOM lists it)")
     raise PlanError(
         f"--memdisk: {host} is missing, and this kexec-bin carries no memdisk (only the x86 wheels do); "
         "install it (Debian, Ubuntu: apt install syslinux-common)"

@@ -127,6 +127,10 @@ def build_info_module(target: Target, release: Release, binary: Path) -> str:
         "ELF_MACHINE": target.elf_machine,
         "KEXEC_TOOLS_VERSION": release.version,
         "SHA256": sbom.sha256_of(binary),
+        # The other files the wheel carries (kexec_bin/boot/memdisk), by their path in the package: checked before use.
+        "CARRIED": {
+            item.wheel_path.removeprefix("kexec_bin/"): item.member_sha256 for item in bundled.for_target(target.name)
+        },
     }
     lines = [f"{name} = {value!r}" for name, value in values.items()]
     return (

@@ -389,7 +389,7 @@ def test_memdisk_is_the_one_the_x86_wheel_carries_when_the_host_has_none(tmp_pat
     assert result.returncode == 0, result.stderr
     digest = hashlib.sha256(carried.read_bytes()).hexdigest()
     assert f"bundled in this wheel ({tmp_path}/root/{iso.MEMDISK} is missing)" in result.stdout
-    assert f"sha256 {digest}; the wheel's SBOM lists the one it shipped" in result.stdout
+    assert f"sha256 {digest}, the one this wheel was built with (its SBOM lists it)" in result.stdout
     assert (
         f" --load --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw' -- {carried}\n" in result.stdout
     )

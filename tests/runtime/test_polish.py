@@ -89,3 +89,19 @@ def test_lockdown_unknown_because_securityfs_is_not_mounted(tree, capsys):
     (lockdown,) = [finding for finding in report.findings if finding.check == "lockdown"]
     assert lockdown.meaning == "lockdown state unknown (securityfs is not mounted)"
     assert lockdown.commands == ("mount -t securityfs securityfs /sys/kernel/security",)
+
+
+def test_a_carried_memdisk_that_is_not_the_built_one_is_refused(tmp_path):
+    from .installed import install
+
+    installed = install(tmp_path / "installed", Path("/bin/echo"))
+    carried = installed.site / "kexec_bin/boot/memdisk"
+    carried.parent.mkdir()
+    carried.write_bytes(b"not the memdisk this wheel was built with\n")
+    result = subprocess.run(
+        [str(installed.venv / "bin/python"), "-c", "from kexec_bin import iso; iso.memdisk_file('/nonexistent')"],
+        capture_output=True,
+        text=True,
+    )
+    assert "VerificationError" in result.stderr
+    assert f"{carried}, carried in this wheel, is not the file it was built with (sha256 " in result.stderr
