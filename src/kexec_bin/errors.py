@@ -168,7 +168,7 @@ def guarded(program: str, function: "Callable[[], int]") -> int:
             reconfigure = getattr(stdout, "reconfigure", None)  # None: stdout closed, or not a text file
             if reconfigure:
                 reconfigure(errors="backslashreplace")  # a path that is not UTF-8 is shown, not fatal
-            sys.stdout = output  # type: ignore[assignment]
+            sys.stdout = output
             status = function()
         except SystemExit as done:  # argparse's --help and usage errors end this way
             status = done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_USAGE)

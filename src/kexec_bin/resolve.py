@@ -219,7 +219,7 @@ def carried(name: str) -> "tuple[str, str] | None":
     else:
         expected = getattr(info, "CARRIED", {}).get(name)
     unlike = _unlike_built(path, expected)
-    if unlike:
+    if unlike or expected is None:  # no record: unlike says so
         from .errors import VerificationError
 
         raise VerificationError(f"{path}, carried in this wheel, is not the file it was built with {unlike}")

@@ -68,7 +68,7 @@ def test_an_address_not_on_this_host_is_a_network_failure(capsys):
 
 def test_arguments_that_do_not_fit_the_api_are_a_usage_error():
     with pytest.raises(UsageError) as raised:
-        kexec_bin.load("/boot/vmlinuz", None, None, True)  # type: ignore[misc]
+        kexec_bin.load("/boot/vmlinuz", None, None, True)
     assert "takes from 1 to 3 positional arguments but 4 were given" in str(raised.value)
     assert raised.value.exit_code == EXIT_USAGE
 

@@ -4,7 +4,7 @@ no download, the plan printed, the doctor's preflight, the load, and a clean boo
 `--root` has one meaning everywhere: the file tree of the machine being inspected (/proc, /sys,
 /boot, /etc under it). A plan made under `--root` is only looked at: what cannot come from a tree
 (the kernel `--load-only` and `--yes` would load into, the live network, the kexec program) is
-this host's, and the plan says so.
+this host's: the plan says so, and `--root` goes with `--dry-run` only.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 
 from .. import ops
-from ..errors import BlockedError, KexecBinError, PlanError
+from ..errors import BlockedError, KexecBinError, PlanError, UsageError
 from . import probes
 from .model import BootPlan, PlannedFile, size_text
 
@@ -27,7 +27,6 @@ DRY_RUN, LOAD_ONLY, BOOT = "dry-run", "load-only", "boot"
 MODES = (DRY_RUN, LOAD_ONLY, BOOT)
 # The transient timer (and service) that boots the loaded kernel after a delay under systemd.
 SYSTEMD_UNIT = "kexec-bin-reboot"
-NO_CHECK = "KEXEC_BIN_NO_CHECK"
 
 
 def add_story_options(parser: argparse.ArgumentParser, *, default_exec_after: float = 5.0) -> None:
@@ -63,7 +62,7 @@ def add_story_options(parser: argparse.ArgumentParser, *, default_exec_after: fl
         default="/",
         metavar="DIR",
         help="the machine to inspect, as a file tree (its /proc, /sys, /boot and /etc under DIR; "
-        "default /: this machine); the kernel that would load is this host's",
+        "default /: this machine); with --dry-run only: the kernel that would load is this host's",
     )
 
 
@@ -88,6 +87,11 @@ def run_story(run: Callable[[argparse.Namespace], int], args: argparse.Namespace
     cannot be made on such a host says the kernel's reason first (not the plan's, which would send
     the user to fix the wrong thing).
     """
+    if args.root != "/" and args.mode != DRY_RUN:
+        raise UsageError(
+            f"--root {args.root} with --{'yes' if args.mode == BOOT else 'load-only'}: a tree is only inspected, "
+            "while the kernel that would load is this host's; drop --root to load here, or --dry-run to see the plan"
+        )
     if args.mode != DRY_RUN:
         blocked = refusal(args.root)
         if blocked:
@@ -106,7 +110,7 @@ def refusal(root: str = "/", syscall: str = "auto") -> BlockedError | None:
 
     KEXEC_BIN_NO_CHECK=1 skips the check, as it does for `kexec`.
     """
-    if os.environ.get(NO_CHECK, "") in ("1", "yes", "true"):
+    if ops.checks_skipped():
         return None
     from ..doctor import preflight
 
