@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 
 from . import ops
 from .doctor import preflight
@@ -137,6 +136,8 @@ def _text(name: str, value: object) -> str:
 def _run(args: Sequence[str], action: str | None, syscall: str, root: str) -> None:
     choice = choose(verify=True)
     checked = preflight((action, syscall), choice, root) if action and not ops.checks_skipped() else None
+    import subprocess  # here: a dry run prints load_arguments' words and runs nothing
+
     try:
         result = subprocess.run([choice.path, *args], capture_output=True, env=child_environment(choice))
     except OSError as error:

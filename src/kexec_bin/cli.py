@@ -118,8 +118,19 @@ def _story(name: str, args: list) -> int:
         def error(self, message: str) -> None:  # type: ignore[override]
             raise _usage_error(self.format_usage().rstrip(), message)  # exit 64 through guarded, not argparse's 2
 
+    def formatter(prog: str) -> argparse.HelpFormatter:
+        # The width argparse would take from shutil, which imports shutil (and lzma, bz2) on every run.
+        import os
+
+        stdout = sys.__stdout__
+        try:
+            columns = int(os.environ.get("COLUMNS", "") or os.get_terminal_size(stdout.fileno() if stdout else 1)[0])
+        except (OSError, ValueError):  # not a terminal
+            columns = 80
+        return argparse.HelpFormatter(prog, width=columns - 2)
+
     module, summary = STORIES[name]
-    parser = Parser(prog=f"kexec-bin {name}", description=summary)
+    parser = Parser(prog=f"kexec-bin {name}", description=summary, formatter_class=formatter)
     command = importlib.import_module(f"{__package__}.{module}")
     command.add_arguments(parser)
     from .plan.boot import run_story

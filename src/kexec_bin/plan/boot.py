@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import argparse
     from typing import Callable, Sequence, TextIO
 
+    from ..resolve import Choice
+
 # What the user asked for: print the plan only, load it and leave `kexec -e` to them, or boot it.
 DRY_RUN, LOAD_ONLY, BOOT = "dry-run", "load-only", "boot"
 MODES = (DRY_RUN, LOAD_ONLY, BOOT)
@@ -105,8 +107,9 @@ def run_story(run: Callable[[argparse.Namespace], int], args: argparse.Namespace
         raise BlockedError(f"{blocked}\n  (and no plan could be made: {error})", blocked.support) from None
 
 
-def refusal(root: str = "/", syscall: str = "auto") -> BlockedError | None:
-    """Why the kernel under `root` certainly refuses to load a kernel (`syscall`: the API's name), or None.
+def refusal(root: str = "/", syscall: str = "auto", choice: Choice | None = None) -> BlockedError | None:
+    """Why the kernel under `root` certainly refuses to load a kernel (`syscall`: the API's name) with
+    `choice` (default: the program `kexec` would run, verified), or None.
 
     KEXEC_BIN_NO_CHECK=1 skips the check, as it does for `kexec`.
     """
@@ -115,7 +118,7 @@ def refusal(root: str = "/", syscall: str = "auto") -> BlockedError | None:
     from ..doctor import preflight
 
     try:
-        preflight((ops.LOAD, ops.API_SYSCALLS[syscall]), None, root)
+        preflight((ops.LOAD, ops.API_SYSCALLS[syscall]), choice, root)
     except BlockedError as error:
         return error
     return None
@@ -148,7 +151,7 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
         )
     if mode == DRY_RUN:
         print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
-        blocked = refusal(root, plan.syscall)
+        blocked = refusal(root, plan.syscall, choice)  # the program chosen above: a dry run runs none
         if blocked:
             raise BlockedError(f"this plan would be refused here: {blocked}", blocked.support)
         return 0
