@@ -15,7 +15,7 @@ from kexec_bin.cli import main
 from kexec_bin.doctor import BLOCKED, support
 
 from .conftest import set_options
-from .installed import system_kexec
+from .installed import install, system_kexec
 from .kernel_trees import install_kernel, package_tree
 
 
@@ -128,3 +128,26 @@ def test_a_failed_exec_without_systemd_leaves_the_file_systems_writable(
         raised.value
     )
     assert "no systemd; sync, remount every filesystem read-only, then kexec -e" in capsys.readouterr().out
+
+
+def test_iso_dry_run_on_a_host_without_kexec_shows_the_plan_and_says_it_would_be_refused(tmp_path):
+    if support("/").verdict != BLOCKED:
+        pytest.skip("this host's kernel can load kernels: the refusal needs one that cannot")
+    import shutil
+
+    import pycdlib
+
+    from kexec_build import iso_images
+
+    image = iso_images.loopback_image(tmp_path)
+    installed = install(tmp_path / "installed", Path("/bin/echo"))
+    shutil.copytree(Path(pycdlib.__file__).parent, installed.site / "pycdlib")
+    result = subprocess.run(
+        [str(installed.kexec_bin), "iso", str(image), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1, result
+    assert "plan: " in result.stdout and "dry run: nothing loaded" in result.stdout
+    assert result.stderr.startswith("kexec-bin: this plan would be refused here: the kernel will refuse"), result.stderr
