@@ -7,22 +7,18 @@ shared options, the refusals that need no download, the plan printed, the doctor
 through the same program `kexec` would run, the load, and a clean boot.
 """
 
-from .boot import BOOT, DRY_RUN, LOAD_ONLY, MODES, add_story_options, boot_loaded, carry_out
+from .boot import DRY_RUN, add_story_options, carry_out
 from .model import BootPlan, PlannedFile, size_text
-from .probes import available_memory, console_parameters, systemd_runs
+from .probes import available_memory, console_parameters
 
+# What the story commands use; the rest is in the modules themselves (boot.boot_loaded, model.shown).
 __all__ = [
-    "BOOT",
     "DRY_RUN",
-    "LOAD_ONLY",
-    "MODES",
     "BootPlan",
     "PlannedFile",
     "add_story_options",
     "available_memory",
-    "boot_loaded",
     "carry_out",
     "console_parameters",
     "size_text",
-    "systemd_runs",
 ]

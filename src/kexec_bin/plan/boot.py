@@ -101,7 +101,7 @@ def run_story(run: Callable[[argparse.Namespace], int], args: argparse.Namespace
     try:
         return run(args)
     except PlanError as error:
-        blocked = refusal(args.root)
+        blocked = refusal(args.root) if args.mode == DRY_RUN else None  # a load was checked above
         if blocked is None:
             raise
         raise BlockedError(f"{blocked}\n  (and no plan could be made: {error})", blocked.support) from None
