@@ -145,7 +145,7 @@ def _version() -> str:
     try:
         own = version("kexec-bin")
     except PackageNotFoundError:
-        own = "(not installed: a source checkout)"
+        own = "(version unknown: no package metadata, as in a source checkout)"
     try:
         from . import _build_info as info
     except ImportError:
