@@ -151,3 +151,29 @@ def test_iso_dry_run_on_a_host_without_kexec_shows_the_plan_and_says_it_would_be
     assert result.returncode == 1, result
     assert "plan: " in result.stdout and "dry run: nothing loaded" in result.stdout
     assert result.stderr.startswith("kexec-bin: this plan would be refused here: the kernel will refuse"), result.stderr
+
+
+def test_the_probes_never_wait_on_a_fifo(tmp_path):
+    # A FIFO planted where /proc/meminfo, /proc/cmdline and the console list should be: read by the
+    # doctor's reader, each probe answers "unknown" at once (a plain open() would wait forever).
+    import os
+    import sys
+
+    for path in ("proc/meminfo", "proc/cmdline", "sys/class/tty/console/active"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(tmp_path / path)
+    probe = (
+        "import sys; from kexec_bin.plan import probes; "
+        "print(probes.available_memory(sys.argv[1]), probes.console_parameters('auto', sys.argv[1]))"
+    )
+    source = str(Path(__file__).resolve().parents[2] / "src")
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": source},
+    )
+    assert result.returncode == 0, result.stderr
+    none_found = "console: none found (no console= in /proc/cmdline, no /sys/class/tty/console/active)"
+    assert result.stdout == f"None ([], {none_found!r})\n"
