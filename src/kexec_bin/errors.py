@@ -186,15 +186,23 @@ def guarded(program: str, function: "Callable[[], int]") -> int:
             return EXIT_IO  # the reader went away (`kexec-bin doctor | head -1`): nothing to say
         return complain(program, f"cannot write the output: {error.strerror or error}", EXIT_IO)
     except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        code = EXIT_TEMPORARY if error.errno in _NETWORK_ERRNOS else EXIT_IO
-        return complain(program, f"{where}{error.strerror or error}", code)
+        return complain(program, _os_error_text(error), EXIT_TEMPORARY if error.errno in _NETWORK_ERRNOS else EXIT_IO)
     except KeyboardInterrupt:
         return complain(program, "interrupted", EXIT_INTERRUPTED)
     except Exception as error:
         return complain(program, f"internal error ({type(error).__name__}: {error}); {REPORT}", EXIT_INTERNAL)
     finally:
         sys.stdout = stdout
+
+
+def _os_error_text(error: OSError) -> str:
+    """An OSError that is not the output's: its file when known, its errno text, and for a full disk where to look."""
+    text = f"{error.filename}: {error.strerror}" if error.filename else f"{error.strerror or error}"
+    if error.errno == 28:  # ENOSPC, often from a write that names no file
+        import tempfile
+
+        text += f" (a full file system: the temporary folder {tempfile.gettempdir()}, or kexec-bin's cache?)"
+    return text
 
 
 def complain(program: str, message: str, code: int) -> int:

@@ -105,3 +105,23 @@ def test_a_carried_memdisk_that_is_not_the_built_one_is_refused(tmp_path):
     )
     assert "VerificationError" in result.stderr
     assert f"{carried}, carried in this wheel, is not the file it was built with (sha256 " in result.stderr
+
+
+def test_a_full_scratch_disk_is_named_not_taken_for_the_output(tmp_path, capsys):
+    full = tmp_path / "tmp"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+
+        def body() -> int:
+            with open(full / "kernel", "wb") as scratch:  # as a dry run extracts an image's kernel to $TMPDIR
+                scratch.write(bytes(1 << 20))
+            return 0
+
+        assert guarded("kexec-bin", body) == EXIT_IO
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    err = capsys.readouterr().err
+    assert err.startswith("kexec-bin: No space left on device (a full file system: the temporary folder "), err
