@@ -8,7 +8,9 @@ model") without a line of its own. There are two kinds:
   argparse and the `re`, `gettext`, `locale` and `shutil` it imports cost more than the doctor's
   every check (see `inv bench`).
 - STORIES (reboot, netboot, iso): each lives in a module of its own with `add_arguments(parser)`
-  (an argparse parser) and `run(args) -> int`; only the one being run is imported.
+  (an argparse parser) and `run(args) -> int`; only the one being run is imported, and
+  `plan.boot.run_story` runs it, after the refusals every story shares (--root with a load, a
+  kernel that refuses kexec before anything is downloaded).
 """
 
 from __future__ import annotations
