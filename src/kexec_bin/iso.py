@@ -23,6 +23,7 @@ from ._architectures import X86
 from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
 from .errors import ConfigError, PlanError
 from .plan import PlannedFile
+from .plan.model import shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ def list_text(found: Found) -> str:
         lines.append(f"   initrd:  {' '.join(entry.initrds) or '(none)'}")
         lines.append(f"   cmdline: {entry.cmdline or '(empty)'}")
         lines.append(f"   from:    {entry.config}")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)  # an image's text, escape sequences and all
 
 
 def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, BootEntry, str]:

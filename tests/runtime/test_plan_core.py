@@ -177,3 +177,30 @@ def test_the_probes_never_wait_on_a_fifo(tmp_path):
     assert result.returncode == 0, result.stderr
     none_found = "console: none found (no console= in /proc/cmdline, no /sys/class/tty/console/active)"
     assert result.stdout == f"None ([], {none_found!r})\n"
+
+
+def test_escape_sequences_in_an_image_are_shown_escaped_in_its_list_and_plan(tmp_path):
+    import shutil
+
+    import pycdlib
+
+    from kexec_build import iso_images
+
+    hidden = "Install\x1b[8m init=/bin/sh\x1b[0m"
+    grub = f"menuentry '{hidden}' {{\n  linux /vmlinuz quiet\x1b[8m init=/bin/sh\n  initrd /initrd.gz\n}}\n"
+    image = iso_images.config_image(
+        tmp_path, "escapes", {"boot/grub/grub.cfg": grub, "vmlinuz": b"kernel", "initrd.gz": b"initrd"}
+    )
+    installed = install(tmp_path / "installed", Path("/bin/echo"))
+    shutil.copytree(Path(pycdlib.__file__).parent, installed.site / "pycdlib")
+    for mode in ("--list", "--dry-run"):
+        result = subprocess.run(
+            [str(installed.kexec_bin), "iso", str(image), mode, "--console", "none"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "KEXEC_BIN_NO_CHECK": "1"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout, mode
+        assert "Install\\e[8m init=/bin/sh\\e[0m" in result.stdout, result.stdout
+        assert "quiet\\e[8m init=/bin/sh" in result.stdout, result.stdout
