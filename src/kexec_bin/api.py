@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 
 from . import ops
 from .doctor import preflight
@@ -35,6 +34,13 @@ def _only_kexec_bin_errors(function: Callable[..., T]) -> Callable[..., T]:
             return function(*args, **kwargs)
         except KexecBinError:
             raise
+        except TypeError as error:
+            if error.__traceback__ is not None and error.__traceback__.tb_next is None:
+                # Raised by the call itself, not inside the function: arguments that do not fit its signature.
+                raise UsageError(
+                    f"kexec_bin.{function.__name__}: {error}; see help(kexec_bin.{function.__name__})"
+                ) from None
+            raise InternalError(f"kexec_bin.{function.__name__}: internal error (TypeError: {error})") from error
         except Exception as error:
             message = f"kexec_bin.{function.__name__}: internal error ({type(error).__name__}: {error})"
             raise InternalError(message) from error
@@ -129,7 +135,9 @@ def _text(name: str, value: object) -> str:
 
 def _run(args: Sequence[str], action: str | None, syscall: str, root: str) -> None:
     choice = choose(verify=True)
-    checked = preflight((action, syscall), choice, root) if action else None
+    checked = preflight((action, syscall), choice, root) if action and not ops.checks_skipped() else None
+    import subprocess  # here: a dry run prints load_arguments' words and runs nothing
+
     try:
         result = subprocess.run([choice.path, *args], capture_output=True, env=child_environment(choice))
     except OSError as error:

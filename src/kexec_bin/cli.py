@@ -8,7 +8,9 @@ model") without a line of its own. There are two kinds:
   argparse and the `re`, `gettext`, `locale` and `shutil` it imports cost more than the doctor's
   every check (see `inv bench`).
 - STORIES (reboot, netboot, iso): each lives in a module of its own with `add_arguments(parser)`
-  (an argparse parser) and `run(args) -> int`; only the one being run is imported.
+  (an argparse parser) and `run(args) -> int`; only the one being run is imported, and
+  `plan.boot.run_story` runs it, after the refusals every story shares (--root with a load, a
+  kernel that refuses kexec before anything is downloaded).
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def _dispatch(args: list) -> int:
         if args and args[0] in ("-h", "--help"):
             print(_overview())
             return EXIT_OK
+        if args == ["--version"]:
+            print(_version())
+            return EXIT_OK
         raise _usage_error(
             _usage(),
             f"choose a command: {', '.join(names)}"
@@ -115,11 +120,39 @@ def _story(name: str, args: list) -> int:
         def error(self, message: str) -> None:  # type: ignore[override]
             raise _usage_error(self.format_usage().rstrip(), message)  # exit 64 through guarded, not argparse's 2
 
+    def formatter(prog: str) -> argparse.HelpFormatter:
+        # The width argparse would take from shutil, which imports shutil (and lzma, bz2) on every run.
+        import os
+
+        stdout = sys.__stdout__
+        try:
+            columns = int(os.environ.get("COLUMNS", "") or os.get_terminal_size(stdout.fileno() if stdout else 1)[0])
+        except (OSError, ValueError):  # not a terminal
+            columns = 80
+        return argparse.HelpFormatter(prog, width=columns - 2)
+
     module, summary = STORIES[name]
-    parser = Parser(prog=f"kexec-bin {name}", description=summary)
+    parser = Parser(prog=f"kexec-bin {name}", description=summary, formatter_class=formatter)
     command = importlib.import_module(f"{__package__}.{module}")
     command.add_arguments(parser)
-    return command.run(parser.parse_args(args))
+    from .plan.boot import run_story
+
+    return run_story(command.run, parser.parse_args(args))
+
+
+def _version() -> str:
+    """This kexec-bin's version, and the kexec-tools bundled with it (a source checkout has neither)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("kexec-bin")
+    except PackageNotFoundError:
+        own = "(version unknown: no package metadata, as in a source checkout)"
+    try:
+        from . import _build_info as info
+    except ImportError:
+        return f"kexec-bin {own}"
+    return f"kexec-bin {own} (bundled kexec-tools {info.KEXEC_TOOLS_VERSION} for {info.TARGET})"
 
 
 def _usage() -> str:
@@ -130,7 +163,7 @@ def _overview() -> str:
     lines = [_usage(), "", __doc__.split("\n", 1)[0], "", "commands:"]
     lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
     lines += [f"  {name:<8} {summary}" for name, (_, summary) in STORIES.items()]
-    return "\n".join(lines + ["", "`kexec-bin COMMAND --help` shows a command's options."])
+    return "\n".join(lines + ["", "`kexec-bin COMMAND --help` shows a command's options; --version, the versions."])
 
 
 def _usage_error(usage: str, message: str) -> UsageError:

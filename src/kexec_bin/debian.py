@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._architectures import DEBIAN as MACHINES  # `uname -m` → Debian architecture (recipes/targets.toml)
 from .download import fetch_bytes, fetch_file
 from .errors import VerificationError
 
@@ -34,18 +35,6 @@ IMAGES = {
     "ppc64el": ("netboot/debian-installer/ppc64el/vmlinux", "netboot/debian-installer/ppc64el/initrd.gz"),
     "armhf": ("netboot/vmlinuz", "netboot/initrd.gz"),
     "s390x": ("generic/kernel.debian", "generic/initrd.debian"),
-}
-# `uname -m` → Debian architecture.
-MACHINES = {
-    "x86_64": "amd64",
-    "aarch64": "arm64",
-    "i686": "i386",
-    "i586": "i386",
-    "riscv64": "riscv64",
-    "ppc64le": "ppc64el",
-    "armv7l": "armhf",
-    "armv8l": "armhf",
-    "s390x": "s390x",
 }
 # Release numbers → codenames, for --release 12; the archive itself answers for names.
 NUMBERS = {"11": "bullseye", "12": "bookworm", "13": "trixie", "14": "forky"}

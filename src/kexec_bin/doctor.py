@@ -38,8 +38,11 @@ def support(root: str = "/", choice: Choice | None = None) -> Support:
     )
 
 
-def preflight(operation: tuple, choice: Choice, root: str = "/") -> Support:
-    """Raise `BlockedError` when the kernel certainly refuses `operation` (action, syscall)."""
+def preflight(operation: tuple, choice: Choice | None, root: str = "/") -> Support:
+    """Raise `BlockedError` when the kernel certainly refuses `operation` (action, syscall).
+
+    `choice` None: the program `kexec` would run (a missing one is itself a finding).
+    """
     action, syscall = operation
     check_operation(action, syscall)
     result = support(root, choice)
@@ -220,11 +223,15 @@ def _lockdown(kernel: Kernel, config: Reading, program: Choice | None) -> Iterab
         shown = "[none]" if kernel.exists("/sys/kernel/security/lockdown") else "absent (no lockdown LSM)"
         yield Finding("lockdown", OK, f"{mode.path}: {shown}", "the kernel is not locked down")
     else:
+        mounted = kernel.securityfs_mounted()
         yield Finding(
             "lockdown",
             INFO,
-            f"{mode.path}: unreadable, or securityfs not mounted",
-            "lockdown state unknown (the file is readable by root only)",
+            f"{mode.path}: {'unreadable' if mounted else 'absent: securityfs is not mounted'}",
+            "lockdown state unknown ("
+            + ("the file is readable by root only)" if mounted else "securityfs is not mounted)"),
+            fix="" if mounted else "mount securityfs to see it",
+            commands=() if mounted else ("mount -t securityfs securityfs /sys/kernel/security",),
         )
 
 
@@ -337,6 +344,8 @@ def _xen(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Fi
 
 def _crash(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
     """A crash (panic) kernel loads only into memory reserved at boot with crashkernel=."""
+    if isinstance(config.value, dict) and not _has_kexec(config.value):
+        return  # no kexec at all: the kexec finding says so, and crashkernel= would not help
     size = kernel.sysfs_kexec()["kexec_crash_size"]
     if size.value is not None and not (size.value.isascii() and size.value.isdigit()):
         size = Reading(size.path)  # not a number of bytes: unknown

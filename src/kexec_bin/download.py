@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from .errors import DownloadError
+from .errors import DownloadError, VerificationError
 from .resolve import sha256_of
 
 TIMEOUT = 30.0  # seconds without a byte before a connection counts as stalled
@@ -58,7 +58,7 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
             _fetch(url, max_bytes, write, label)
             partial.flush()  # no fsync: a cached file is hashed again before each use, so a torn one is fetched anew
             if digest.hexdigest() != sha256:
-                raise DownloadError(
+                raise VerificationError(
                     f"{label or url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()} "
                     f"({partial.tell()} bytes from {url}); the mirror serves a different or damaged file: "
                     "try another --mirror"

@@ -98,12 +98,12 @@ class Support:
     def to_text(self) -> str:
         """The report for people: one block per check, then one verdict line."""
         lines = [f"kexec-bin doctor: can this machine load a kernel with kexec? (root {self.root})", ""]
+        given: set = set()
         for finding in self.findings:
             lines.append(f"{finding.status.upper():<12} {finding.check}: {finding.meaning}")
             lines.append(f"{'':<12} read: {finding.evidence}")
-            if finding.status != OK and finding.fix:
-                lines.append(f"{'':<12} fix: {finding.fix}")
-                lines += [f"{'':<12}   $ {command}" for command in finding.commands]
+            if finding.status != OK:
+                lines += _fix_lines(finding, given, f"{'':<12} ")
         lines += ["", f"verdict: {_VERDICTS[self.verdict]}"]
         return "\n".join(lines)
 
@@ -125,17 +125,24 @@ _VERDICTS = {
 }
 
 
+def _fix_lines(finding: Finding, given: set, indent: str) -> list:
+    """The finding's fix and its commands, unless the same fix was given already (`given` remembers)."""
+    if not finding.fix or finding.fix in given:
+        return []
+    given.add(finding.fix)
+    return [f"{indent}fix: {finding.fix}", *(f"{indent}  $ {command}" for command in finding.commands)]
+
+
 def explain(result: Support, action: str = ops.LOAD, syscall: str = ops.AUTO) -> str:
     """Why `action` cannot happen, with each blocker's evidence and fix, in a few lines."""
     what = {ops.LOAD: "load a kernel", ops.PANIC: "load a crash kernel", ops.EXEC: "boot the loaded kernel"}[action]
     via = "" if syscall == ops.AUTO or action == ops.EXEC else f" with {syscall}"
     lines = [f"the kernel will refuse to {what}{via}:"]
+    given: set = set()
     for finding in result.blockers(action, syscall):
         if finding.status != BLOCKED:
             continue
         lines.append(f"  - {finding.meaning} ({finding.evidence})")
-        if finding.fix:
-            lines.append(f"    fix: {finding.fix}")
-            lines += [f"      $ {command}" for command in finding.commands]
+        lines += _fix_lines(finding, given, "    ")
     lines.append("  run `kexec-bin doctor` for the full report; KEXEC_BIN_NO_CHECK=1 skips this check")
     return "\n".join(lines)

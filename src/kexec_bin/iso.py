@@ -19,9 +19,11 @@ import struct
 import tempfile
 
 from . import plan
+from ._architectures import X86
 from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
 from .errors import ConfigError, PlanError
 from .plan import PlannedFile
+from .plan.model import shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,8 +60,7 @@ UNREACHABLE_FILESYSTEMS = {
 }
 MEMDISK = "usr/lib/syslinux/memdisk"
 # The x86 wheels carry syslinux-common's memdisk for hosts without it (recipes/bundled.toml).
-BUNDLED_MEMDISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot", "memdisk")
-X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
+BUNDLED_MEMDISK = "boot/memdisk"
 PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
 
@@ -83,10 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="boot the whole image through syslinux's memdisk (x86 machines booted by BIOS)",
     )
-    parser.add_argument(
-        "--root", default="/", help="read /proc, /sys and /usr/lib/syslinux under this folder (default: /)"
-    )
-    plan.add_mode_options(parser)
+    plan.add_story_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -279,7 +277,7 @@ def list_text(found: Found) -> str:
         lines.append(f"   initrd:  {' '.join(entry.initrds) or '(none)'}")
         lines.append(f"   cmdline: {entry.cmdline or '(empty)'}")
         lines.append(f"   from:    {entry.config}")
-    return "\n".join(lines)
+    return "\n".join(shown(line) for line in lines)  # an image's text, escape sequences and all
 
 
 def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, BootEntry, str]:
@@ -311,12 +309,13 @@ def kernel_plan(
         kernel_path,
         origin.format(entry.kernel),
         check.format(iso.extract(entry.kernel, kernel_path, f"entry {number}'s kernel")),
+        temporary=True,
     )
     initrds = []
     for index, initrd in enumerate(entry.initrds):
         target = os.path.join(scratch, f"initrd{index}")
         size = iso.extract(initrd, target, f"entry {number}'s initrd")
-        initrds.append(PlannedFile(target, origin.format(initrd), check.format(size)))
+        initrds.append(PlannedFile(target, origin.format(initrd), check.format(size), temporary=True))
     decisions = [f"entry {number} of {iso.path}: {entry.title} ({why}; --entry chooses another)"]
     words = [entry.cmdline] if entry.cmdline else []
     warnings = []
@@ -403,12 +402,13 @@ def memdisk_file(root: str = "/", bundled: str = BUNDLED_MEMDISK) -> PlannedFile
         return PlannedFile(
             host, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
         )
-    if os.path.isfile(bundled):
-        from .resolve import sha256_of
+    from .resolve import carried
 
-        digest = sha256_of(bundled)
+    checked = carried(bundled)
+    if checked:
+        bundled, digest = checked
         origin = f"bundled in this wheel ({host} is missing): Debian's syslinux-common, as the wheel's SBOM names it"
-        return PlannedFile(bundled, origin, f"sha256 {digest}; the wheel's SBOM lists the one it shipped")
+        return PlannedFile(bundled, origin, f"sha256 {digest}, the one this wheel was built with (its SBOM lists it)")
     raise PlanError(
         f"--memdisk: {host} is missing, and this kexec-bin carries no memdisk (only the x86 wheels do); "
         "install it (Debian, Ubuntu: apt install syslinux-common)"

@@ -134,11 +134,12 @@ class Kernel:
         if text and "[" in text:
             selected, closed, _ = text[text.index("[") + 1 :].partition("]")
             mode = selected if closed and selected in _LOCKDOWN_MODES else None
-        elif text is None and not self.exists(path) and self._securityfs_mounted():
+        elif text is None and not self.exists(path) and self.securityfs_mounted():
             mode = "none"
         return Reading(self.path(path), mode)
 
-    def _securityfs_mounted(self) -> bool:
+    def securityfs_mounted(self) -> bool:
+        """Whether securityfs is mounted at /sys/kernel/security (unmounted, the folder is empty)."""
         try:
             return bool(os.listdir(self.path("/sys/kernel/security")))
         except OSError:

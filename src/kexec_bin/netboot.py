@@ -81,8 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PARAMETERS",
         help="more kernel parameters for the installer (e.g. priority=low)",
     )
-    parser.add_argument("--root", default="/", help="read /proc and /sys under this folder (default: /)")
-    plan.add_mode_options(parser)
+    plan.add_story_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -207,7 +206,11 @@ def preseed_parameters(spec: str, scratch: str) -> tuple[list[str], list[plan.Pl
         file.write(newc_archive({"preseed.cfg": content}))
     return (
         [],
-        [plan.PlannedFile(archive, os.path.abspath(spec), "made here: a cpio archive holding it as /preseed.cfg")],
+        [
+            plan.PlannedFile(
+                archive, os.path.abspath(spec), "made here: a cpio archive holding it as /preseed.cfg", temporary=True
+            )
+        ],
         f"preseed: {spec} as /preseed.cfg in an extra initrd (the installer reads it at start)",
     )
 

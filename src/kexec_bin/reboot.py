@@ -51,9 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     line = parser.add_mutually_exclusive_group()
     line.add_argument("--append", metavar="TEXT", help="add TEXT to the running kernel's command line")
     line.add_argument("--command-line", metavar="TEXT", help="use TEXT as the whole command line")
-    # Read /boot, /lib/modules and /proc under this folder instead of / (for tests on a tree).
-    parser.add_argument("--root", default="/", help=argparse.SUPPRESS)
-    plan.add_mode_options(parser)
+    plan.add_story_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -200,15 +200,41 @@ def binary(verify: bool = True) -> str:
             f"permissions; reinstall kexec-bin with pip, or run: chmod +x {BUNDLED}"
         )
     if verify:
-        expected = getattr(info, "SHA256", None)
-        got = sha256_of(BUNDLED)
-        if got != expected:
-            raise BinaryError(
-                f"the bundled kexec ({BUNDLED}) is not the program this wheel was built with "
-                f"(sha256 {got}, the build recorded {expected}): it was damaged or replaced; "
-                "reinstall kexec-bin (pip install --force-reinstall kexec-bin)"
-            )
+        unlike = _unlike_built(BUNDLED, getattr(info, "SHA256", None))
+        if unlike:
+            raise BinaryError(f"the bundled kexec ({BUNDLED}) is not the program this wheel was built with {unlike}")
     return BUNDLED
+
+
+def carried(name: str) -> "tuple[str, str] | None":
+    """A file the wheel carries besides kexec ("boot/memdisk"), checked like the bundled kexec before use:
+    (its path, its sha256); None when this wheel carries no such file."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *name.split("/"))
+    if not os.path.isfile(path):
+        return None
+    try:
+        from . import _build_info as info
+    except ImportError:
+        expected = None
+    else:
+        expected = getattr(info, "CARRIED", {}).get(name)
+    unlike = _unlike_built(path, expected)
+    if unlike or expected is None:  # no record: unlike says so
+        from .errors import VerificationError
+
+        raise VerificationError(f"{path}, carried in this wheel, is not the file it was built with {unlike}")
+    return path, expected
+
+
+def _unlike_built(path: str, expected: "str | None") -> "str | None":
+    """How `path` differs from the file the build recorded (`expected`: its sha256), or None when it is that file."""
+    got = sha256_of(path)
+    if got == expected:
+        return None
+    return (
+        f"(sha256 {got}, the build recorded {expected or 'none'}): it was damaged or replaced; "
+        "reinstall kexec-bin (pip install --force-reinstall kexec-bin)"
+    )
 
 
 def sha256_of(path: str) -> str:

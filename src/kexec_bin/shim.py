@@ -12,8 +12,6 @@ import sys
 from . import ops
 from .errors import EXIT_CANNOT_EXECUTE, complain, guarded
 
-NO_CHECK = "KEXEC_BIN_NO_CHECK"
-
 # What an option makes kexec-tools do (kexec/kexec.c, main()), read as its getopt_long reads them.
 _INFO, _STATUS, _OTHER = "info", "status", "other"  # info: prints and returns; status: -S cancels any action
 _FORCE, _UNLOAD, _JUMP = "force", "unload", "jump-back"
@@ -125,7 +123,7 @@ def _become_kexec(args: list) -> int:
 
     operation = operation_of(args)
     choice = choose(verify=operation is not None)
-    if operation and os.environ.get(NO_CHECK, "") not in ("1", "yes", "true"):
+    if operation and not ops.checks_skipped():
         from .doctor import preflight
 
         preflight(operation, choice)

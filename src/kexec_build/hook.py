@@ -26,6 +26,10 @@ VERSION_ENV = "KEXEC_BIN_VERSION"
 BUNDLED_SOURCES = "upstream"
 BINARY = "kexec_bin/bin/kexec"
 BUILD_INFO = "kexec_bin/_build_info.py"
+# The runtime's table of architecture names, generated from recipes/targets.toml (architectures_module).
+ARCHITECTURES = "src/kexec_bin/_architectures.py"
+# The ELF machines of the x86 targets: the CPUs memdisk (a real-mode PC program) runs on.
+_X86_MACHINES = ("EM_X86_64", "EM_386")
 PROJECT_LICENSE = "LICENSE"
 
 
@@ -123,11 +127,56 @@ def build_info_module(target: Target, release: Release, binary: Path) -> str:
         "ELF_MACHINE": target.elf_machine,
         "KEXEC_TOOLS_VERSION": release.version,
         "SHA256": sbom.sha256_of(binary),
+        # The other files the wheel carries (kexec_bin/boot/memdisk), by their path in the package: checked before use.
+        "CARRIED": {
+            item.wheel_path.removeprefix("kexec_bin/"): item.member_sha256 for item in bundled.for_target(target.name)
+        },
     }
     lines = [f"{name} = {value!r}" for name, value in values.items()]
     return (
         '"""The bundled kexec: written by the build (kexec_build.hook), not by hand."""\n\n' + "\n".join(lines) + "\n"
     )
+
+
+def architectures_module(recipe_set: Recipes) -> str:
+    """The text of `kexec_bin/_architectures.py`: the architecture names the runtime maps, from the targets.
+
+    The runtime cannot read recipes/ (a wheel does not carry it), so it gets this table, written
+    here and checked by every wheel build (`check_architectures`): one source, no copy to drift.
+    """
+    targets = recipe_set.targets.values()
+    debian = {machine: target.debian_arch for target in targets for machine in target.uname}
+    served = {machine: target.name for target in targets for machine in target.uname}
+    x86 = sorted(machine for target in targets if target.elf_machine in _X86_MACHINES for machine in target.uname)
+
+    def table(values: dict[str, str]) -> str:  # as ruff formats it: one entry a line
+        return "{\n" + "".join(f'    "{key}": "{value}",\n' for key, value in values.items()) + "}"
+
+    x86_names = ", ".join(f'"{machine}"' for machine in x86)
+
+    return (
+        '"""Architecture names, generated from recipes/targets.toml by kexec_build.hook.architectures_module.\n\n'
+        "Do not edit: change recipes/targets.toml and run `python -m kexec_build.hook` (every wheel build\n"
+        'checks that this file is what the recipes say).\n"""\n\n'
+        f"# `uname -m` -> the kexec-bin target (wheel) that serves it.\nTARGETS = {table(served)}\n"
+        f"# `uname -m` -> the Debian architecture of that target.\nDEBIAN = {table(debian)}\n"
+        "# The `uname -m` values of x86 PCs (where memdisk, a real-mode program, can run).\n"
+        f"X86 = ({x86_names})\n"
+    )
+
+
+def check_architectures(root: Path, recipe_set: Recipes) -> None:
+    """Raise `WheelError` unless the runtime's table of architecture names is what recipes/targets.toml says."""
+    path = root / ARCHITECTURES
+    if not path.is_file() or path.read_text() != architectures_module(recipe_set):
+        raise WheelError(
+            f"{ARCHITECTURES} is not what recipes/targets.toml says: regenerate it with `python -m kexec_build.hook`"
+        )
+
+
+def write_architectures(root: Path) -> Path:
+    """Write the runtime's table of architecture names from recipes/targets.toml; return its path."""
+    return atomic.write_text(root / ARCHITECTURES, architectures_module(recipes.load()))
 
 
 def bundled_sources(root: Path) -> Path | None:
@@ -145,6 +194,7 @@ def upstream_mirrors(root: Path) -> list[str]:
 def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Contents:
     """Build (or reuse) the binary for the chosen target and stage what its wheel adds."""
     recipe_set = recipes.load()
+    check_architectures(root, recipe_set)
     release = release_of(recipe_set, wheel_version)
     target = chosen_target(recipe_set, release)
     tools = toolchain.for_target(target, recipe_set)
@@ -190,3 +240,9 @@ def sdist_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     ]
     files = {str(path): f"{BUNDLED_SOURCES}/{path.name}" for path in [tarball, debian_keyring.deb, *packages]}
     return Contents(files=files, epoch=source_date_epoch(tarball))
+
+
+if __name__ == "__main__":  # python -m kexec_build.hook: regenerate the runtime's table of architecture names
+    from .paths import PROJECT_ROOT
+
+    print(write_architectures(PROJECT_ROOT))

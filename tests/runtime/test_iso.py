@@ -62,7 +62,8 @@ def _runner(wheel):
             [str(wheel.kexec_bin), "iso", *map(str, args)],
             capture_output=True,
             text=True,
-            env={"PATH": "/usr/bin:/bin", **(env or {})},
+            # The plans are the subject here, not this host's kernel (which may refuse kexec: test_plan_core).
+            env={"PATH": "/usr/bin:/bin", "KEXEC_BIN_NO_CHECK": "1", **(env or {})},
         )
 
     return run
@@ -165,11 +166,13 @@ def test_dry_run_plans_an_entry_chosen_by_title_with_console_and_append(kexec_bi
     assert f"checked: extracted from the image: {kernel.stat().st_size} bytes" in out
     assert "command line: priority=low vga=788 --- console=ttyS0,115200 debconf/frontend=noninteractive" in out
     assert "image path: none added" in out
+    # The files are extracted for the load only: a dry run names no path that is gone when it ends.
     assert re.search(
-        r"kexec command: \S+ --load --kexec-syscall-auto --initrd=\S+/kexec-bin-iso-\w+/initrd0 "
-        r"'--command-line=priority=low vga=788 [^']*' -- \S+/kexec-bin-iso-\w+/kernel\n",
+        r"kexec command: \S+ --load --kexec-syscall-auto '--initrd=<initrd>' "
+        r"'--command-line=priority=low vga=788 [^']*' -- '<kernel>'\n",
         out,
     ), out
+    assert "kexec-bin-iso-" not in out
     assert out.rstrip().endswith("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)")
 
 
@@ -196,7 +199,8 @@ def test_an_image_on_tmpfs_is_warned_about_when_the_entry_needs_it(kexec_bin_iso
     finally:
         copy.unlink()
     assert result.returncode == 0, result.stderr
-    assert f"warning: {copy} is on tmpfs (/dev/shm): the booted system cannot find its image there" in result.stdout
+    warning = f"kexec-bin: warning: {copy} is on tmpfs (/dev/shm): the booted system cannot find its image there"
+    assert warning in result.stderr  # warnings go to standard error
 
 
 # Refusals: each names the thing and the fix, on one line, before anything is loaded.
@@ -385,7 +389,7 @@ def test_memdisk_is_the_one_the_x86_wheel_carries_when_the_host_has_none(tmp_pat
     assert result.returncode == 0, result.stderr
     digest = hashlib.sha256(carried.read_bytes()).hexdigest()
     assert f"bundled in this wheel ({tmp_path}/root/{iso.MEMDISK} is missing)" in result.stdout
-    assert f"sha256 {digest}; the wheel's SBOM lists the one it shipped" in result.stdout
+    assert f"sha256 {digest}, the one this wheel was built with (its SBOM lists it)" in result.stdout
     assert (
         f" --load --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw' -- {carried}\n" in result.stdout
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -42,10 +43,16 @@ def test_dry_run_prints_the_plan_and_loads_nothing(machine, capsys, recording_ke
     assert not recording_kexec.exists()
 
 
-def test_load_only_loads_the_plan(machine, recording_kexec, capsys):
+def kexec_command(out: str) -> list[str]:
+    """The words of the plan's `kexec command:` line, after the program."""
+    (line,) = [line for line in out.splitlines() if line.startswith("  kexec command: ")]
+    return shlex.split(line.removeprefix("  kexec command: "))[1:]
+
+
+def test_the_plan_shows_the_load_it_makes(machine, recording_kexec, capsys):
     tree, _old, new = machine
-    assert reboot(tree, "--load-only", "--append", "vmtest.marker=1") == 0
-    assert recording_kexec.read_text().splitlines() == [
+    assert reboot(tree, "--append", "vmtest.marker=1") == 0
+    assert kexec_command(capsys.readouterr().out) == [
         "--load",
         "--kexec-syscall-auto",
         f"--initrd={tree.root}/boot/initrd.img-{new}",
@@ -53,19 +60,30 @@ def test_load_only_loads_the_plan(machine, recording_kexec, capsys):
         "--",  # the kernel last, after the end of the options
         f"{tree.root}/boot/vmlinuz-{new}",
     ]
-    assert "boot it with `systemctl kexec`" in capsys.readouterr().out
+    assert not recording_kexec.exists()
 
 
-def test_named_release_no_initrd_and_a_command_line(machine, recording_kexec):
+def test_named_release_no_initrd_and_a_command_line(machine, recording_kexec, capsys):
     tree, old, _new = machine
-    assert reboot(tree, "--kernel", old, "--initrd", "none", "--command-line", "console=ttyS0", "--load-only") == 0
-    assert recording_kexec.read_text().splitlines() == [
+    assert reboot(tree, "--kernel", old, "--initrd", "none", "--command-line", "console=ttyS0") == 0
+    assert kexec_command(capsys.readouterr().out) == [
         "--load",
         "--kexec-syscall-auto",
         "--command-line=console=ttyS0",
         "--",
         f"{tree.root}/boot/vmlinuz-{old}",
     ]
+
+
+@pytest.mark.parametrize("mode", ["--load-only", "--yes"])
+def test_a_tree_is_only_inspected_never_loaded_into_this_host(machine, recording_kexec, capsys, mode):
+    # The tree's evidence says nothing about this host's kernel, which the load would reach (and --yes
+    # would remount this host's file systems read-only): --root plans are dry runs.
+    tree, _old, _new = machine
+    assert reboot(tree, mode) == 64
+    err = capsys.readouterr().err
+    assert f"kexec-bin: --root {tree.root} with {mode}: a tree is only inspected" in err
+    assert not recording_kexec.exists()
 
 
 @pytest.mark.usefixtures("recording_kexec")
@@ -78,7 +96,7 @@ def test_refuses_when_no_kernel_is_found(tree, capsys):
 def test_refuses_a_kernel_without_its_initrd(machine, capsys, recording_kexec):
     tree, _old, new = machine
     (tree.root / "boot" / f"initrd.img-{new}").unlink()
-    assert reboot(tree, "--load-only") == 1
+    assert reboot(tree) == 1
     err = capsys.readouterr().err
     assert f"no initrd for /boot/vmlinuz-{new}" in err and f"update-initramfs -c -k {new}" in err
     assert not recording_kexec.exists()
@@ -86,7 +104,7 @@ def test_refuses_a_kernel_without_its_initrd(machine, capsys, recording_kexec):
 
 def test_refuses_a_file_that_is_not_a_kernel(machine, capsys, recording_kexec):
     tree, _old, new = machine
-    assert reboot(tree, "--kernel", f"/boot/config-{new}", "--load-only") == 1
+    assert reboot(tree, "--kernel", f"/boot/config-{new}") == 1
     assert f"/boot/config-{new} is not a kernel image" in capsys.readouterr().err
     assert not recording_kexec.exists()
 
@@ -94,7 +112,7 @@ def test_refuses_a_file_that_is_not_a_kernel(machine, capsys, recording_kexec):
 def test_refuses_a_kernel_whose_modules_are_missing(machine, capsys, recording_kexec):
     tree, old, _new = machine
     shutil.rmtree(tree.root / "lib/modules" / old)
-    assert reboot(tree, "--kernel", f"/boot/vmlinuz-{old}", "--load-only") == 1
+    assert reboot(tree, "--kernel", f"/boot/vmlinuz-{old}") == 1
     err = capsys.readouterr().err
     assert f"its modules are missing (/lib/modules/{old} does not exist)" in err
     assert not recording_kexec.exists()
@@ -108,7 +126,7 @@ def test_refuses_an_unknown_release(machine, capsys):
 
 def test_refuses_an_initrd_that_is_not_one(machine, capsys, recording_kexec):
     tree, _old, new = machine
-    assert reboot(tree, "--initrd", f"/boot/config-{new}", "--load-only") == 1
+    assert reboot(tree, "--initrd", f"/boot/config-{new}") == 1
     assert "is neither a cpio archive nor compressed" in capsys.readouterr().err
     assert not recording_kexec.exists()
 
@@ -124,7 +142,7 @@ def test_refuses_an_initrd_that_is_not_one(machine, capsys, recording_kexec):
 def test_the_preflight_blocks_before_kexec_runs(machine, capsys, recording_kexec, blocked, reason):
     tree, _old, _new = machine
     blocked(tree)
-    assert reboot(tree, "--load-only") != 0
+    assert reboot(tree) != 0
     assert reason in capsys.readouterr().err
     assert not recording_kexec.exists()
 
