@@ -7,7 +7,7 @@ import gzip
 import pytest
 
 from kexec_bin.image import identify
-from kexec_build.debian_packages import unpacked
+from kexec_build.testbed.debian_packages import unpacked
 
 
 def debian_vmlinuz(arch: str):

@@ -15,7 +15,7 @@ import pytest
 
 from kexec_bin import iso
 from kexec_bin.errors import PlanError
-from kexec_build import iso_images
+from kexec_build.testbed import iso_images
 from kexec_build.vm.binaries import wheel_for
 from tests.runtime.installed import install
 from tests.wheel.wheel_files import member

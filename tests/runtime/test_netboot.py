@@ -24,7 +24,8 @@ from typing import Any, Callable
 import pytest
 
 from kexec_bin import cli, debian
-from kexec_build import keyring, netboot_mirror
+from kexec_build import keyring
+from kexec_build.testbed import netboot_mirror
 from tests.runtime.installed import system_kexec
 
 IMAGES = "dists/bookworm/main/installer-amd64/current/images"

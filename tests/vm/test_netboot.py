@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from kexec_build import netboot_mirror
+from kexec_build.testbed import netboot_mirror
 from kexec_build.vm.debian_guest import (
     USER_NET_DNS,
     USER_NET_HOST,

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .. import debian_packages, recipes
+from .. import recipes
 from ..paths import build_dir, cache_dir
+from ..testbed import debian_packages
 from . import initramfs
 from .machine import Machine, kvm_usable
 
