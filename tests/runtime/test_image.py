@@ -9,6 +9,8 @@ import pytest
 from kexec_bin.image import identify
 from kexec_build.testbed.debian_packages import unpacked
 
+pytestmark = pytest.mark.network  # Debian's kernels, downloaded into an empty cache
+
 
 def debian_vmlinuz(arch: str):
     (image,) = (unpacked(f"linux-image-{arch}", arch) / "boot").glob("vmlinuz-*")
