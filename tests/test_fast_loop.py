@@ -43,7 +43,10 @@ def child_pytest(fast_loop_tripwires):
 def _child_pytest(folder: Path, source: str, path: str) -> subprocess.CompletedProcess:
     (folder / "test_child.py").write_text(source)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", str(folder)],
+        # A basetemp of its own: pytest would otherwise number one under /tmp/pytest-of-<user> and delete the
+        # oldest there, which may be another session's, still running.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", str(folder)]
+        + ["--basetemp", str(folder / "basetemp")],
         cwd=folder,
         env={**os.environ, "PATH": path, "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}"},
         capture_output=True,
