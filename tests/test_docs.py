@@ -57,6 +57,11 @@ def test_every_exit_code_is_documented():
     assert codes - table == set(), "add these exit codes to docs/exit-codes.md, then run `inv docs`"
 
 
+def test_the_readme_lists_the_same_exit_codes_as_the_docs():
+    documented = {code for code, _ in docs.markdown_table(PROJECT_ROOT / "docs/exit-codes.md", "Exit codes")}
+    assert {code for code, _ in docs.markdown_table(PROJECT_ROOT / "README.md", "Exit codes")} == documented
+
+
 def test_every_variable_the_code_reads_is_documented():
     found: set[str] = set()
     for name in CODE_WITH_VARIABLES:
