@@ -51,6 +51,11 @@ def test_every_option_of_every_command_is_in_the_reference():
         assert missing == [], f"{command.program}: {missing}"
 
 
+def test_every_command_has_a_guide():
+    missing = [docs.guide(command) for command in docs.commands() if not (PROJECT_ROOT / docs.guide(command)).exists()]
+    assert missing == [], "the man pages point to these guides"
+
+
 def test_every_exit_code_is_documented():
     codes = {value for name, value in vars(errors).items() if name.startswith("EXIT_") and isinstance(value, int)}
     table = {int(code) for code, _ in docs.markdown_table(PROJECT_ROOT / "docs/exit-codes.md", "Exit codes")}

@@ -54,7 +54,8 @@ def commands() -> list[CommandDoc]:
     """kexec-bin and each of its commands, as their --help describes them."""
     from kexec_bin import cli
 
-    overview = CommandDoc("", cli.__doc__.split("\n\n", 1)[0].replace("\n", " "), cli._usage(), (), cli.EXAMPLES)
+    summary = " ".join(cli.__doc__.split("\n\n", 1)[0].split()).removeprefix("`kexec-bin`: ")
+    overview = CommandDoc("", summary, cli._usage().removeprefix("usage: "), (), cli.EXAMPLES)
     simple = [
         CommandDoc(
             name,
@@ -158,7 +159,11 @@ def man_page(command: CommandDoc, every: list[CommandDoc]) -> str:
         lines += [".SH COMMANDS"]
         for other in every:
             if other.name:
-                lines += [".TP", f"\\fB{_roff(other.name)}\\fR", f"{_roff(other.summary)} See \\fB{other.page}\\fR(1)."]
+                lines += [
+                    ".TP",
+                    f"\\fB{_roff(other.name)}\\fR",
+                    f"{_roff(other.summary)}. See \\fB{other.page}\\fR(1).",
+                ]
     if command.options:
         lines.append(".SH OPTIONS")
         for option in command.options:
@@ -177,8 +182,13 @@ def man_page(command: CommandDoc, every: list[CommandDoc]) -> str:
             lines += [".TP", f"\\fB{_roff(name)}\\fR", _roff(meaning)]
     see_also = [other.page for other in every if other.page != command.page]
     lines += [".SH SEE ALSO", ", ".join(f"\\fB{page}\\fR(1)" for page in see_also) + ", \\fBkexec\\fR(8)"]
-    lines += ["The guides: docs/ in the project's source (the sdist holds it)."]
+    lines += [".PP", f"The guide: {_roff(guide(command))} in the project's source (the sdist holds it)."]
     return "\n".join(lines) + "\n"
+
+
+def guide(command: CommandDoc) -> str:
+    """The docs page that explains `command` (doctor's covers which too; kexec-bin's is the README)."""
+    return {"": "README.md", "which": "docs/doctor.md"}.get(command.name, f"docs/{command.name}.md")
 
 
 def _roff(text: str) -> str:
