@@ -15,6 +15,7 @@ from kexec_build import fetch as fetching
 from kexec_build.paths import build_dir, cache_dir, dist_dir
 
 ARCH_HELP = "native (default), all, or a comma-separated list of targets from recipes/targets.toml"
+PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
 VERSION_HELP = "kexec-tools version from recipes/kexec-tools.toml (default: the recipe's default)"
 MIRROR_HELP = (
     "base URL or folder holding the upstream tarball, tried before $KEXEC_BIN_MIRRORS and upstream; "
@@ -158,6 +159,21 @@ def lint(c):
     from kexec_build import lint as linting
 
     linting.lint()
+
+
+@task(help={"transcripts": "also run the dry runs whose output the docs show, and rewrite those blocks (default)"})
+@reports_errors
+def docs(c, transcripts=True):
+    """Write the command reference and man pages (from the parsers), the module map, and the docs' transcripts."""
+    from kexec_build import docs as documentation
+    from kexec_build.commands import run
+
+    for path in documentation.write():
+        print(f"docs: wrote {path}")
+    if transcripts:
+        # The transcripts come from the real commands run on the tests' trees and images (tests/test_docs.py).
+        run(*PYTEST, "tests/test_docs.py", "--update-docs", cwd=Path(__file__).resolve().parent)
+    print("docs: current")
 
 
 @task(help={"version": "the new kexec-tools release, e.g. 2.0.32"})

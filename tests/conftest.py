@@ -1,11 +1,14 @@
-"""Fixtures shared by the whole suite: the real upstream tarballs and a loopback mirror."""
+"""Fixtures shared by the whole suite: the real upstream tarballs, a loopback mirror, and the fast loop's
+tripwire (a selection without `build`, `cross` or `vm` tests calls no compiler and no qemu-user)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -15,6 +18,105 @@ from kexec_build.paths import cache_dir
 # Resolved once at import, before any test points KEXEC_BIN_CACHE at a temporary folder:
 # the real tarballs are kept between runs here.
 USER_CACHE = cache_dir()
+
+
+# The markers of tests that may compile or run a cross tool; a selection without any of them is the fast loop.
+COMPILING_MARKERS = ("build", "cross", "vm")
+NATIVE_COMPILERS = re.compile(r"(cc|c\+\+|gcc|g\+\+|clang|clang\+\+)(-[0-9.]+)?")
+
+
+def tripwired(name: str, native_triplet: str, cross_triplets: set[str]) -> bool:
+    """A program the fast loop must never call: a native or cross compiler (or cross binutils), or qemu-user."""
+    if name.startswith(f"{native_triplet}-"):
+        return bool(NATIVE_COMPILERS.fullmatch(name.removeprefix(f"{native_triplet}-")))
+    return (
+        bool(NATIVE_COMPILERS.fullmatch(name))
+        or name.startswith(tuple(f"{triplet}-" for triplet in cross_triplets))
+        or (name.startswith("qemu-") and name.endswith("-static"))
+    )
+
+
+def tripwires(folder: Path, record: Path) -> list[str]:
+    """A tripwire in `folder` for each such program on PATH: it appends its call to `record` and exits 127."""
+    recipe_set = recipes.load()
+    native = recipe_set.native_target()
+    cross_triplets = {target.triplet for target in recipe_set.targets.values() if target.triplet != native.triplet}
+    names = {
+        entry.name
+        for directory in os.environ["PATH"].split(os.pathsep)
+        if os.path.isdir(directory)
+        for entry in os.scandir(directory)
+        if tripwired(entry.name, native.triplet, cross_triplets)
+    }
+    for name in names:
+        (folder / name).write_text(f'#!/bin/sh\necho "$0 $*" >> {record}\nexit 127\n')
+        (folder / name).chmod(0o755)
+    return sorted(names)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-docs",
+        action="store_true",
+        help="write the commands' real output into the docs' transcripts instead of comparing (`inv docs` does)",
+    )
+
+
+# Fixtures that download from the Debian package archive into an empty cache: Debian's kernel, kexec-tools and
+# installer, the upstream tarball (its last source is Debian's orig tarball), images made of Debian packages.
+# A test using one is marked `network`; tests that download in their own body carry the marker themselves.
+# Found by running the fast loop with an empty KEXEC_BIN_CACHE in a network namespace holding only loopback
+# (`unshare -n`): there `-m "not network"` passes, see tests/README.md.
+ARCHIVE_FIXTURES = frozenset(
+    {
+        "debian_kernel",
+        "debian_kexec",
+        "kexec_tools_headers",
+        "upstream_dir",
+        "real_files",
+        "real_chain",
+        "packages",
+        "loopback_iso",
+        "isolinux_iso",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if ARCHIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_loop_tripwires(request, tmp_path_factory) -> Iterator[Path | None]:
+    """In a selection without `build`, `cross` or `vm` tests, every compiler and qemu-user on PATH is shadowed
+    by a tripwire for the whole run, so each marker means what it says (`no_compiler_called` fails a test
+    that called one). Other selections run with the real PATH; this yields None there."""
+    selected = request.session.items
+    if any(item.get_closest_marker(marker) for item in selected for marker in COMPILING_MARKERS):
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("tripwires")
+    record = folder / "called"
+    tripwires(folder, record)
+    saved = os.environ["PATH"]
+    os.environ["PATH"] = f"{folder}{os.pathsep}{saved}"
+    try:
+        yield record
+    finally:
+        os.environ["PATH"] = saved
+
+
+@pytest.fixture(autouse=True)
+def no_compiler_called(fast_loop_tripwires) -> Iterator[None]:
+    """Fails the test (at teardown) that called a tripwired program, naming the calls."""
+    yield
+    if fast_loop_tripwires is not None and fast_loop_tripwires.exists():
+        calls = fast_loop_tripwires.read_text()
+        fast_loop_tripwires.unlink()
+        pytest.fail(f"a test outside the build, cross and vm markers called a compiler or qemu-user:\n{calls}")
 
 
 @pytest.fixture(scope="session")

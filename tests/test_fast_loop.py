@@ -1,79 +1,92 @@
-"""The fast loop (`-m "not cross and not vm and not build"`) runs no cross tool: each marker means what it says.
+"""The fast loop's tripwire (tests/conftest.py) catches what it should, and only in the fast loop.
 
-The loop runs again in a child pytest whose PATH holds every program of this one except the cross
-toolchains' and qemu-user's: in their place stand tripwires that record their call and fail.
+Each case runs a one-file pytest in a child process with the suite's conftest as a plugin: a test that
+calls a compiler fails there, one that does not passes, and a selection holding a `build` test keeps the
+real compilers.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from kexec_build import recipes
-from kexec_build.commands import run
 from kexec_build.paths import PROJECT_ROOT
+from tests.conftest import tripwired
 
-FAST_LOOP = "not cross and not vm and not build"
-# Set in the child run, so that this test does not run itself again there.
-INNER_RUN = "KEXEC_BIN_FAST_LOOP_PROBE"
+CALLS_GCC = """
+import subprocess
+{marker}
+def test_calls_the_compiler():
+    subprocess.run(["gcc", "--version"], capture_output=True)
+"""
 
 
-def is_cross_tool(name: str, triplets: set[str]) -> bool:
-    """A cross target's compiler or binutils program, or a qemu-user emulator."""
-    return name.startswith(tuple(f"{triplet}-" for triplet in triplets)) or (
-        name.startswith("qemu-") and name.endswith("-static")
+@pytest.fixture
+def child_pytest(fast_loop_tripwires):
+    """Runs one test file in a child pytest, with this run's tripwires (if any) off its PATH: the child
+    sets up its own, and a compiler it is allowed to call must not trip this run's."""
+    ours = str(fast_loop_tripwires.parent) if fast_loop_tripwires else None
+    path = os.pathsep.join(entry for entry in os.environ["PATH"].split(os.pathsep) if entry != ours)
+
+    def run(folder: Path, source: str) -> subprocess.CompletedProcess:
+        return _child_pytest(folder, source, path)
+
+    return run
+
+
+def _child_pytest(folder: Path, source: str, path: str) -> subprocess.CompletedProcess:
+    (folder / "test_child.py").write_text(source)
+    return subprocess.run(
+        # A basetemp of its own: pytest would otherwise number one under /tmp/pytest-of-<user> and delete the
+        # oldest there, which may be another session's, still running.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", str(folder)]
+        + ["--basetemp", str(folder / "basetemp")],
+        cwd=folder,
+        env={**os.environ, "PATH": path, "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
-def path_without_cross_tools(folder: Path, record: Path) -> tuple[str, list[str]]:
-    """A one-folder PATH mirroring this one, cross tools replaced by tripwires; and the names replaced."""
+@pytest.fixture
+def gcc_on_path():
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc on PATH to trip over it (scripts/setup installs it)")
+
+
+@pytest.mark.usefixtures("gcc_on_path")
+def test_a_fast_loop_test_that_calls_the_native_compiler_fails(tmp_path, child_pytest):
+    result = child_pytest(tmp_path, CALLS_GCC.format(marker=""))
+    assert result.returncode == 1, result.stdout
+    assert "called a compiler or qemu-user" in result.stdout and "gcc --version" in result.stdout
+
+
+@pytest.mark.usefixtures("gcc_on_path")
+def test_a_selection_with_a_build_test_keeps_the_real_compiler(tmp_path, child_pytest):
+    marked = CALLS_GCC.format(marker="import pytest\npytestmark = pytest.mark.build")
+    result = child_pytest(tmp_path, marked)
+    assert result.returncode == 0, result.stdout
+
+
+def test_a_fast_loop_test_that_calls_nothing_passes(tmp_path, child_pytest):
+    result = child_pytest(tmp_path, "def test_nothing():\n    pass\n")
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_tripwire_names_every_compiler_and_emulator_but_nothing_else():
     recipe_set = recipes.load()
-    native = recipe_set.native_target()
-    triplets = {target.triplet for target in recipe_set.targets.values() if target != native}
-    folder.mkdir()
-    hidden = []
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if not os.path.isdir(directory):
-            continue
-        for entry in sorted(os.scandir(directory), key=lambda entry: entry.name):
-            mirrored = folder / entry.name
-            if mirrored.exists() or mirrored.is_symlink():
-                continue  # an earlier PATH folder's program wins, as in the real PATH
-            if is_cross_tool(entry.name, triplets):
-                mirrored.write_text(f'#!/bin/sh\necho "$0 $*" >> {record}\nexit 127\n')
-                mirrored.chmod(0o755)
-                hidden.append(entry.name)
-            else:
-                mirrored.symlink_to(entry.path)
-    return str(folder), hidden
-
-
-@pytest.mark.skipif(os.environ.get(INNER_RUN) == "1", reason="the child run of the fast loop does not probe itself")
-def test_the_fast_loop_calls_no_cross_compiler(tmp_path):
-    record = tmp_path / "called"
-    path, hidden = path_without_cross_tools(tmp_path / "bin", record)
-    if not hidden:  # nothing to hide, nothing proven
-        pytest.skip(
-            "needs the cross compilers and qemu-user on PATH to hide them: `scripts/setup --test` installs them"
-        )
-    env = {**os.environ, "PATH": path, INNER_RUN: "1"}
-    result = run(
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--basetemp",
-        tmp_path / "inner",
-        "-m",
-        FAST_LOOP,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=600,
-    )
-    assert " passed" in result.stdout.splitlines()[-1], result.stdout
-    assert not record.exists(), f"the fast loop called a cross tool: {record.read_text()}"
+    native = recipe_set.native_target().triplet
+    cross = {target.triplet for target in recipe_set.targets.values() if target.triplet != native}
+    caught = ["gcc", "cc", "gcc-12", "c++", "g++-12", "clang", f"{native}-gcc", f"{native}-gcc-12"]
+    caught += [f"{triplet}-{tool}" for triplet in cross for tool in ("gcc", "ld", "strip")]
+    caught += ["qemu-aarch64-static", "qemu-s390x-static"]
+    passed = ["python3", "gpgv", "ar", "qemu-system-x86_64", "gcc-ar", f"{native}-strip", "ccache-swig", "make"]
+    assert [name for name in caught if not tripwired(name, native, cross)] == []
+    assert [name for name in passed if tripwired(name, native, cross)] == []

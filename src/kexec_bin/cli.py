@@ -1,8 +1,9 @@
-"""`kexec-bin`: `doctor` explains whether kexec can work here, `which` names the program `kexec` runs.
+"""`kexec-bin`: whether kexec can work here (`doctor`) and which program `kexec` runs (`which`); `reboot`, `netboot`
+and `iso` boot a kernel from /boot, a Debian mirror or an ISO image.
 
 `main` runs every subcommand inside `errors.guarded`, the one place that turns exceptions into
-messages and exit codes, so a new subcommand gets the same contract (see the README's "Security
-model") without a line of its own. There are two kinds:
+messages and exit codes, so a new subcommand gets the same contract (docs/exit-codes.md) without a line of
+its own. There are two kinds:
 
 - COMMANDS (doctor, which): a `Command` with a few options, parsed by a few lines of our own:
   argparse and the `re`, `gettext`, `locale` and `shutil` it imports cost more than the doctor's
@@ -21,6 +22,8 @@ from .errors import EXIT_BLOCKED, EXIT_OK, KexecBinError, UsageError, guarded
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from types import ModuleType
     from typing import Callable, Sequence
 
 
@@ -41,10 +44,12 @@ class Option:
 class Command:
     """A subcommand: `run(options)` returns the exit status; `options` maps each Option's key to its value."""
 
-    __slots__ = ("options", "run", "summary")
+    __slots__ = ("examples", "options", "run", "summary")
 
-    def __init__(self, run: Callable[[dict], int], summary: str, options: Sequence[Option] = ()) -> None:
-        self.run, self.summary, self.options = run, summary, tuple(options)
+    def __init__(
+        self, run: Callable[[dict], int], summary: str, options: Sequence[Option] = (), examples: str = ""
+    ) -> None:
+        self.run, self.summary, self.options, self.examples = run, summary, tuple(options), examples
 
     def usage(self, name: str) -> str:
         shown = " ".join(f"[{o.name} {o.metavar}]" if o.metavar else f"[{o.name}]" for o in self.options)
@@ -78,7 +83,7 @@ class Command:
     def help(self, name: str) -> str:
         lines = [self.usage(name), "", self.summary, "", "options:"]
         lines += [f"  {(o.name + ' ' + o.metavar).strip():<14} {o.help}" for o in self.options]
-        return "\n".join(lines)
+        return "\n".join(lines + (["", self.examples] if self.examples else []))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +118,15 @@ def _dispatch(args: list) -> int:
 
 
 def _story(name: str, args: list) -> int:
+    parser, command = story_parser(name)
+    from .plan.boot import run_story
+
+    return run_story(command.run, parser.parse_args(args))
+
+
+def story_parser(name: str) -> tuple[argparse.ArgumentParser, ModuleType]:
+    """Story command `name`'s parser and module (imported only now): what it runs with, and what the
+    reference and man pages are generated from (`inv docs`)."""
     import argparse
     import importlib
 
@@ -129,15 +143,13 @@ def _story(name: str, args: list) -> int:
             columns = int(os.environ.get("COLUMNS", "") or os.get_terminal_size(stdout.fileno() if stdout else 1)[0])
         except (OSError, ValueError):  # not a terminal
             columns = 80
-        return argparse.HelpFormatter(prog, width=columns - 2)
+        return argparse.RawDescriptionHelpFormatter(prog, width=columns - 2)  # raw: the examples epilog keeps its lines
 
     module, summary = STORIES[name]
     parser = Parser(prog=f"kexec-bin {name}", description=summary, formatter_class=formatter)
     command = importlib.import_module(f"{__package__}.{module}")
     command.add_arguments(parser)
-    from .plan.boot import run_story
-
-    return run_story(command.run, parser.parse_args(args))
+    return parser, command
 
 
 def _version() -> str:
@@ -160,10 +172,11 @@ def _usage() -> str:
 
 
 def _overview() -> str:
-    lines = [_usage(), "", __doc__.split("\n", 1)[0], "", "commands:"]
+    lines = [_usage(), "", __doc__.split("\n\n", 1)[0].replace("\n", " "), "", "commands:"]
     lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
     lines += [f"  {name:<8} {summary}" for name, (_, summary) in STORIES.items()]
-    return "\n".join(lines + ["", "`kexec-bin COMMAND --help` shows a command's options; --version, the versions."])
+    lines += ["", "`kexec-bin COMMAND --help` shows a command's options and examples; --version, the versions."]
+    return "\n".join([*lines, "", EXAMPLES])
 
 
 def _usage_error(usage: str, message: str) -> UsageError:
@@ -209,6 +222,12 @@ def _which(options: dict) -> int:
     return EXIT_OK
 
 
+EXAMPLES = """examples:
+  kexec-bin doctor                      can this machine kexec, and if not, why and the fix
+  kexec-bin reboot --yes                reboot into the kernel the boot loader would boot next
+  kexec-bin netboot debian --dry-run    the verified plan to boot Debian's installer
+  kexec-bin iso image.iso --list        the Linux entries of an ISO image"""
+
 # Story commands: name → (module in this package, one-line help).
 STORIES: dict[str, tuple[str, str]] = {
     "reboot": ("reboot", "boot the kernel this machine would boot next, skipping firmware and boot loader"),
@@ -224,10 +243,17 @@ COMMANDS = {
             Option("--json", "print the report as JSON"),
             Option("--root", "read /proc, /sys and /boot under DIR (default: /)", metavar="DIR", default="/"),
         ),
+        examples="""examples:
+  kexec-bin doctor                 each check, the file it read, its verdict and the fix
+  kexec-bin doctor --json          the same report for a script (exit 0: a load can work)
+  kexec-bin doctor --root /mnt     judge the system mounted at /mnt by its /proc, /sys and /boot""",
     ),
     "which": Command(
         _which,
         "print the kexec program that `kexec` runs, and why",
         (Option("--json", "print path, source, reason and skipped programs as JSON"),),
+        examples="""examples:
+  kexec-bin which                              the program, why, and each kexec skipped with the reason
+  KEXEC_BIN_PREFER=bundled kexec-bin which     what `kexec` runs when told to prefer the bundled one""",
     ),
 }

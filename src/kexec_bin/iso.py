@@ -64,7 +64,14 @@ BUNDLED_MEMDISK = "boot/memdisk"
 PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
 
+EXAMPLES = """examples:
+  kexec-bin iso debian-13-amd64-netinst.iso --list          the image's Linux boot entries, its default marked
+  kexec-bin iso debian-13-amd64-netinst.iso --entry 2 --append priority=low --yes
+  kexec-bin iso ipxe.iso --memdisk --yes                    the whole image through memdisk (x86, BIOS)"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
     parser.add_argument("image", help="the ISO image file")
     parser.add_argument("--list", action="store_true", help="print the image's Linux boot entries and stop")
     parser.add_argument(

@@ -28,7 +28,15 @@ MAX_KEYS_PARAMETER = 1024
 APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
+EXAMPLES = """examples:
+  kexec-bin netboot debian                download and verify the installer, print the plan (nothing is loaded)
+  kexec-bin netboot debian --release bookworm --ssh-key ~/.ssh/id_ed25519.pub --yes
+                                          reinstall over SSH: network-console with this key, this host's network kept
+  kexec-bin netboot debian --mirror http://mirror.example/debian --network dhcp --load-only"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
     parser.add_argument("distribution", choices=["debian"], help="the installer to boot (Debian's, for now)")
     parser.add_argument(
         "--release",

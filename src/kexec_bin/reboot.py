@@ -35,7 +35,15 @@ _INITRD_MAGICS = (
 )
 
 
+EXAMPLES = """examples:
+  kexec-bin reboot                        print the plan: the kernel the boot loader boots next, its initrd
+                                          and command line (nothing is loaded)
+  kexec-bin reboot --yes                  load it and boot it in 5 s (systemctl kexec under systemd)
+  kexec-bin reboot --kernel 6.12.95+deb12-amd64 --append systemd.unit=rescue.target --load-only"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLES
     parser.add_argument(
         "--kernel",
         default="auto",

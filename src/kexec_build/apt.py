@@ -8,6 +8,7 @@ host: the state lives in a folder of its own, and root is not needed.
 from __future__ import annotations
 
 import fcntl
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -16,9 +17,12 @@ from typing import Iterator, Sequence
 
 from .commands import run
 from .errors import ToolchainError
+from .paths import cache_dir
 
 HOST_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
+APT_ROOTS = cache_dir() / "apt"
 
 
 @dataclass(frozen=True)
@@ -175,3 +179,10 @@ class PrivateApt:
             f"for {self.architecture} (suites {', '.join(self.suites)})",
         )
         return sorted(into.glob("*.deb"))
+
+
+@functools.cache
+def apt_root(arch: str, suite: str) -> PrivateApt:
+    """The private apt root for one Debian architecture and suite, kept in the cache (the bundled files'
+    pinned packages and the testbed's packages share it)."""
+    return PrivateApt(APT_ROOTS / f"{suite}-{arch}", suites=[suite], architecture=arch)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import atomic, debian_packages, sbom
-from .apt import PrivateApt
+from . import atomic, sbom
+from .apt import PrivateApt, apt_root
 from .errors import BuildError
 from .paths import cache_dir
 from .recipes import RECIPES_DIR, _File, _is_str_list, _Key
@@ -183,7 +183,7 @@ def pinned_deb(package: str, version: str, suite: str, sha256: str, *, bundled: 
     if found is None:
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as partial:
-            apt = debian_packages.apt_root("amd64", suite)  # an "all" package: any architecture's index lists it
+            apt = apt_root("amd64", suite)  # an "all" package: any architecture's index lists it
             (downloaded,) = apt.download([f"{package}={version}"], Path(partial))
             found = downloaded.rename(cache / name)
     return verified(found, sha256, f"{package} {version}")

@@ -22,7 +22,7 @@ from tests.inv import inv
 from tests.wheel.debian_hosts import supported_tags
 from tests.wheel.wheel_files import tool
 
-pytestmark = pytest.mark.cross
+pytestmark = [pytest.mark.build, pytest.mark.cross]  # inv release builds every target's wheel
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kexec_build import fetch, recipes
-from kexec_build.debian_packages import unpacked
+from kexec_build.testbed.debian_packages import unpacked
 from tests.runtime.installed import system_kexec
 
 # The Debian kexec links libxenctrl; these packages hold it and the libraries it pulls in.

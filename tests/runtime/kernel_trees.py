@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from kexec_build.debian_packages import unpacked
+from kexec_build.testbed.debian_packages import unpacked
 from kexec_build.vm import initramfs
 
 GRUB_TEMPLATE = Path(__file__).parent / "data" / "grub.cfg.in"

@@ -7,7 +7,9 @@ import gzip
 import pytest
 
 from kexec_bin.image import identify
-from kexec_build.debian_packages import unpacked
+from kexec_build.testbed.debian_packages import unpacked
+
+pytestmark = pytest.mark.network  # Debian's kernels, downloaded into an empty cache
 
 
 def debian_vmlinuz(arch: str):

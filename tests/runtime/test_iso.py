@@ -15,7 +15,7 @@ import pytest
 
 from kexec_bin import iso
 from kexec_bin.errors import PlanError
-from kexec_build import iso_images
+from kexec_build.testbed import iso_images
 from kexec_build.vm.binaries import wheel_for
 from tests.runtime.installed import install
 from tests.wheel.wheel_files import member
@@ -134,6 +134,7 @@ def test_images_without_rock_ridge_are_read_by_their_other_names(kexec_bin_iso, 
     assert "command line: quiet\n" in result.stdout
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 def test_debians_ipxe_image_has_one_entry_with_ipxes_linux_kernel(kexec_bin_iso):
     result = kexec_bin_iso(iso_images.packaged("ipxe"), "--list")
     assert result.returncode == 0, result.stderr
@@ -206,6 +207,7 @@ def test_an_image_on_tmpfs_is_warned_about_when_the_entry_needs_it(kexec_bin_iso
 # Refusals: each names the thing and the fix, on one line, before anything is loaded.
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 def test_refuses_a_file_that_is_not_an_iso(kexec_bin_iso):
     kernel = iso_images.installer_images() / "linux"
     _refused(kexec_bin_iso(kernel, "--list"), f"{kernel}: not an ISO 9660 image")
@@ -218,6 +220,7 @@ def test_refuses_a_truncated_image(kexec_bin_iso, loopback_iso, tmp_path):
     _refused(kexec_bin_iso(half, "--list"), f"{half}: truncated: the image is")
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 def test_refuses_a_damaged_image(kexec_bin_iso, tmp_path):
     # Debian's ipxe.iso with its primary volume's path table moved past the end of the image.
     damaged = tmp_path / "damaged.iso"
@@ -245,11 +248,13 @@ def test_refuses_an_image_cut_inside_a_kernel(kexec_bin_iso, images, tmp_path):
     _refused(kexec_bin_iso(cut, "--console", "none"), f"{cut}: truncated: /vmlinuz runs past the end of the image")
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 def test_refuses_an_image_without_boot_configuration(kexec_bin_iso):
     memtest = iso_images.packaged("memtest86+")  # El Torito floppy and EFI programs only
     _refused(kexec_bin_iso(memtest, "--list"), f"{memtest}: no boot configuration (looked for /boot/grub/loopback.cfg")
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 def test_refuses_a_kernel_on_another_device(kexec_bin_iso):
     # grub-rescue-pc's grub.cfg is GRUB's sample: `set root=(hd0,msdos1)`, then `linux /vmlinuz` from that disk.
     _refused(
@@ -334,6 +339,7 @@ def _root(tmp_path: Path, *, efi: bool = False, available_kib: int = 4 << 20, me
     return root
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_dry_run_plans_a_real_mode_kexec_load(kexec_bin_iso, tmp_path):
     ipxe = iso_images.packaged("ipxe")
@@ -346,6 +352,7 @@ def test_memdisk_dry_run_plans_a_real_mode_kexec_load(kexec_bin_iso, tmp_path):
     )
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_refuses_a_uefi_machine(kexec_bin_iso, tmp_path):
     _refused(
@@ -354,11 +361,13 @@ def test_memdisk_refuses_a_uefi_machine(kexec_bin_iso, tmp_path):
     )
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 def test_memdisk_refuses_a_machine_that_is_not_x86(tmp_path):
     with pytest.raises(PlanError, match="--memdisk: this machine is aarch64, and memdisk is a real-mode x86 program"):
         iso.memdisk_plan(str(iso_images.packaged("ipxe")), root=str(_root(tmp_path)), machine="aarch64")
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_refuses_an_image_larger_than_available_memory(kexec_bin_iso, tmp_path):
     ipxe = iso_images.packaged("ipxe")  # 2 MiB, against 1 MiB available
@@ -368,6 +377,7 @@ def test_memdisk_refuses_an_image_larger_than_available_memory(kexec_bin_iso, tm
     )
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_without_memdisk_names_the_package(kexec_bin_iso, tmp_path):
     root = _root(tmp_path, memdisk=False)
@@ -378,6 +388,7 @@ def test_memdisk_without_memdisk_names_the_package(kexec_bin_iso, tmp_path):
     )
 
 
+@pytest.mark.build  # the x86_64 wheel, built unless dist/ holds one newer than the sources
 @pytest.mark.skipif(os.uname().machine not in iso.X86, reason="memdisk runs on x86 machines only")
 def test_memdisk_is_the_one_the_x86_wheel_carries_when_the_host_has_none(tmp_path):
     installed = _installed_with_pycdlib(tmp_path / "installed")

@@ -25,7 +25,8 @@ import pytest
 
 from kexec_bin import cli, debian
 from kexec_bin.errors import EXIT_DATA, EXIT_TEMPORARY
-from kexec_build import keyring, netboot_mirror
+from kexec_build import keyring
+from kexec_build.testbed import netboot_mirror
 from tests.runtime.installed import system_kexec
 
 IMAGES = "dists/bookworm/main/installer-amd64/current/images"
@@ -229,11 +230,27 @@ def test_without_gpgv_the_error_names_the_package(netboot, mirror, monkeypatch, 
     assert "gpgv is not installed" in err and "install the gpgv package" in err
 
 
+def installer_minimum_mib(initrd_gz: bytes, arch: str) -> int:
+    """The RAM below which the installer in `initrd_gz` refuses to run on `arch`: the `min` level of its own
+    lowmem check (rootskel's S15lowmem), read from the initrd with cpio."""
+    script = subprocess.run(
+        ["cpio", "-i", "--quiet", "--to-stdout", "lib/debian-installer-startup.d/S15lowmem"],
+        input=gzip.decompress(initrd_gz),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    case = re.search(rf"(?ms)^\s*(?:[\w-]+\|)*{arch}(?:\|[\w-]+)*\)$(.*?);;", script)
+    level = re.search(r"\bmin=(\d+)", case[1]) if case else None
+    assert level, f"S15lowmem names no minimum for {arch}"
+    return int(level[1])
+
+
 def test_not_enough_memory_is_refused_with_numbers(netboot, mirror, real_files):
     netboot.tree.write("/proc/meminfo", "MemTotal: 262144 kB\nMemAvailable: 204800 kB\n")
     status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp", "--dry-run")
     assert status == 1 and calls == []
-    needed = len(real_files[KERNEL]) + len(real_files[INITRD]) + (316 << 20)
+    minimum = installer_minimum_mib(real_files[INITRD], "amd64")
+    needed = len(real_files[KERNEL]) + len(real_files[INITRD]) + (minimum << 20)
     assert f"not enough memory: the plan needs about {needed / (1 << 20):.1f} MiB and 200.0 MiB is available" in err
 
 

@@ -137,7 +137,7 @@ def test_iso_dry_run_on_a_host_without_kexec_shows_the_plan_and_says_it_would_be
 
     import pycdlib
 
-    from kexec_build import iso_images
+    from kexec_build.testbed import iso_images
 
     image = iso_images.loopback_image(tmp_path)
     installed = install(tmp_path / "installed", Path("/bin/echo"))
@@ -184,7 +184,7 @@ def test_escape_sequences_in_an_image_are_shown_escaped_in_its_list_and_plan(tmp
 
     import pycdlib
 
-    from kexec_build import iso_images
+    from kexec_build.testbed import iso_images
 
     hidden = "Install\x1b[8m init=/bin/sh\x1b[0m"
     grub = f"menuentry '{hidden}' {{\n  linux /vmlinuz quiet\x1b[8m init=/bin/sh\n  initrd /initrd.gz\n}}\n"

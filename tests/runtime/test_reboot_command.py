@@ -147,7 +147,7 @@ def test_the_preflight_blocks_before_kexec_runs(machine, capsys, recording_kexec
     assert not recording_kexec.exists()
 
 
-def test_readme_shows_the_playbook_the_fleet_test_runs():
+def test_the_docs_show_the_playbook_the_fleet_test_runs():
     project = Path(__file__).resolve().parents[2]
     playbook = (project / "examples" / "kexec-reboot.yml").read_text()
-    assert f"```yaml\n{playbook}```" in (project / "README.md").read_text()
+    assert f"```yaml\n{playbook}```" in (project / "docs" / "at-scale.md").read_text()

@@ -9,7 +9,7 @@ import pytest
 
 from kexec_bin.doctor import support
 from kexec_bin.resolve import Choice
-from kexec_build.trial import fresh_venv, native_wheel
+from kexec_build.testbed.trial import fresh_venv, native_wheel
 from tests.runtime.installed import without_host_kexec
 
 # build: builds the native binary unless build/ already holds it.

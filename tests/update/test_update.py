@@ -21,10 +21,13 @@ from kexec_build.paths import PROJECT_ROOT
 from kexec_build.recipes import load
 from tests.inv import inv
 
-pytestmark = pytest.mark.skipif(
-    not all(path.exists() for path in update.UPLOADER_KEYRINGS),
-    reason="debian-keyring is not installed (scripts/setup --test installs it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not all(path.exists() for path in update.UPLOADER_KEYRINGS),
+        reason="debian-keyring is not installed (scripts/setup --test installs it)",
+    ),
+    pytest.mark.network,  # the signed chain comes from the real archive (kept in the cache once fetched)
+]
 SUITE = "sid"  # the suite that packages kexec-tools 2.0.32
 DSC = "kexec-tools_2.0.32-3.dsc"
 ORIG = "kexec-tools_2.0.32.orig.tar.xz"
@@ -138,6 +141,7 @@ def test_a_tarball_that_does_not_match_is_refused(httpserver, real_chain, isolat
         verify_from(serve(httpserver, tampered))
 
 
+@pytest.mark.build  # inv update builds and boots every target
 @pytest.mark.vm
 @pytest.mark.cross
 @pytest.mark.timeout(3600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kexec_build import debian_packages
+from kexec_build.testbed import debian_packages
 from kexec_build.vm.guests import INSTALLER_MAIN_MENU, INSTALLER_SECONDS
 
 pytestmark = pytest.mark.vm

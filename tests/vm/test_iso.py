@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from kexec_bin.iso import MEMDISK
-from kexec_build import iso_images, recipes
+from kexec_build import recipes
+from kexec_build.testbed import iso_images
 from kexec_build.vm import python_guest, screen
 from kexec_build.vm.bench import OVMF
 from kexec_build.vm.binaries import wheel_for

@@ -29,7 +29,7 @@ def test_inv_prove_x86_64_proves_every_load_mode():
     assert set(BOARDS["x86_64"].modes) == {"default", "file-load", "syscall-load"}
 
 
-# Every other target whose Debian kernel boots in qemu-system here (README: Proven by a real reboot).
+# Every other target whose Debian kernel boots in qemu-system here (docs/vm-proofs.md).
 @pytest.mark.timeout(PROVE_SECONDS)
 @pytest.mark.parametrize("target", [name for name in BOARDS if name != "x86_64"])
 def test_prove_target(target):

@@ -12,6 +12,7 @@ import pytest
 
 from kexec_build import wheels
 from kexec_build.commands import quiet
+from kexec_build.testbed import trial
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +21,8 @@ def dist(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def native_wheel(recipe_set, upstream_dir, dist) -> Path:
-    release = recipe_set.release()
-    (made,) = wheels.make_wheels(
-        [recipe_set.native_target()], release, recipe_set=recipe_set, mirrors=[str(upstream_dir)], dist=dist, log=quiet
-    )
-    return made
+def native_wheel(upstream_dir, dist) -> Path:
+    return trial.native_wheel(dist, mirrors=[str(upstream_dir)], log=quiet)
 
 
 @pytest.fixture(scope="session")

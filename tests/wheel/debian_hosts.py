@@ -1,5 +1,5 @@
 """A Debian host of another CPU, small enough for a test: its C library and Python
-(`kexec_build.debian_python`), run with `qemu-<arch>-static -L`."""
+(`kexec_build.testbed.debian_python`), run with `qemu-<arch>-static -L`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import packaging
 from packaging.tags import Tag, parse_tag
 
 from kexec_build.commands import run
-from kexec_build.debian_python import python_root
 from kexec_build.recipes import Target
+from kexec_build.testbed.debian_python import python_root
 
 
 def run_python(target: Target, code: str, *args: object, env: dict[str, str] | None = None) -> str:

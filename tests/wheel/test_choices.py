@@ -73,6 +73,7 @@ def test_each_release_has_its_reviewed_copying_byte_for_byte(recipe_set, upstrea
         ]
 
 
+@pytest.mark.network  # Debian packages, downloaded into an empty cache
 def test_each_bundled_file_has_its_reviewed_license_byte_for_byte_and_a_changed_one_stops_the_wheel(tmp_path):
     for item in bundled.load():
         item.check_license(PROJECT_ROOT)  # against `copying` in the verified orig tarball

@@ -19,9 +19,10 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import bundled, fetch, hook, keyring, netboot_mirror, pipeline, sbom, toolchain, wheels
+from kexec_build import bundled, fetch, hook, keyring, pipeline, sbom, toolchain, wheels
 from kexec_build.commands import quiet, run
 from kexec_build.paths import PROJECT_ROOT
+from kexec_build.testbed import netboot_mirror
 from tests.wheel.wheel_files import dist_info, member, tool
 
 pytestmark = pytest.mark.build

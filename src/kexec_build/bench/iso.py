@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import iso_images
 from ..errors import WheelError
-from ..trial import fresh_venv, native_wheel
+from ..testbed import iso_images
+from ..testbed.trial import fresh_venv, native_wheel
 from .measure import Row, timed
 
 PADDING = 1 << 30

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kexec_bin import debian
 
-from .. import netboot_mirror
+from ..testbed import netboot_mirror
 from .measure import Row, timed
 
 ROUNDS = 5

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import WheelError
-from ..trial import fresh_venv, native_wheel
+from ..testbed.trial import fresh_venv, native_wheel
 from .measure import Row, timed
 
 ROUNDS = 60

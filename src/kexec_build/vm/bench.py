@@ -146,7 +146,7 @@ NETBOOT_GOAL = 1.10  # the safe command may cost at most a tenth more than the b
 def netboot_rows(work: Path) -> list[Row]:
     """`kexec-bin netboot --yes` (files cached) against the manual way (fetch, sha256sum -c, kexec
     --load, kexec -e) to the installer's main menu, each in a fresh copy of the same guest."""
-    from .. import netboot_mirror
+    from ..testbed import netboot_mirror
     from .debian_guest import USER_NET_HOST, USER_NIC, set_static_address, start_logged, start_with_wheel
 
     files = netboot_mirror.files("bookworm", "amd64")

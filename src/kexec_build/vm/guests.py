@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .. import debian_packages, recipes
+from .. import recipes
 from ..paths import build_dir, cache_dir
+from ..testbed import debian_packages
 from . import initramfs
 from .machine import Machine, kvm_usable
 
@@ -98,7 +99,7 @@ BOARDS = {
         Board("riscv64", ("qemu-system-riscv64", "-M", "virt"), "ttyS0", "riscv64", suite="trixie"),
     )
 }
-# Targets kexec-bin builds whose reboot no QEMU machine here can show, and why (README: Proven by a real reboot).
+# Targets kexec-bin builds whose reboot no QEMU machine here can show, and why (docs/vm-proofs.md).
 UNPROVEN = {
     "mips64el": "the 5kc-malta kernel refuses kexec_load (EINVAL): QEMU's malta SMP operations cannot park "
     "the other CPUs (kexec_nonboot_cpu)",

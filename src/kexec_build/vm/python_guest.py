@@ -1,7 +1,7 @@
 """Python in the harness's initramfs guest: Debian's python3 of the board's CPU and the packages of
 some wheels, for a proof on a CPU whose Debian system cannot be debootstrapped here (no binfmt).
 
-The interpreter comes from `kexec_build.debian_python` (the tree the wheel tests run under qemu-user);
+The interpreter comes from `kexec_build.testbed.debian_python` (the tree the wheel tests run under qemu-user);
 the wheels are unpacked as pip would install them, without pip: their packages into Debian's
 dist-packages (on the interpreter's own path), their scripts into /usr/local/bin (not on the
 guest's PATH by default: `PATH` below adds it) with the shebang pointing at the interpreter.
@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from ..debian_python import python_root
 from ..recipes import Target
+from ..testbed.debian_python import python_root
 
 SITE = "usr/lib/python3/dist-packages"
 SCRIPTS = "usr/local/bin"

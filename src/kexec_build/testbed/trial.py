@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-from . import fetch, parallel, recipes, wheels
-from .commands import Log, run
-from .errors import WheelError
+from .. import fetch, recipes, wheels
+from ..commands import Log, run
+from ..errors import WheelError
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,19 @@ class Venv:
         return found[0]
 
 
-def native_wheel(outdir: Path, *, log: Log = print) -> Path:
-    """This machine's wheel of the default release, built from the checkout (the binary is reused when built)."""
+def native_wheel(dist: Path, *, mirrors: Sequence[str] | None = None, log: Log = print) -> Path:
+    """This machine's wheel of the default release, made from the checkout as `inv wheel` makes it (the
+    binary is reused when built): the one way the tests and the bench get the native wheel."""
     recipe_set = recipes.load()
-    release = recipe_set.release()
-    target = recipe_set.native_target()
-    parallel.build_and_report(release, [target], recipe_set=recipe_set, mirrors=fetch.mirrors_from_env(), log=log)
-    (built,) = wheels.build_wheels([target], release, outdir=outdir, log=log)
-    return built
+    (made,) = wheels.make_wheels(
+        [recipe_set.native_target()],
+        recipe_set.release(),
+        recipe_set=recipe_set,
+        mirrors=fetch.mirrors_from_env() if mirrors is None else mirrors,
+        dist=dist,
+        log=log,
+    )
+    return made
 
 
 def fresh_venv(folder: Path, wheel_file: Path) -> Venv:

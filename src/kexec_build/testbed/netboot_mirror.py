@@ -23,8 +23,8 @@ from typing import Iterator, Mapping
 
 from kexec_bin import debian
 
+from ..apt import host_archives
 from . import debian_packages
-from .apt import host_archives
 
 RELEASE_NUMBERS = {codename: number for number, codename in debian.NUMBERS.items()}
 

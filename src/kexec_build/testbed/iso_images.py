@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import ProveError
 from . import debian_packages
-from .errors import ProveError
 
 # Debian's netboot installer of one architecture: its tree holds the kernel, the initrd and the
 # installer's own syslinux menus (boot-screens/*.cfg, amd64 only).

@@ -12,11 +12,12 @@ import re
 import tempfile
 from pathlib import Path
 
-from .commands import run
-from .debian_packages import CACHE, apt_root
-from .errors import ToolchainError
-from .recipes import Target
-from .sysroot import candidate_suites
+from ..apt import apt_root
+from ..commands import run
+from ..errors import ToolchainError
+from ..recipes import Target
+from ..sysroot import candidate_suites
+from .debian_packages import CACHE
 
 # What the interpreter needs besides its own packages (python3.X-minimal, libpython3.X-minimal and
 # -stdlib: the runtime's json and argparse live in the last).

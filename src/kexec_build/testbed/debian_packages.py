@@ -6,24 +6,17 @@ tree there, so later runs need no network.
 
 from __future__ import annotations
 
-import functools
 import re
 import tempfile
 from pathlib import Path
 
-from .apt import PrivateApt
-from .commands import run
-from .paths import cache_dir
+from ..apt import apt_root
+from ..commands import run
+from ..paths import cache_dir
 
 SUITE = "bookworm"
 # Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
 CACHE = cache_dir()
-
-
-@functools.cache
-def apt_root(arch: str, suite: str = SUITE) -> PrivateApt:
-    """The private apt root for one Debian architecture and suite, kept in the cache."""
-    return PrivateApt(CACHE / "apt" / f"{suite}-{arch}", suites=[suite], architecture=arch)
 
 
 def deb(package: str, arch: str = "amd64", suite: str = SUITE) -> Path:
