@@ -172,7 +172,7 @@ def docs(c, transcripts=True):
         print(f"docs: wrote {path}")
     if transcripts:
         # The transcripts come from the real commands run on the tests' trees and images (tests/test_docs.py).
-        run(*PYTEST, "tests/test_docs.py", "--update-docs", cwd=Path(__file__).resolve().parent)
+        run(*PYTEST, "tests/runtime/test_transcripts.py", "--update-docs", cwd=Path(__file__).resolve().parent)
     print("docs: current")
 
 
