@@ -102,6 +102,9 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     if mode not in MODES:
         raise PlanError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     choice = choose()
+    from .trust import choose_syscall
+
+    choose_syscall(plan, root)  # under lockdown: kexec_file_load, or a refusal before anything is loaded
     print(plan.to_text(choice.path, root), file=out)
     needed, available = plan.memory(root)
     if needed and available is not None and needed > available:

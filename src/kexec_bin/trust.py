@@ -28,12 +28,14 @@ from .read import Tree, read_regular
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator
+    from typing import Any, Iterator
 
 # Largest kernel file read (distribution kernels are 5-15 MiB; an ISO's or a UKI's up to ~100 MiB).
 KERNEL_LIMIT = 256 * 1024 * 1024
 KEYS_LIMIT = 4 * 1024 * 1024
 ACCEPTED, REFUSED = "accepted", "refused"  # and UNKNOWN, the doctor's word
+# Where a distribution puts the signed image of a kernel beside the unsigned one.
+SIGNED_SUFFIXES = (".efi.signed", ".signed")
 
 _WIN_CERT_TYPE_PKCS_SIGNED_DATA = 0x0002
 _CERTIFICATE_TABLE = 4  # the index of the security directory in the PE optional header
@@ -502,13 +504,52 @@ def _judge_signature(prediction: Prediction) -> None:
         )
 
 
-def check_kernel(file: str, root: str = "/") -> str:
-    """The syscall a story command loads `file` with ("auto" or "file"); BlockedError when the kernel refuses it.
+def check_kernel(file: str, root: str = "/") -> Prediction:
+    """The prediction for `file`; BlockedError with its explanation when the kernel will refuse this file.
 
-    A verdict of unknown lets the load go ahead: the kernel itself then says.
+    A verdict of unknown lets the caller go ahead: the kernel itself then says. So does a kernel
+    that refuses every load whatever the file (no kexec, kexec_load_disabled): the preflight before
+    the load names that, and a plan can still be printed.
     """
     prediction = predict(file, root)
-    if prediction.verdict == REFUSED:
+    if prediction.verdict == REFUSED and not prediction.host_fixes:
         assert prediction.support is not None
         raise BlockedError(prediction.explanation(), prediction.support)
-    return next(name for name, syscall in ops.API_SYSCALLS.items() if syscall == prediction.syscall)
+    return prediction
+
+
+def choose_syscall(plan: Any, root: str = "/") -> None:
+    """Before a story command prints or loads `plan` (a BootPlan): the syscall its kernel needs here.
+
+    Under lockdown, or with signatures forced, the plan loads with kexec_file_load (kexec_load when
+    only kexec_file_load wants a signature); a kernel this kernel will refuse stops the command
+    here, before anything is loaded, with the reason and the fix. KEXEC_BIN_NO_CHECK=1 skips it,
+    as it skips the preflight.
+    """
+    import os
+
+    if os.environ.get("KEXEC_BIN_NO_CHECK", "") in ("1", "yes", "true") or plan.syscall != "auto":
+        return
+    prediction = check_kernel(plan.kernel.path, root)
+    if prediction.syscall != ops.AUTO:
+        plan.syscall = next(name for name, syscall in ops.API_SYSCALLS.items() if syscall == prediction.syscall)
+        plan.decisions.append(f"syscall: {prediction.syscall} ({prediction.reason})")
+
+
+def prefer_signed(kernel: Any, root: str, decisions: list) -> Any:
+    """`kernel` (a PlannedFile), or the signed flavour of the same release beside it when this kernel
+    would refuse `kernel` and accept that one (Ubuntu's linux-signed: /boot/vmlinuz-R.efi.signed)."""
+    import dataclasses
+    import os
+
+    if predict(kernel.path, root).verdict != REFUSED:
+        return kernel
+    for suffix in SIGNED_SUFFIXES:
+        path = kernel.path + suffix
+        if os.path.isfile(path) and predict(path, root).accepted:
+            decisions.append(
+                f"kernel: {kernel.origin}{suffix}, the signed flavour of the same release: "
+                f"this kernel accepts only signed kernels and {kernel.origin} is not signed by a key it trusts"
+            )
+            return dataclasses.replace(kernel, path=path, origin=kernel.origin + suffix)
+    return kernel

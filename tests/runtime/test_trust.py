@@ -9,8 +9,7 @@ import json
 import pytest
 
 from kexec_bin import cli
-from kexec_bin.errors import BlockedError
-from kexec_bin.trust import ACCEPTED, REFUSED, check_kernel, predict, signature_of
+from kexec_bin.trust import ACCEPTED, REFUSED, predict, signature_of
 from kexec_build.vm import secure_boot
 
 from .conftest import set_options
@@ -147,10 +146,3 @@ def test_doctor_kernel_exit_status_text_and_json(tree, kernels, capsys):
     assert report["needs"] == [f"kexec-bin test key ({kernels['test key'][1]})"]
     assert cli.main(["doctor", "--kernel", str(kernels["unsigned"]), "--root", root]) == 1
     assert "signed by: no signature" in capsys.readouterr().out
-
-
-def test_a_story_command_loads_with_kexec_file_load_or_is_refused_before_loading(tree, kernels):
-    root = locked_down(tree, DEBIAN_CA)
-    assert check_kernel(str(kernels["signed"]), root) == "file"
-    with pytest.raises(BlockedError, match=r"unsigned.*no signature"):
-        check_kernel(str(kernels["unsigned"]), root)
