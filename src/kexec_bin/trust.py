@@ -504,14 +504,14 @@ def _judge_signature(prediction: Prediction) -> None:
         )
 
 
-def check_kernel(file: str, root: str = "/") -> Prediction:
+def check_kernel(file: str, root: str = "/", support: Support | None = None) -> Prediction:
     """The prediction for `file`; BlockedError with its explanation when the kernel will refuse this file.
 
     A verdict of unknown lets the caller go ahead: the kernel itself then says. So does a kernel
     that refuses every load whatever the file (no kexec, kexec_load_disabled): the preflight before
     the load names that, and a plan can still be printed.
     """
-    prediction = predict(file, root)
+    prediction = predict(file, root, support)
     if prediction.verdict == REFUSED and not prediction.host_fixes:
         assert prediction.support is not None
         raise BlockedError(prediction.explanation(), prediction.support)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from kexec_bin.cli import main
+from kexec_bin.shim import kernel_of
 from kexec_build.vm import secure_boot
 from tests.runtime.test_netboot import INITRD, KERNEL, mirror, netboot, real_files  # noqa: F401 (fixtures)
 
@@ -60,3 +63,17 @@ def test_netboot_refuses_an_installer_this_host_does_not_trust_before_downloadin
     assert "signed by Debian Secure Boot Signer 2022 - linux (issuer Debian Secure Boot CA)" in err
     requested = [request.path for request, _ in httpserver.log]
     assert f"/debian/{KERNEL}" in requested and f"/debian/{INITRD}" not in requested
+
+
+@pytest.mark.parametrize(
+    ("args", "kernel"),
+    [
+        (["-l", "/boot/vmlinuz", "--initrd", "/boot/initrd.img"], "/boot/vmlinuz"),
+        (["--initrd", "/boot/initrd.img", "-s", "-l", "vmlinuz"], "vmlinuz"),  # an option's value is no kernel
+        (["-sl", "--command-line=quiet", "--", "-vmlinuz"], "-vmlinuz"),
+        (["-e"], None),
+        (["--version"], None),
+    ],
+)
+def test_the_kexec_preflight_finds_the_kernel_file_it_judges(args, kernel):
+    assert kernel_of(args) == kernel

@@ -157,6 +157,10 @@ def test_microsoft_keys_the_prediction_is_the_kernels_own_verdict(microsoft_gues
     }, verdicts
     assert "No data available" in verdicts["unsigned"][2]  # ENODATA: no signature at all
     assert "Required key not available" in verdicts["test-signed"][2]  # ENOKEY: no trusted key signed it
+    # `kexec` with its own check refuses it first, naming the signer and what it would need.
+    said = microsoft_guest.run("kexec -s --load /mnt/vmlinuz-test-signed --command-line=x; echo status=$?")
+    assert "kexec: this kernel will not accept /mnt/vmlinuz-test-signed (signed by kexec-bin test key" in said
+    assert "mokutil --import" in said and said.endswith("status=1")
 
 
 def test_reboot_into_a_second_signed_kernel_comes_back_on_it(microsoft_guest, disk):
