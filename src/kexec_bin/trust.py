@@ -22,14 +22,17 @@ keyring holds a key (/proc/keys does not say: every asymmetric key counts as tru
 from __future__ import annotations
 
 from . import ops
-from .errors import BlockedError, UsageError
+from .errors import BlockedError, KexecBinError, UsageError
 from .findings import BLOCKED, OK, SIGNED, UNKNOWN, Support
-from .read import Tree, read_regular
+from .read import Tree, read_regular, read_span
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from typing import Any, Callable, Iterator
 
+NOT_PE = "not a PE image (kexec_file_load verifies PE signatures only)"
+# A PE image's headers (DOS stub, PE header, optional header with its data directories) lie in its first KiB.
+HEAD_BYTES = 4096
 # Largest kernel file read (distribution kernels are 5-15 MiB; an ISO's or a UKI's up to ~100 MiB).
 KERNEL_LIMIT = 256 * 1024 * 1024
 KEYS_LIMIT = 4 * 1024 * 1024
@@ -216,6 +219,15 @@ def _u32(data: bytes, offset: int) -> int:
     return int.from_bytes(data[offset : offset + 4], "little")
 
 
+def signature_of_file(path: str) -> tuple[str, Signature | None]:
+    """`signature_of` the kernel file at `path`, reading only its header and its certificate table when
+    it is a plain PE image (a distribution kernel: its 8 MiB between are not needed)."""
+    head = read_span(path, 0, HEAD_BYTES, "kernel")
+    if head[:2] != b"MZ" or head[4:8] == b"zimg":  # compressed: the image inside decides
+        return signature_of(read_regular(path, KERNEL_LIMIT, "kernel"))
+    return _pe_signature(head, lambda offset, size: read_span(path, offset, size, "kernel"))
+
+
 def signature_of(image: bytes) -> tuple[str, Signature | None]:
     """(what the file is, its signature or None) for the image kexec_file_load would be given.
 
@@ -226,7 +238,7 @@ def signature_of(image: bytes) -> tuple[str, Signature | None]:
     if image[:2] == b"\x1f\x8b":
         return _inside("gzip-compressed", _gunzip(image))
     if image[:2] != b"MZ" or len(image) < 0x40:
-        return "not a PE image (kexec_file_load verifies PE signatures only)", None
+        return NOT_PE, None
     if image[4:8] == b"zimg":  # EFI zboot: payload offset and size at 8 and 12, compression name at 24
         start, size = _u32(image, 8), _u32(image, 12)
         method = image[24:32].rstrip(b"\0").decode("ascii", "replace")
@@ -236,24 +248,40 @@ def signature_of(image: bytes) -> tuple[str, Signature | None]:
                 "decompress it, or check the kernel's signature with sbverify"
             )
         return _inside("EFI zboot (gzip)", _gunzip(image[start : start + size]))
-    pe = _u32(image, 0x3C)
-    if image[pe : pe + 4] != b"PE\0\0":
-        return "not a PE image (kexec_file_load verifies PE signatures only)", None
+    return _pe_signature(image, lambda offset, size: image[offset : offset + size])
+
+
+def _pe_signature(head: bytes, read: Callable[[int, int], bytes]) -> tuple[str, Signature | None]:
+    """(what the PE image with these headers is, its signature), `read(offset, size)` giving its bytes."""
+    kind, table = _certificate_table(head)
+    if table is None:
+        return kind, None
+    offset, size = table
+    return kind, _pkcs7_of_table(read(offset, size), size)
+
+
+def _certificate_table(head: bytes) -> tuple[str, tuple[int, int] | None]:
+    """(what the PE image is, (file offset, size) of its certificate table or None), from its headers."""
+    pe = _u32(head, 0x3C)
+    if head[pe : pe + 4] != b"PE\0\0":
+        return NOT_PE, None
     optional = pe + 24
-    magic = _u16(image, optional)
-    directories = optional + {0x10B: 96, 0x20B: 112}.get(magic, 0)
-    if directories == optional or _u32(image, directories - 4) <= _CERTIFICATE_TABLE:
+    directories = optional + {0x10B: 96, 0x20B: 112}.get(_u16(head, optional), 0)
+    if directories == optional or _u32(head, directories - 4) <= _CERTIFICATE_TABLE:
         return "PE image without a certificate table", None
     entry = directories + 8 * _CERTIFICATE_TABLE
-    offset, size = _u32(image, entry), _u32(image, entry + 4)
-    if not offset or not size:
-        return "PE image", None
-    if offset + 8 > len(image) or offset + size > len(image):
-        return "PE image whose certificate table lies past its end (damaged)", None
-    length, kind = _u32(image, offset), _u16(image, offset + 6)
+    offset, size = _u32(head, entry), _u32(head, entry + 4)
+    return "PE image", (offset, size) if offset and size >= 8 else None
+
+
+def _pkcs7_of_table(table: bytes, size: int) -> Signature | None:
+    """The signature in a PE certificate table (WIN_CERTIFICATE: length, revision, type, then PKCS#7)."""
+    if len(table) < size:
+        raise ValueError("its certificate table lies past the end of the file")
+    length, kind = _u32(table, 0), _u16(table, 6)
     if kind != _WIN_CERT_TYPE_PKCS_SIGNED_DATA or length < 8:
-        return f"PE image with a certificate of type {kind:#x}, not PKCS#7", None
-    return "PE image", parse_pkcs7(image[offset + 8 : offset + min(length, size)])
+        raise ValueError(f"a certificate of type {kind:#x}, not PKCS#7")
+    return parse_pkcs7(table[8 : min(length, size)])
 
 
 def _inside(what: str, inner: bytes | None) -> tuple[str, Signature | None]:
@@ -422,16 +450,20 @@ class Prediction:
 def predict(file: str, root: str = "/", support: Support | None = None) -> Prediction:
     """Whether the kernel under `root` would accept `file` for kexec now, read without loading anything."""
     from .doctor import support as doctor_support
+    from .resolve import Choice, choose
 
     tree = Tree(root)
     prediction = Prediction(file, root)
-    image = read_regular(file, KERNEL_LIMIT, "kernel")  # a file of this machine, checked against root's kernel
-    try:
-        prediction.kind, prediction.signature = signature_of(image)
+    try:  # the file is one of this machine's, judged against the kernel under root
+        prediction.kind, prediction.signature = signature_of_file(file)
     except ValueError as error:
         prediction.kind = f"PE image with a damaged signature ({error})"
     if support is None:  # the kernel's verdict, whichever kexec program asks: no finding on the program
-        found = doctor_support(root)
+        try:
+            choice: Choice | None = choose()  # not verified: the program is not judged here
+        except KexecBinError:
+            choice = None
+        found = doctor_support(root, choice)
         support = Support(
             root, found.program, found.program_source, tuple(f for f in found.findings if f.check != "program")
         )
