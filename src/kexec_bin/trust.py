@@ -37,6 +37,7 @@ HEAD_BYTES = 4096
 KERNEL_LIMIT = 256 * 1024 * 1024
 KEYS_LIMIT = 4 * 1024 * 1024
 ACCEPTED, REFUSED = "accepted", "refused"  # and UNKNOWN, the doctor's word
+FIRMWARE_FIX = "or boot it through the firmware instead of kexec (`--via firmware`)"
 # Where a distribution puts the signed image of a kernel beside the unsigned one.
 SIGNED_SUFFIXES = (".efi.signed", ".signed")
 
@@ -371,7 +372,7 @@ class Prediction:
 
     def needed(self) -> list[str]:
         """The keys a refused signature would need: its chain's key ids and the authority above it."""
-        if self.signature is None:
+        if self.signature is None or self.host_fixes:  # no key helps a kernel that refuses every kernel
             return []
         wanted = [f"{c.subject} ({c.subject_key_id})" for c in self.signature.chain if c.subject_key_id]
         top = self.signature.chain[-1] if self.signature.chain else None
@@ -383,7 +384,7 @@ class Prediction:
         if self.accepted:
             return []
         if self.host_fixes:
-            return self.host_fixes
+            return [*self.host_fixes, FIRMWARE_FIX]
         if self.verdict == UNKNOWN and self.keys is None:
             return ["run it as root: /proc/keys shows the kernel's trusted keys to root only"]
         fixes = [
@@ -393,7 +394,7 @@ class Prediction:
             "for a one-time password; at the next boot shim's MokManager asks for it on the console "
             "(Enroll MOK), and from then on the kernel trusts the key",
         ]
-        return fixes + ["or boot it through the firmware instead of kexec (`--via firmware`)"]
+        return [*fixes, FIRMWARE_FIX]
 
     def to_dict(self) -> dict:
         return {
@@ -433,7 +434,7 @@ class Prediction:
             lines.append(f"  keys the kernel trusts ({len(self.keys)}, from /proc/keys):")
             lines += [f"    {key}" for key in self.keys]
         lines.append(f"verdict: {self.verdict}: {self.reason}")
-        if not self.accepted and signature:
+        if not self.accepted and self.needed():
             lines.append(f"  it would need one of: {', '.join(self.needed())}")
         lines += [f"  fix: {fix}" for fix in self.fixes()]
         return "\n".join(lines)

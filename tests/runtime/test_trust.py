@@ -10,6 +10,7 @@ import pytest
 
 from kexec_bin import cli
 from kexec_bin.trust import ACCEPTED, REFUSED, predict, signature_of
+from kexec_build.debian_packages import unpacked
 from kexec_build.vm import secure_boot
 
 from .conftest import set_options
@@ -146,3 +147,16 @@ def test_doctor_kernel_exit_status_text_and_json(tree, kernels, capsys):
     assert report["needs"] == [f"kexec-bin test key ({kernels['test key'][1]})"]
     assert cli.main(["doctor", "--kernel", str(kernels["unsigned"]), "--root", root]) == 1
     assert "signed by: no signature" in capsys.readouterr().out
+
+
+def test_debians_arm64_kernel_under_lockdown_refuses_every_kernel_signed_or_not(tree, kernels):
+    # Debian's arm64 kernels have kexec_load only (no CONFIG_KEXEC_FILE), which lockdown refuses.
+    boot = unpacked("linux-image-arm64", "arm64") / "boot"
+    (config,) = boot.glob("config-*")
+    tree.set_config(config.read_text())
+    prediction = predict(str(next(boot.glob("vmlinuz-*"))), locked_down(tree, DEBIAN_CA))
+    assert prediction.verdict == REFUSED and "without the kexec_file_load system call" in prediction.reason
+    assert prediction.needed() == []  # no key would help
+    assert (
+        any("CONFIG_KEXEC_FILE=y" in fix for fix in prediction.fixes()) and "--via firmware" in prediction.fixes()[-1]
+    )

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from kexec_build import debian_packages, netboot_mirror
-from kexec_build.vm import guests, initramfs, secure_boot
+from kexec_build import debian_packages, netboot_mirror, recipes
+from kexec_build.vm import guests, initramfs, python_guest, secure_boot
 from kexec_build.vm.binaries import kexec_from_wheel, wheel_for
 from kexec_build.vm.debian_guest import (
     USER_NET_HOST,
@@ -76,7 +76,7 @@ def disk(tmp_path_factory):
 
 def _boot(disk, variables: str, name: str, **options):
     folder, image, _ = disk
-    machine = secure_boot.start(
+    machine = secure_boot.start_debian(
         debian_guest(), variables, folder, guests.log_path(f"secure-boot-{name}"), disks=[image], **options
     )
     machine.run("mount -t securityfs securityfs /sys/kernel/security")
@@ -209,3 +209,41 @@ def test_netboot_reaches_the_installers_main_menu_under_secure_boot(snakeoil_gue
     plan = snakeoil_guest.expect(r"(?s)plan: Debian 12\.\d+ .*?booting: [^\n]*\n", NETBOOT_SECONDS).group()
     assert "syscall: kexec_file_load (signed by a chain to Debian Secure Boot CA" in plan
     snakeoil_guest.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
+
+
+def test_aarch64_debians_signed_kernel_under_secure_boot_cannot_kexec_and_the_prediction_says_so(tmp_path):
+    """AAVMF with Microsoft's keys, shimaa64, grubaa64 and Debian's signed arm64 kernel on the harness's
+    initramfs with Python and the aarch64 wheel. Debian's arm64 kernels (bookworm's and bookworm-backports')
+    are built without kexec_file_load, and lockdown refuses kexec_load: no kernel can be kexec'd there,
+    so (a) and (b) cannot run on arm64; what is proven is that kexec-bin predicts exactly that."""
+    board = guests.BOARDS["aarch64"]
+    kernel = board.kernel()
+    release = kernel.name.removeprefix("vmlinuz-")
+    files = {
+        **python_guest.files(recipes.load().target("aarch64"), [wheel_for("aarch64")]),
+        "boot/vmlinuz": kernel,
+        f"boot/config-{release}": kernel.with_name(f"config-{release}"),
+    }
+    initrd = initramfs.build(
+        initramfs.guest_files(board.busybox(), kexec_from_wheel("aarch64"), files), tmp_path / "initrd.cpio.gz"
+    )
+    machine = secure_boot.start(
+        "aarch64", "ms", tmp_path, guests.log_path("secure-boot-aarch64"), kernel=kernel, initrd=initrd, cmdline=""
+    )
+    try:
+        machine.run(python_guest.PATH)
+        # /dev/urandom for Python's start, which cannot wait for the crng this early under TCG.
+        machine.run("mount -t devtmpfs devtmpfs /dev")
+        assert "secureboot: Secure boot enabled" in machine.run("dmesg | grep -i secure")
+        machine.run("mount -t securityfs securityfs /sys/kernel/security")
+        assert "[integrity]" in machine.run("cat /sys/kernel/security/lockdown")
+        assert "syscall kexec_file_load not available" in machine.run(
+            "KEXEC_BIN_NO_CHECK=1 kexec -s --load /boot/vmlinuz --command-line=x || true"
+        )
+        _assert_kexec_load_refused(machine, "KEXEC_BIN_NO_CHECK=1 kexec /boot/vmlinuz")
+        report = machine.run("kexec-bin doctor --kernel /boot/vmlinuz; echo status=$?")
+        assert "signed by: Debian Secure Boot Signer 2022 - linux, issuer Debian Secure Boot CA" in report
+        assert "verdict: refused:" in report and "without the kexec_file_load system call" in report
+        assert report.endswith("status=1")
+    finally:
+        machine.close()

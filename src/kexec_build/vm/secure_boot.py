@@ -1,17 +1,18 @@
 """Secure Boot for the harness: kernels signed, unsigned and re-signed, and a guest booted by signed firmware.
 
-The firmware is Debian's OVMF built with Secure Boot (`OVMF_CODE_4M.secboot.fd`, which needs q35 with
-SMM and a secure pflash) and a writable copy of a variable store: `ms` has Microsoft's KEK and db
-enrolled, `snakeoil` OVMF's own test key. The boot disk is a FAT image made with mtools (no root,
-no loop device): shim (signed by Microsoft) as the removable-media loader, GRUB (signed by Debian,
-checked by shim against its built-in Debian CA), then GRUB loads the kernel through shim's
-verifier, so only a kernel signed by Debian's CA boots.
+The firmware is Debian's OVMF built with Secure Boot (x86_64: `OVMF_CODE_4M.secboot.fd`, which needs
+q35 with SMM and a secure pflash; aarch64: AAVMF) and a writable copy of a variable store: `ms` has
+Microsoft's KEK and db enrolled, `snakeoil` the firmware's own test key (in PK, KEK and db). The boot
+disk is a FAT image made with mtools (no root, no loop device): shim (signed by Microsoft) as the
+removable-media loader, GRUB (signed by Debian, checked by shim against its built-in Debian CA),
+then GRUB loads the kernel through shim's verifier, so only a kernel signed by Debian's CA boots.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,9 +21,49 @@ from . import guests
 from .debian_guest import DebianGuest, qemu_drives
 from .machine import Machine
 
-OVMF = Path("/usr/share/OVMF")
-FIRMWARE = OVMF / "OVMF_CODE_4M.secboot.fd"
-VARIABLES = {"ms": OVMF / "OVMF_VARS_4M.ms.fd", "snakeoil": OVMF / "OVMF_VARS_4M.snakeoil.fd"}
+
+@dataclass(frozen=True)
+class Firmware:
+    """One CPU's Secure Boot firmware, its QEMU options, and where Debian's signed shim and GRUB are."""
+
+    code: Path
+    variables: dict[str, Path]
+    machine: tuple[str, ...]
+    """QEMU options the firmware needs (x86_64: SMM and a secure flash, so only it can write the variables)."""
+    debian_arch: str
+    loader_name: str
+    """The removable-media path's file name under EFI/BOOT."""
+    shim: str
+    grub_package: str
+    grub: str
+    grub_name: str
+
+
+OVMF, AAVMF = Path("/usr/share/OVMF"), Path("/usr/share/AAVMF")
+FIRMWARES = {
+    "x86_64": Firmware(
+        OVMF / "OVMF_CODE_4M.secboot.fd",
+        {"ms": OVMF / "OVMF_VARS_4M.ms.fd", "snakeoil": OVMF / "OVMF_VARS_4M.snakeoil.fd"},
+        ("-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"),
+        "amd64",
+        "BOOTX64.EFI",
+        "usr/lib/shim/shimx64.efi.signed",
+        "grub-efi-amd64-signed",
+        "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+        "grubx64.efi",
+    ),
+    "aarch64": Firmware(
+        AAVMF / "AAVMF_CODE.ms.fd",
+        {"ms": AAVMF / "AAVMF_VARS.ms.fd", "snakeoil": AAVMF / "AAVMF_VARS.snakeoil.fd"},
+        (),
+        "arm64",
+        "BOOTAA64.EFI",
+        "usr/lib/shim/shimaa64.efi.signed",
+        "grub-efi-arm64-signed",
+        "usr/lib/grub/arm64-efi-signed/grubaa64.efi.signed",
+        "grubaa64.efi",
+    ),
+}
 SNAKEOIL_KEY = Path("/usr/share/ovmf/PkKek-1-snakeoil.key")
 SNAKEOIL_CERT = Path("/usr/share/ovmf/PkKek-1-snakeoil.pem")
 SNAKEOIL_PASSPHRASE = "snakeoil"
@@ -83,18 +124,22 @@ def proc_keys_line(name: str, key_id: str, serial: int = 0x0DCA30DD) -> str:
     return f"{serial:08x} I------     1 perm 1f010000     0     0 asymmetri {name}: {key_id}: X509.rsa {key_id[-8:]} []"
 
 
-def shim() -> Path:
-    """Debian's shim, signed by Microsoft's UEFI CA, with Debian's Secure Boot CA built in."""
-    return debian_packages.unpacked("shim-signed") / "usr/lib/shim/shimx64.efi.signed"
+def shim(target: str = "x86_64") -> Path:
+    """Debian's shim for `target`, signed by Microsoft's UEFI CA, with Debian's Secure Boot CA built in."""
+    firmware = FIRMWARES[target]
+    return debian_packages.unpacked("shim-signed", firmware.debian_arch) / firmware.shim
 
 
-def boot_disk(files: dict[str, Path | bytes], image: Path, grub_cfg: str, loader: Path | None = None) -> Path:
-    """A FAT image (mtools) with `loader` (default: shim) as EFI/BOOT/BOOTX64.EFI, GRUB beside it,
-    `grub_cfg` where GRUB looks (EFI/debian and EFI/BOOT), and `files` (disk path -> host file or bytes)."""
-    grub = debian_packages.unpacked("grub-efi-amd64-signed") / "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
+def boot_disk(
+    target: str, files: dict[str, Path | bytes], image: Path, grub_cfg: str, loader: Path | None = None
+) -> Path:
+    """A FAT image (mtools) with `loader` (default: `target`'s shim) on the removable-media path, GRUB
+    beside it, `grub_cfg` where GRUB looks (EFI/debian and EFI/BOOT), and `files` (disk path -> host file or bytes)."""
+    firmware = FIRMWARES[target]
+    grub = debian_packages.unpacked(firmware.grub_package, firmware.debian_arch) / firmware.grub
     content: dict[str, Path | bytes] = {
-        "EFI/BOOT/BOOTX64.EFI": loader or shim(),
-        "EFI/BOOT/grubx64.efi": grub,
+        f"EFI/BOOT/{firmware.loader_name}": loader or shim(target),
+        f"EFI/BOOT/{firmware.grub_name}": grub,
         "EFI/BOOT/grub.cfg": grub_cfg.encode(),
         "EFI/debian/grub.cfg": grub_cfg.encode(),
         **files,
@@ -123,23 +168,21 @@ def boot_disk(files: dict[str, Path | bytes], image: Path, grub_cfg: str, loader
     return image
 
 
-def firmware_options(variables: str, workdir: Path) -> list[str]:
-    """QEMU options (q35 with SMM, secure pflash) for OVMF with Secure Boot and a copy of the `variables` store."""
-    store = workdir / f"OVMF_VARS-{variables}.fd"
-    shutil.copyfile(VARIABLES[variables], store)
+def firmware_options(target: str, variables: str, workdir: Path) -> list[str]:
+    """QEMU options for `target`'s firmware with Secure Boot and a copy of the `variables` store."""
+    firmware = FIRMWARES[target]
+    store = workdir / f"VARS-{target}-{variables}.fd"
+    shutil.copyfile(firmware.variables[variables], store)
     return [
-        "-machine",
-        "q35,smm=on",
-        "-global",
-        "driver=cfi.pflash01,property=secure,value=on",
+        *firmware.machine,
         "-drive",
-        f"if=pflash,format=raw,unit=0,readonly=on,file={FIRMWARE}",
+        f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.code}",
         "-drive",
         f"if=pflash,format=raw,unit=1,file={store}",
     ]
 
 
-# OVMF, shim, GRUB and the kernel's own start under TCG on a loaded 2-core machine: about 4 minutes.
+# The firmware, shim, GRUB and the kernel's own start under TCG on a loaded 2-core machine: minutes.
 BOOT_SECONDS = 600
 GRUB_CFG = """set timeout=0
 menuentry "Debian, signed" {{
@@ -150,6 +193,42 @@ menuentry "Debian, signed" {{
 
 
 def start(
+    target: str,
+    variables: str,
+    workdir: Path,
+    log: Path,
+    *,
+    kernel: Path,
+    initrd: Path,
+    cmdline: str,
+    drives: Sequence[str] = (),
+    loader: Path | None = None,
+    qemu_options: Sequence[str] = (),
+    memory_mb: int | None = None,
+) -> Machine:
+    """`target`'s guest booted by its firmware with Secure Boot and the `variables` store ("ms",
+    "snakeoil"), through `loader` (default: shim), GRUB and `kernel` with `initrd` and `cmdline`
+    from the boot disk, which comes after `drives`; returned at its console loop's prompt."""
+    board = guests.BOARDS[target]
+    esp = boot_disk(
+        target,
+        {"vmlinuz": kernel, "initrd.img": initrd},
+        workdir / f"esp-{target}-{variables}.img",
+        GRUB_CFG.format(cmdline=f"{cmdline} console={board.console}"),
+        loader,
+    )
+    options = [
+        *guests.NO_RESET,
+        *firmware_options(target, variables, workdir),
+        *drives,
+        "-drive",
+        f"file={esp},if=virtio,format=raw",
+        *qemu_options,
+    ]
+    return guests.start_ready(board, options, log, BOOT_SECONDS, memory_mb=memory_mb)
+
+
+def start_debian(
     guest: DebianGuest,
     variables: str,
     workdir: Path,
@@ -159,20 +238,18 @@ def start(
     loader: Path | None = None,
     qemu_options: Sequence[str] = (),
 ) -> Machine:
-    """The Debian guest booted by OVMF with Secure Boot and the `variables` store ("ms", "snakeoil"),
-    through `loader` (default: shim), GRUB and its signed kernel; its root under -snapshot, `disks` as
-    vdb, ...; returned at its console loop's prompt."""
-    esp = boot_disk(
-        {"vmlinuz": guest.kernel, "initrd.img": guest.initrd},
-        workdir / f"esp-{variables}.img",
-        GRUB_CFG.format(cmdline=f"{guest.cmdline()} console=ttyS0"),
-        loader,
+    """The amd64 Debian guest (`start`), its root under -snapshot as vda, `disks` as vdb, ..."""
+    return start(
+        "x86_64",
+        variables,
+        workdir,
+        log,
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        cmdline=guest.cmdline(),
+        drives=qemu_drives(guest, *disks),
+        loader=loader,
+        qemu_options=qemu_options,
+        # 1.5 GiB: the installer's own minimum, beside what the firmware keeps, and the files kexec holds.
+        memory_mb=1536,
     )
-    options = [
-        *guests.NO_RESET,
-        *firmware_options(variables, workdir),
-        *qemu_drives(guest, *disks, esp),
-        *qemu_options,
-    ]
-    # 1.5 GiB: the installer's own minimum, beside what the firmware keeps, and the files kexec holds.
-    return guests.start_ready(guests.BOARDS["x86_64"], options, log, BOOT_SECONDS, memory_mb=1536)
