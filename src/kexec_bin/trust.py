@@ -38,6 +38,8 @@ KERNEL_LIMIT = 256 * 1024 * 1024
 KEYS_LIMIT = 4 * 1024 * 1024
 ACCEPTED, REFUSED = "accepted", "refused"  # and UNKNOWN, the doctor's word
 FIRMWARE_FIX = "or boot it through the firmware instead of kexec (`--via firmware`)"
+# The IMA policy as the kernel shows it (only with CONFIG_IMA_READ_POLICY, to root).
+IMA_POLICY = "/sys/kernel/security/ima/policy"
 # Where a distribution puts the signed image of a kernel beside the unsigned one.
 SIGNED_SUFFIXES = (".efi.signed", ".signed")
 
@@ -468,34 +470,56 @@ def predict(file: str, root: str = "/", support: Support | None = None) -> Predi
         support = Support(
             root, found.program, found.program_source, tuple(f for f in found.findings if f.check != "program")
         )
-    result = prediction.support = support
+    prediction.support = support
     keys_text = tree.read_capped("/proc/keys", KEYS_LIMIT)
     prediction.keys = trusted_keys(keys_text.decode("utf-8", "replace")) if keys_text is not None else None
+    _decide(prediction, support)
+    rule = _ima_kexec_appraisal(tree)
+    if rule and prediction.accepted and prediction.syscall != ops.KEXEC_LOAD:
+        prediction.verdict = UNKNOWN
+        prediction.reason += (
+            f"; but IMA also appraises kexec kernels here ({rule!r} in {tree.path(IMA_POLICY)}), "
+            "and the file's IMA signature (security.ima) is not checked here"
+        )
+    return prediction
+
+
+def _ima_kexec_appraisal(tree: Tree) -> str | None:
+    """The IMA policy rule that appraises kexec kernels (func=KEXEC_KERNEL_CHECK), when the policy is visible."""
+    policy = tree.read_capped(IMA_POLICY, KEYS_LIMIT)
+    for line in (policy or b"").decode("utf-8", "replace").splitlines():
+        words = line.split()
+        if words[:1] == ["appraise"] and "func=KEXEC_KERNEL_CHECK" in words:
+            return line.strip()
+    return None
+
+
+def _decide(prediction: Prediction, result: Support) -> None:
+    """The verdict from the doctor's findings, and from the signature where only signed kernels load."""
     load, file_load = result.state(ops.LOAD, ops.KEXEC_LOAD), result.state(ops.LOAD, ops.KEXEC_FILE_LOAD)
     if load == OK:
         # kexec_file_load may want a signature (KEXEC_SIG_FORCE) where kexec_load does not: then kexec_load.
         prediction.verdict, prediction.syscall = ACCEPTED, ops.AUTO if file_load == OK else ops.KEXEC_LOAD
         prediction.reason = "the kernel is not locked down and takes kexec_load: any kernel loads, signed or not"
-        return prediction
+        return
     if file_load == OK:
         prediction.verdict, prediction.syscall = ACCEPTED, ops.KEXEC_FILE_LOAD
         prediction.reason = "kexec_file_load takes any kernel here (signatures are not required)"
-        return prediction
+        return
     if file_load == BLOCKED and load == BLOCKED:
         prediction.verdict = REFUSED
         blockers = [f for f in result.blockers(ops.LOAD) if f.status == BLOCKED]
         prediction.reason = "; ".join(dict.fromkeys(f.meaning for f in blockers)) or "the kernel refuses every load"
         prediction.host_fixes = list(dict.fromkeys(f.fix for f in blockers if f.fix))
-        return prediction
+        return
     prediction.syscall = ops.KEXEC_FILE_LOAD
     if file_load != SIGNED:
         prediction.reason = "the kernel does not publish enough to tell (its config, lockdown)"
-        return prediction
+        return
     _judge_signature(prediction)
     if prediction.verdict == REFUSED and load != BLOCKED:
         prediction.verdict = UNKNOWN
         prediction.reason += "; kexec_load might still take it (the kernel does not publish whether it would)"
-    return prediction
 
 
 def _judge_signature(prediction: Prediction) -> None:

@@ -160,3 +160,14 @@ def test_debians_arm64_kernel_under_lockdown_refuses_every_kernel_signed_or_not(
     assert (
         any("CONFIG_KEXEC_FILE=y" in fix for fix in prediction.fixes()) and "--via firmware" in prediction.fixes()[-1]
     )
+
+
+def test_an_ima_rule_appraising_kexec_kernels_makes_a_trusted_signature_not_enough_to_tell(tree, kernels):
+    root = locked_down(tree, DEBIAN_CA)
+    # The Secure Boot arch policy of a kernel with KEXEC_SIG measures kexec kernels, it does not appraise them.
+    tree.write("/sys/kernel/security/ima/policy", "measure func=KEXEC_KERNEL_CHECK\nmeasure func=MODULE_CHECK\n")
+    assert predict(str(kernels["signed"]), root).verdict == ACCEPTED
+    tree.write("/sys/kernel/security/ima/policy", "appraise func=KEXEC_KERNEL_CHECK appraise_type=imasig\n")
+    prediction = predict(str(kernels["signed"]), root)
+    assert prediction.verdict == "unknown" and "IMA also appraises kexec kernels here" in prediction.reason
+    assert predict(str(kernels["unsigned"]), root).verdict == REFUSED  # refused by the signature check first
