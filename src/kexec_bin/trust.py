@@ -459,6 +459,8 @@ def predict(file: str, root: str = "/", support: Support | None = None) -> Predi
     prediction = Prediction(file, root)
     try:  # the file is one of this machine's, judged against the kernel under root
         prediction.kind, prediction.signature = signature_of_file(file)
+    except UsageError:  # no file to judge (absent, a FIFO, a device): the one-line error, exit 64
+        raise
     except ValueError as error:
         prediction.kind = f"PE image with a damaged signature ({error})"
     if support is None:  # the kernel's verdict, whichever kexec program asks: no finding on the program

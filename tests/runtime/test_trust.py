@@ -171,3 +171,22 @@ def test_an_ima_rule_appraising_kexec_kernels_makes_a_trusted_signature_not_enou
     prediction = predict(str(kernels["signed"]), root)
     assert prediction.verdict == "unknown" and "IMA also appraises kexec kernels here" in prediction.reason
     assert predict(str(kernels["unsigned"]), root).verdict == REFUSED  # refused by the signature check first
+
+
+@pytest.mark.parametrize("kernel", ["/nonexistent/vmlinuz", "/dev/zero"])
+def test_no_kernel_file_to_judge_is_a_one_line_usage_error(tree, kernel, capsys):
+    assert cli.main(["doctor", "--kernel", kernel, "--root", str(tree.root)]) == 64
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"the kernel '{kernel}'" in err
+
+
+def test_a_damaged_signature_is_no_signature(tree, kernels, tmp_path):
+    damaged = tmp_path / "vmlinuz-damaged"
+    image = bytearray(kernels["signed"].read_bytes())
+    # The PE certificate table (data directory 4 of a PE32+ optional header), and in it the PKCS#7's first bytes.
+    header = int.from_bytes(image[0x3C:0x40], "little")
+    table = int.from_bytes(image[header + 24 + 112 + 32 : header + 24 + 112 + 36], "little")
+    image[table + 8 : table + 40] = bytes(32)
+    damaged.write_bytes(image)
+    prediction = predict(str(damaged), locked_down(tree, DEBIAN_CA))
+    assert prediction.kind.startswith("PE image with a damaged signature") and prediction.verdict == REFUSED
