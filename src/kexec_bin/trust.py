@@ -432,7 +432,9 @@ class Prediction:
                 )
         else:
             lines.append("  signed by: no signature")
-        if self.keys is not None:
+        if self.keys is None:
+            lines.append("  keys the kernel trusts: none visible in /proc/keys (root sees them)")
+        else:
             lines.append(f"  keys the kernel trusts ({len(self.keys)}, from /proc/keys):")
             lines += [f"    {key}" for key in self.keys]
         lines.append(f"verdict: {self.verdict}: {self.reason}")
@@ -474,7 +476,8 @@ def predict(file: str, root: str = "/", support: Support | None = None) -> Predi
         )
     prediction.support = support
     keys_text = tree.read_capped("/proc/keys", KEYS_LIMIT)
-    prediction.keys = trusted_keys(keys_text.decode("utf-8", "replace")) if keys_text is not None else None
+    # /proc/keys shows each reader only the keys it may view: none at all means not root, not no keys.
+    prediction.keys = trusted_keys(keys_text.decode("utf-8", "replace")) or None if keys_text is not None else None
     _decide(prediction, support)
     rule = _ima_kexec_appraisal(tree)
     if rule and prediction.accepted and prediction.syscall != ops.KEXEC_LOAD:
@@ -546,7 +549,7 @@ def _judge_signature(prediction: Prediction) -> None:
         )
         return
     if prediction.keys is None:
-        prediction.reason = "signed, but /proc/keys is unreadable: the keys the kernel trusts are unknown"
+        prediction.reason = "signed, but /proc/keys shows no keys: the keys the kernel trusts are unknown"
         return
     platform = options.get("INTEGRITY_PLATFORM_KEYRING", "y") == "y"
     prediction.trusted_by = trusting_key(prediction.signature, prediction.keys)

@@ -108,11 +108,17 @@ def test_a_locked_down_kernel_without_a_pe_signature_check_refuses_every_kernel(
     assert prediction.verdict == REFUSED and "CONFIG_KEXEC_BZIMAGE_VERIFY_SIG" in prediction.reason
 
 
-def test_unreadable_keys_are_unknown_not_refused(tree, kernels):
+@pytest.mark.parametrize("keys", [None, "", "3b1f0e5a I--Q---     1 perm 3f030000     0     0 keyring   _ses: 1\n"])
+def test_unreadable_or_invisible_keys_are_unknown_not_refused(tree, kernels, keys):
+    # Without root, /proc/keys lists the reader's own keyrings only, never the kernel's trusted keys.
     root = locked_down(tree, DEBIAN_CA)
-    tree.remove("/proc/keys")
+    if keys is None:
+        tree.remove("/proc/keys")
+    else:
+        tree.write("/proc/keys", keys)
     prediction = predict(str(kernels["signed"]), root)
     assert prediction.verdict == "unknown" and "as root" in prediction.fixes()[0]
+    assert "none visible in /proc/keys" in prediction.to_text()
 
 
 def test_a_kernel_that_refuses_every_load_says_why_whatever_the_file(tree, kernels):
