@@ -37,6 +37,8 @@ HEAD_BYTES = 4096
 KERNEL_LIMIT = 256 * 1024 * 1024
 KEYS_LIMIT = 4 * 1024 * 1024
 ACCEPTED, REFUSED = "accepted", "refused"  # and UNKNOWN, the doctor's word
+# The doctor's checks that say whether kexec needs a signature here, shown with a --kernel verdict.
+HOST_POLICY = ("lockdown", "secure boot", "signature")
 FIRMWARE_FIX = "or boot it through the firmware instead of kexec (`--via firmware`)"
 # The IMA policy as the kernel shows it (only with CONFIG_IMA_READ_POLICY, to root).
 IMA_POLICY = "/sys/kernel/security/ima/policy"
@@ -432,6 +434,9 @@ class Prediction:
                 )
         else:
             lines.append("  signed by: no signature")
+        for finding in self.support.findings if self.support else ():
+            if finding.check in HOST_POLICY:
+                lines.append(f"  {finding.check}: {finding.meaning} ({finding.evidence})")
         if self.keys is None:
             lines.append("  keys the kernel trusts: none visible in /proc/keys (root sees them)")
         else:
