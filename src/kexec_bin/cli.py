@@ -185,6 +185,12 @@ def _usage_error(usage: str, message: str) -> UsageError:
 
 
 def _doctor(options: dict) -> int:
+    if options["kernel"] is not None:
+        from .trust import predict
+
+        prediction = predict(options["kernel"], options["root"])
+        print(prediction.to_json() if options["json"] else prediction.to_text())
+        return EXIT_OK if prediction.accepted else EXIT_BLOCKED
     from .doctor import OK, SIGNED, support
 
     report = support(options["root"])
@@ -242,6 +248,11 @@ COMMANDS = {
         (
             Option("--json", "print the report as JSON"),
             Option("--root", "read /proc, /sys and /boot under DIR (default: /)", metavar="DIR", default="/"),
+            Option(
+                "--kernel",
+                "whether the kernel would accept FILE for kexec (its signature, the keys it trusts)",
+                metavar="FILE",
+            ),
         ),
         examples="""examples:
   kexec-bin doctor                 each check, the file it read, its verdict and the fix

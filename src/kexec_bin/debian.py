@@ -21,6 +21,10 @@ from ._architectures import DEBIAN as MACHINES  # `uname -m` → Debian architec
 from .download import fetch_bytes, fetch_file
 from .errors import VerificationError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
 HOST_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # The wheel carries Debian's keyring (from the debian-archive-keyring package, recorded in the SBOM).
 BUNDLED_KEYRING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keyrings", "debian-archive-keyring.gpg")
@@ -190,7 +194,12 @@ def _sha256_index(text: str) -> dict[str, tuple[str, int]]:
 
 
 def installer_files(
-    mirror: str, verified: Release, arch: str, *, cache: Path | None = None
+    mirror: str,
+    verified: Release,
+    arch: str,
+    *,
+    cache: Path | None = None,
+    accept_kernel: Callable[[str], object] | None = None,
 ) -> tuple[VerifiedFile, VerifiedFile, VerifiedFile]:
     """SHA256SUMS, the kernel and the initrd of the netboot installer for `arch`, each checked
     (and kept in `cache`, default the user's download cache)."""
@@ -228,8 +237,11 @@ def installer_files(
         digest, _, name = line.partition(" ")
         name = name.strip().lstrip("*")
         table[name[2:] if name.startswith("./") else name] = digest
-    kernel, initrd = (_image(base, image, table, sums.url, cache) for image in IMAGES[arch])
-    return sums, kernel, initrd
+    kernel_name, initrd_name = IMAGES[arch]
+    kernel = _image(base, kernel_name, table, sums.url, cache)
+    if accept_kernel:  # a kernel this host will not load is refused before the initrd is downloaded
+        accept_kernel(str(kernel.path))
+    return sums, kernel, _image(base, initrd_name, table, sums.url, cache)
 
 
 def _image(base: str, image: str, table: dict[str, str], sums_url: str, cache: Path | None) -> VerifiedFile:

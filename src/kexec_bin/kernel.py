@@ -6,6 +6,7 @@ Each probe returns a `Reading`: the file it read (or would have read) and what i
 
 from __future__ import annotations
 
+import functools
 import os
 
 from .read import Tree
@@ -96,8 +97,7 @@ class Kernel:
                 if os.path.lexists(self.path(candidate)):
                     damaged.append(self.path(candidate))
                 continue
-            text = _gunzip(raw, CONFIG_LIMIT) if candidate.endswith(".gz") else raw
-            options = parse_config(text.decode(errors="replace")) if text is not None else None
+            options = _options(raw, candidate.endswith(".gz"))
             if options is not None:
                 return Reading(self.path(candidate), options)
             damaged.append(self.path(candidate))
@@ -180,6 +180,13 @@ class Kernel:
         if hypervisor is not None and hypervisor.strip() == "xen":
             return Reading(self.path("/sys/hypervisor/type"), "domU")
         return Reading(self.path("/proc/xen"), "domU" if self.exists("/proc/xen") else False)
+
+
+@functools.lru_cache(maxsize=4)
+def _options(raw: bytes, compressed: bool) -> dict | None:
+    """The options of a config file's bytes, parsed once per process (the doctor and `doctor --kernel` both ask)."""
+    text = _gunzip(raw, CONFIG_LIMIT) if compressed else raw
+    return parse_config(text.decode(errors="replace")) if text is not None else None
 
 
 def parse_config(text: str) -> dict | None:

@@ -109,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
     mirror = args.mirror or default_mirror()
     keyring = debian.choose_keyring(args.keyring)
     release = debian.release(mirror, args.release, keyring)
-    sums, kernel, initrd = debian.installer_files(mirror, release, arch)
+    from .trust import check_kernel
+
+    sums, kernel, initrd = debian.installer_files(
+        mirror, release, arch, accept_kernel=lambda path: check_kernel(path, args.root)
+    )
     decisions = [
         f"InRelease {release.url}: good signature by {', '.join(release.signers)} (keyring {release.keyring}); "
         f"Suite {release.suite}, Codename {release.codename}, Version {release.version}, "

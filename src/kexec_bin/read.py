@@ -50,15 +50,8 @@ def read_regular(path: str, limit: int, what: str) -> bytes:
     The same rules as `read_capped` (no wait on a FIFO or device, never more than `limit` + 1
     bytes read), with the reason kept: "the preseed /tmp/p is a FIFO, not a regular file".
     """
+    descriptor = _open_regular(path, what)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except (OSError, ValueError) as error:  # absent, unreadable, a loop of symlinks, a NUL in the path
-        reason = getattr(error, "strerror", None) or str(error)
-        raise UsageError(f"cannot read the {what} {path!r}: {reason}") from None
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            raise UsageError(f"the {what} {path!r} is {kind_of(mode)}, not a regular file: give a file")
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
@@ -72,6 +65,39 @@ def read_regular(path: str, limit: int, what: str) -> bytes:
         raise UsageError(f"cannot read the {what} {path!r}: {error.strerror or error}") from None
     finally:
         os.close(descriptor)
+
+
+def read_span(path: str, offset: int, size: int, what: str) -> bytes:
+    """At most `size` bytes of the regular file at `path` from `offset` (fewer at its end); else UsageError.
+
+    The same rules as `read_regular`, for a file read in parts: a kernel image's header, then its
+    signature at the end, without reading the megabytes between.
+    """
+    descriptor = _open_regular(path, what)
+    try:
+        return os.pread(descriptor, size, offset)
+    except OSError as error:
+        raise UsageError(f"cannot read the {what} {path!r}: {error.strerror or error}") from None
+    finally:
+        os.close(descriptor)
+
+
+def _open_regular(path: str, what: str) -> int:
+    """A descriptor of the regular file at `path`, opened without blocking; else UsageError naming `what` and why."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError) as error:  # absent, unreadable, a loop of symlinks, a NUL in the path
+        reason = getattr(error, "strerror", None) or str(error)
+        raise UsageError(f"cannot read the {what} {path!r}: {reason}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+    except OSError as error:
+        os.close(descriptor)
+        raise UsageError(f"cannot read the {what} {path!r}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise UsageError(f"the {what} {path!r} is {kind_of(mode)}, not a regular file: give a file")
+    return descriptor
 
 
 class Tree:

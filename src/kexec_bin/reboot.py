@@ -81,6 +81,9 @@ def make_plan(args: argparse.Namespace) -> plan.BootPlan:
     except BootError as error:
         raise PlanError(str(error)) from None
     kernel, release = _checked_kernel(root, candidate)
+    from .trust import prefer_signed
+
+    kernel = prefer_signed(kernel, root, decisions)  # the signed flavour when only signed kernels load here
     initrds = _initrds(root, candidate, args.initrd, decisions)
     cmdline = _command_line(root, args, decisions)
     return plan.BootPlan(

@@ -124,9 +124,14 @@ def _become_kexec(args: list) -> int:
     operation = operation_of(args)
     choice = choose(verify=operation is not None)
     if operation and not ops.checks_skipped():
-        from .doctor import preflight
+        from .doctor import SIGNED, preflight
 
-        preflight(operation, choice)
+        checked = preflight(operation, choice)
+        kernel = kernel_of(args)
+        if kernel and checked.state(*operation) == SIGNED:  # only a kernel with a trusted signature loads here
+            from .trust import check_kernel
+
+            check_kernel(kernel, support=checked)
     try:
         os.execve(choice.path, [choice.path, *args], child_environment(choice))
     except OSError as error:
@@ -135,7 +140,17 @@ def _become_kexec(args: list) -> int:
 
 
 def operation_of(args: list) -> "tuple | None":
-    """What kexec would do with `args`: (action, syscall), or None when it neither loads nor boots.
+    """What kexec would do with `args`: (action, syscall), or None when it neither loads nor boots."""
+    return _parsed(args)[0]
+
+
+def kernel_of(args: list) -> "str | None":
+    """The kernel file kexec would load with `args` (its first argument that is no option nor a value)."""
+    return _parsed(args)[1]
+
+
+def _parsed(args: list) -> tuple:
+    """(operation, kernel file) of `args`: see `operation_of` and `kernel_of`.
 
     action is ops.LOAD, ops.PANIC or ops.EXEC; syscall is ops.AUTO, ops.KEXEC_FILE_LOAD or
     ops.KEXEC_LOAD. Options are read as kexec-tools' getopt_long reads them: in order, with the
@@ -144,19 +159,20 @@ def operation_of(args: list) -> "tuple | None":
     Without an action option kexec loads (and then shuts down), so any other invocation is a load.
     """
     if not args:
-        return None
-    load, boot, panic, syscall = True, False, False, ops.AUTO
+        return None, None
+    load, boot, panic, syscall, kernel = True, False, False, ops.AUTO, None
     index = 0
     while index < len(args):
         arg = args[index]
         index += 1
         if arg == "--":
+            kernel = kernel or (args[index] if index < len(args) else None)
             break
         if arg.startswith("--"):
             name, equals, _ = arg[2:].partition("=")
             option = long_option(name)
             if option is None or (equals and not option[1]):
-                return None
+                return None, None
             options = [option]
             if option[1] and not equals:
                 index += 1  # the value is the next argument, whatever it looks like
@@ -164,18 +180,19 @@ def operation_of(args: list) -> "tuple | None":
             options = []
             for position, letter in enumerate(arg[1:], start=2):
                 if letter not in SHORT_OPTIONS:
-                    return None
+                    return None, None
                 options.append(SHORT_OPTIONS[letter])
                 if SHORT_OPTIONS[letter][1]:  # -tTYPE, or -t TYPE
                     index += position == len(arg)
                     break
         else:
-            continue  # the kernel file
+            kernel = kernel or arg  # the kernel file
+            continue
         if index > len(args):
-            return None  # an option's value is missing: kexec prints its usage
+            return None, None  # an option's value is missing: kexec prints its usage
         for effect, _ in options:
             if effect in (_INFO, _STATUS):
-                return None
+                return None, None
             if effect in ops.SYSCALLS or effect == ops.AUTO:
                 syscall = effect
             elif effect in (ops.LOAD, ops.PANIC, _FORCE):
@@ -183,8 +200,8 @@ def operation_of(args: list) -> "tuple | None":
             elif effect in (ops.EXEC, _UNLOAD, _JUMP):
                 load, boot = False, boot if effect == _UNLOAD else True
     if load:  # -f loads, then boots at once: a load needs everything a boot does, so it is checked as one
-        return (ops.PANIC if panic else ops.LOAD), syscall
-    return (ops.EXEC, syscall) if boot else None
+        return ((ops.PANIC if panic else ops.LOAD), syscall), kernel
+    return ((ops.EXEC, syscall) if boot else None), None
 
 
 def long_option(name: str) -> "tuple | None":

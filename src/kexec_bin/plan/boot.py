@@ -133,6 +133,9 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     if mode not in MODES:
         raise PlanError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     choice = choose()
+    from ..trust import choose_syscall
+
+    choose_syscall(plan, root)  # under lockdown: kexec_file_load, or a refusal before anything is loaded
     available = probes.available_memory(root)
     print(plan.to_text(choice.path, available), file=out)
     if root != "/":

@@ -10,23 +10,30 @@ the choice, the sha256 of the bundled binary and every check of the doctor.
 
 from __future__ import annotations
 
+import gzip
 import os
 import statistics
 import subprocess
 from pathlib import Path
 
 from ..errors import WheelError
+from ..testbed import debian_packages
 from ..testbed.trial import fresh_venv, native_wheel
 from .measure import Row, timed
 
 ROUNDS = 60
 GOAL = 1.10
 CHECKED_GOAL = 2.5
+# The subject key id of Debian's Secure Boot CA, which signs Debian's kernels.
+DEBIAN_CA_KEY_ID = "6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1"
+TRUST_GOAL = 3.0  # doctor --kernel reads and parses a whole kernel file besides every check of the doctor
 
 
 def runtime_rows(work: Path) -> list[Row]:
     """`kexec --version` through the installed script against `python -c pass` and the binary run directly."""
     venv = fresh_venv(work / "venv", native_wheel(work / "dist"))
+    # Debian's signed amd64 kernel (about 8 MiB), judged by a locked-down kernel that trusts Debian's CA.
+    kernel = next((debian_packages.unpacked("linux-image-amd64") / "boot").glob("vmlinuz-*"))
     # The installed package (not one PYTHONPATH points at) and its bundled kexec, whatever the host has.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(KEXEC_BIN_PREFER="bundled", PATH=f"{venv.root / 'bin'}:/usr/bin:/bin")
@@ -36,6 +43,14 @@ def runtime_rows(work: Path) -> list[Row]:
         "binary": [str(venv.bundled()), "--version"],
         "load": [str(venv.script("kexec")), "--load", str(work / "no-such-kernel")],
         "doctor": [str(venv.script("kexec-bin")), "doctor"],
+        "trust": [
+            str(venv.script("kexec-bin")),
+            "doctor",
+            "--kernel",
+            str(kernel),
+            "--root",
+            str(locked_down(work, kernel)),
+        ],
     }
     script_out, binary_out = (
         subprocess.run(commands[name], env=env, capture_output=True).stdout for name in ("script", "binary")
@@ -47,8 +62,8 @@ def runtime_rows(work: Path) -> list[Row]:
         for name, command in commands.items():
             # A refused load and a doctor that finds kexec blocked exit 1: the time is what counts.
             times[name].append(timed(command, cwd=work, env=env, check=name not in ("load", "doctor")))
-    script, python, binary, load, doctor = (
-        statistics.median(times[name]) for name in ("script", "python", "binary", "load", "doctor")
+    script, python, binary, load, doctor, trust = (
+        statistics.median(times[name]) for name in ("script", "python", "binary", "load", "doctor", "trust")
     )
     return [
         Row(
@@ -83,4 +98,34 @@ def runtime_rows(work: Path) -> list[Row]:
             doctor / python <= CHECKED_GOAL,
             python,
         ),
+        Row(
+            f"kexec-bin doctor --kernel (Debian's signed kernel, {kernel.stat().st_size / (1 << 20):.1f} MiB, "
+            "a locked-down tree) vs python -c pass",
+            trust,
+            "s",
+            f"ratio <= {TRUST_GOAL}",
+            trust / python <= TRUST_GOAL,
+            python,
+        ),
     ]
+
+
+def locked_down(work: Path, kernel: Path) -> Path:
+    """A --root tree of a Debian kernel booted with Secure Boot: its config, lockdown integrity, Debian's CA
+    in /proc/keys, and this process's privileges, so `doctor --kernel` walks the whole signature check."""
+    from ..vm import secure_boot
+
+    root = work / "locked-down"
+    config = next(kernel.parent.glob("config-*"))
+    files = {
+        "proc/config.gz": gzip.compress(config.read_bytes()),
+        "proc/sys/kernel/osrelease": config.name.removeprefix("config-").encode() + b"\n",
+        "sys/kernel/security/lockdown": b"none [integrity] confidentiality\n",
+        "proc/keys": secure_boot.proc_keys_line("Debian Secure Boot CA", DEBIAN_CA_KEY_ID).encode() + b"\n",
+        "proc/self/status": Path("/proc/self/status").read_bytes(),
+        "proc/self/uid_map": Path("/proc/self/uid_map").read_bytes(),
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root

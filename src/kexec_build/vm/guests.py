@@ -135,29 +135,32 @@ def start(
     QEMU's reset is left enabled: `reboot -f` goes back through the firmware, which loads the
     same kernel again.
     """
+    boot = ["-kernel", str(kernel), "-initrd", str(initrd), "-append", f"console={board.console} {cmdline}".strip()]
+    return start_ready(board, [*boot, *qemu_options], log, BOOT_SECONDS)
+
+
+def start_ready(
+    board: Board, qemu_options: Sequence[str], log: Path, seconds: float, memory_mb: int | None = None
+) -> Machine:
+    """Run `board`'s QEMU (its console on stdio, nothing else attached) with `qemu_options`; return it
+    once its init reports VMTEST-READY within `seconds`."""
     command = [
         *board.qemu,
         "-accel",
         board.accelerator(),
         "-m",
-        str(board.memory_mb),
+        str(memory_mb or board.memory_mb),
         "-nodefaults",
         "-no-user-config",
         "-display",
         "none",
         "-serial",
         "stdio",
-        "-kernel",
-        str(kernel),
-        "-initrd",
-        str(initrd),
-        "-append",
-        f"console={board.console} {cmdline}".strip(),
         *qemu_options,
     ]
     machine = Machine(command, log)
     try:
-        machine.expect("VMTEST-READY", BOOT_SECONDS)
+        machine.expect("VMTEST-READY", seconds)
     except BaseException:
         machine.close()
         raise
