@@ -307,9 +307,11 @@ def console_parameters(spec: str, root: str = "/") -> tuple[list[str], str]:
         return [], "console: none (--console none)"
     if spec != "auto":
         device = spec[len("/dev/") :] if spec.startswith("/dev/") else spec
-        if not device or "/" in device or " " in device:
+        if not device or "/" in device:
             raise PlanError(f"--console {spec!r}: give a device name such as ttyS0 or ttyS0,115200, or auto, or none")
-        return [f"console={device}"], f"console {device}: --console"
+        from .answers import parameter
+
+        return [parameter("console", device, "--console")], f"console {device}: --console"
     cmdline = _read_text(os.path.join(root, "proc/cmdline"))
     given = [word for word in cmdline.split() if word.startswith("console=")]
     if given:
