@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from kexec_build import netboot_mirror
 from kexec_build.vm.debian_guest import (
@@ -59,7 +60,7 @@ def test_netboot_from_the_pip_installed_wheel_reaches_the_installers_main_menu(v
     plan = _plan(machine)
     assert "good signature by" in plan and "(keyring /usr/share/keyrings/debian-archive-keyring.gpg)" in plan
     assert f"network: static 10.0.2.15/24 via {USER_NET_HOST} on {nic}, DNS {USER_NET_DNS}" in plan
-    assert f"command line: console=ttyS0 netcfg/choose_interface={nic}" in plan
+    assert "command line: console=ttyS0 netcfg/choose_interface=" in plan  # by its MAC
     assert "loaded with" in plan and "(bundled)" in plan
     assert "booting: no systemd; sync, remount every filesystem read-only, then kexec -e" in plan
     machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
@@ -89,7 +90,7 @@ def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, t
     plan = _plan(machine)
     assert f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.0 netcfg/get_gateway={USER_NET_HOST}" in plan
     assert "preseed: /root/preseed.cfg as /preseed.cfg in an extra initrd" in plan
-    machine.expect(f"Detecting link on {nic}", INSTALLER_SECONDS)  # the interface it was told to use
+    machine.expect(f"Detecting link on {nic}", INSTALLER_SECONDS)  # the interface it was told to use, by its MAC
     deadline = time.monotonic() + INSTALLER_SECONDS
     while not any(request.path == "/debian/dists/bookworm/Release" for request, _ in httpserver.log):
         assert time.monotonic() < deadline, f"the installer never asked the mirror for Release:\n{machine.tail()}"
@@ -141,3 +142,81 @@ def _in_shell(machine: Machine, command: str) -> str:
     output, status = machine.expect(r"(?s)(.*?)=RC=(\d+)=", INSTALLER_SECONDS).groups()
     assert status == "0", f"`{command}` exited with status {status}:\n{output}"
     return output
+
+
+# QEMU's user network over IPv6 (on by default): the guest's prefix, the host and its DNS relay.
+USER_NET6_HOST, USER_NET6_DNS = "fec0::2", "fec0::3"
+# Run by the installer right after it fetched the preseed over the network it was given: what that
+# network is, printed on its serial console from inside the installer.
+SHOW_NETWORK = (
+    "d-i preseed/early_command string ip addr show > /dev/console; ip route show > /dev/console; "
+    "ip -6 route show > /dev/console; echo =KEPT-NETWORK-SHOWN= > /dev/console\n"
+)
+
+
+def _installer_network(machine: Machine, requests: list) -> str:
+    """What the installer printed of its network once it fetched the preseed over it (`requests`: the
+    serving HTTPServer's log)."""
+    machine.expect("=KEPT-NETWORK-SHOWN=", INSTALLER_SECONDS)
+    assert any(request.path == "/show.cfg" for request, _ in requests)
+    installer = machine.tail(100_000).split("booting: no systemd", 1)[1]
+    assert "DHCP" not in installer  # netcfg took the static answers: no "Configuring the network with DHCP"
+    return installer
+
+
+def test_the_installer_comes_up_on_a_kept_ipv6_only_address(vm, tmp_path, httpserver):
+    # The guest keeps an IPv4 address only to reach the loopback mirror on its own subnet: it has no
+    # IPv4 default route, so what --network keep finds is an IPv6-only default route.
+    server = HTTPServer(host="::1")  # QEMU's user network takes fec0::2 to the host's ::1
+    server.expect_request("/show.cfg").respond_with_data(SHOW_NETWORK)
+    server.start()
+    try:
+        machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15")
+        machine.run(
+            f"sysctl -qw net.ipv6.conf.{nic}.accept_ra=0 && ip -6 addr flush dev {nic} scope global && "
+            f"ip -6 route flush proto ra; ip route del default && ip -6 addr add fec0::77/64 dev {nic} nodad && "
+            f"ip -6 route add default via {USER_NET6_HOST} dev {nic} && "
+            f"echo 'nameserver {USER_NET6_DNS}' > /etc/resolv.conf"
+        )
+        machine.send(
+            f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
+            f"--preseed http://[{USER_NET6_HOST}]:{server.port}/show.cfg "
+            "--append 'auto=true priority=critical' --yes --exec-after 1"
+        )
+        plan = _plan(machine)
+        assert f"network: static fec0::77/64 via {USER_NET6_HOST} on {nic}" in plan
+        assert (
+            "netcfg/disable_autoconfig=true netcfg/get_ipaddress=fec0::77 netcfg/get_netmask=ffff:ffff:ffff:ffff:: "
+            f"netcfg/get_gateway={USER_NET6_HOST} netcfg/get_nameservers={USER_NET6_DNS}"
+        ) in plan
+        assert "preseed/url/checksum=" in plan  # plain http: pinned by the sum the installer checks
+        installer = _installer_network(machine, server.log)
+        assert "inet6 fec0::77/64 scope global" in installer
+        assert f"default via {USER_NET6_HOST} dev " in installer
+        assert "inet 10.0.2." not in installer  # IPv6 only: no IPv4 address in the installer
+    finally:
+        server.stop()
+
+
+def test_the_installer_comes_up_on_a_kept_slash_32_with_an_on_link_gateway(vm, tmp_path, httpserver):
+    httpserver.expect_request("/show.cfg").respond_with_data(SHOW_NETWORK)
+    machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15")
+    machine.run(
+        f"ip addr flush dev {nic} && ip addr add 10.0.2.77/32 dev {nic} && "
+        f"ip route add {USER_NET_HOST} dev {nic} && ip route add default via {USER_NET_HOST}"
+    )
+    machine.send(
+        f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
+        f"--preseed http://{USER_NET_HOST}:{httpserver.port}/show.cfg "
+        "--append 'auto=true priority=critical' --yes --exec-after 1"
+    )
+    plan = _plan(machine)
+    assert f"network: static 10.0.2.77/32 via {USER_NET_HOST} on {nic}" in plan
+    # 10.0.2.0/25 is the smallest subnet holding .77 and .2: netcfg refuses a gateway outside the subnet.
+    assert (
+        f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.128 netcfg/get_gateway={USER_NET_HOST}"
+    ) in plan
+    assert "the installer gets 10.0.2.77/25, the smallest subnet holding both" in plan
+    installer = _installer_network(machine, httpserver.log)
+    assert "inet 10.0.2.77/25 " in installer
+    assert f"default via {USER_NET_HOST} dev " in installer
