@@ -13,9 +13,12 @@ netcfg, static.c and netcfg-common.c; read at 1.144 and the same in the later co
 - netcfg/get_ipaddress takes one IPv4 or one IPv6 address (netcfg_parse_cidr_address), so a
   static setup is one address of one family; netcfg/get_netmask a mask of that family (inet_pton).
 - netcfg/get_gateway must lie inside that address's subnet (netcfg_gateway_reachable), else the
-  installer stops at "Unreachable gateway"; "none" means no gateway.
+  installer stops at "Unreachable gateway"; "none" means no gateway. Except on an IPv4 /32: the
+  bookworm installer's netcfg (1.187+deb12u1, newer than the source read; its binary holds
+  " dev %s onlink") takes 255.255.255.255 with a gateway outside and adds `default via GW dev NIC
+  onlink`, as tests/vm/test_netboot.py shows from inside the installer.
 - netcfg/get_pointopoint is asked only for plip, slip, ctc, escon and iucv interfaces (static.c,
-  GET_IPADDRESS), never for Ethernet: a /32 with an on-link gateway cannot be given as such.
+  GET_IPADDRESS), never for Ethernet.
 - netcfg/get_nameservers takes up to 4 (NETCFG_NAMESERVERS_MAX) IPv4 or IPv6 addresses, split
   on spaces (netcfg_nameservers_to_array).
 - netcfg/get_domain is one domain, written as resolv.conf's one `search` entry (netcfg_write_resolv).
@@ -150,13 +153,17 @@ def _static(address: Address, gateway: str, answers: Answers) -> list[str]:
             "if a router advertises one"
         )
         gateway = "none"
+    elif gateway_ip is not None and gateway_ip.version == 4 and prefix == 32:
+        answers.decisions.append(
+            f"network: {address} with the on-link gateway {gateway} outside it (as on /32 hosting networks): "
+            f"the installer's netcfg (bookworm's and later) routes `default via {gateway} dev … onlink`"
+        )
     elif gateway_ip is not None and not address.holds(gateway):
         prefix = _common_prefix(address.address, gateway)
         answers.warnings.append(
-            f"network: the gateway {gateway} is outside {address} (an on-link gateway, as on /32 hosting "
-            f"networks); netcfg asks a point-to-point peer only of plip, slip and mainframe links and refuses "
-            f"a gateway outside the subnet, so the installer gets {address.address}/{prefix}, the smallest "
-            f"subnet holding both: hosts in it other than the gateway are reached directly, not through it"
+            f"network: the gateway {gateway} is outside {address}; netcfg refuses a gateway outside the subnet "
+            f'("Unreachable gateway") except on a /32, so the installer gets {address.address}/{prefix}, the '
+            f"smallest subnet holding both: hosts in it other than the gateway are reached directly, not through it"
         )
     netmask = str(ipaddress.ip_interface(f"{address.address}/{prefix}").netmask)
     return [

@@ -124,19 +124,37 @@ def test_an_ipv6_link_local_gateway_is_named_as_what_netcfg_cannot_take(namespac
     assert any("the IPv6 gateway fe80::1 is link-local" in warning for warning in warnings)
 
 
-def test_a_slash_32_with_an_on_link_gateway_gets_the_smallest_subnet_holding_both(namespace):
+def test_a_slash_32_with_an_on_link_gateway_is_kept_as_it_is(namespace):
+    # Hetzner and OVH style: the gateway is outside the /32, reached on the link.
     namespace.ip("addr", "add", "203.0.113.7/32", "dev", "nic0")
-    namespace.ip("route", "add", "203.0.113.1", "dev", "nic0")
-    namespace.ip("route", "add", "default", "via", "203.0.113.1", "dev", "nic0")
+    namespace.ip("route", "add", "198.51.100.1", "dev", "nic0")
+    namespace.ip("route", "add", "default", "via", "198.51.100.1", "dev", "nic0")
     parameters, decisions, warnings = namespace.answers()
     assert parameters[1:5] == [
         "netcfg/disable_autoconfig=true",
         "netcfg/get_ipaddress=203.0.113.7",
+        "netcfg/get_netmask=255.255.255.255",
+        "netcfg/get_gateway=198.51.100.1",
+    ]
+    assert decisions[0].startswith("network: static 203.0.113.7/32 via 198.51.100.1 on nic0")
+    assert (
+        "network: 203.0.113.7/32 with the on-link gateway 198.51.100.1 outside it (as on /32 hosting networks): "
+        "the installer's netcfg (bookworm's and later) routes `default via 198.51.100.1 dev … onlink`"
+    ) in decisions
+    assert not [line for line in warnings if "gateway" in line]
+
+
+def test_a_gateway_outside_a_wider_subnet_gets_the_smallest_subnet_holding_both(namespace):
+    namespace.ip("addr", "add", "203.0.113.7/30", "dev", "nic0")
+    namespace.ip("route", "add", "203.0.113.1", "dev", "nic0")
+    namespace.ip("route", "add", "default", "via", "203.0.113.1", "dev", "nic0")
+    parameters, _, warnings = namespace.answers()
+    assert parameters[2:5] == [
+        "netcfg/get_ipaddress=203.0.113.7",
         "netcfg/get_netmask=255.255.255.248",  # .0/29 holds .7 and .1
         "netcfg/get_gateway=203.0.113.1",
     ]
-    assert decisions[0].startswith("network: static 203.0.113.7/32 via 203.0.113.1 on nic0")
-    assert any("the installer gets 203.0.113.7/29, the smallest subnet holding both" in line for line in warnings)
+    assert any("so the installer gets 203.0.113.7/29, the smallest subnet holding both" in line for line in warnings)
 
 
 def test_dual_stack_with_two_ipv4_subnets_keeps_the_address_the_default_route_leaves_from(namespace):
