@@ -34,11 +34,13 @@ pytestmark = pytest.mark.vm
 NETBOOT_SECONDS = 600
 
 
-def _guest_on_the_mirror(vm, tmp_path, httpserver, address: str) -> tuple[Machine, str, str]:
+def _guest_on_the_mirror(
+    vm, tmp_path, httpserver, address: str, nic_options: tuple[str, ...] = USER_NIC
+) -> tuple[Machine, str, str]:
     """The pip-installed guest with a static `address`; returns it, its NIC's name and the mirror's URL."""
     for path, data in netboot_mirror.files("bookworm", "amd64").items():
         httpserver.expect_request(f"/debian/{path}").respond_with_data(data, content_type="application/octet-stream")
-    machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=USER_NIC)
+    machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=nic_options)
     assert machine.run("command -v kexec || echo absent") == "absent"
     nic = set_static_address(machine, address)
     pip_install(machine, f"/mnt/{wheel}")
@@ -144,8 +146,10 @@ def _in_shell(machine: Machine, command: str) -> str:
     return output
 
 
-# QEMU's user network over IPv6 (on by default): the guest's prefix, the host and its DNS relay.
-USER_NET6_HOST, USER_NET6_DNS = "fec0::2", "fec0::3"
+# QEMU's user network over IPv6 on a documentation prefix (its default, fec0::/64, is site-local, a
+# scope nobody deploys): the host and its DNS relay.
+USER_NET6_HOST, USER_NET6_DNS = "2001:db8:77::2", "2001:db8:77::3"
+USER_NIC6 = ("-nic", "user,model=virtio-net-pci,ipv6-net=2001:db8:77::/64")
 # Run by the installer right after it fetched the preseed over the network it was given: what that
 # network is, printed on its serial console from inside the installer.
 SHOW_NETWORK = (
@@ -167,15 +171,16 @@ def _installer_network(machine: Machine, requests: list) -> str:
 def test_the_installer_comes_up_on_a_kept_ipv6_only_address(vm, tmp_path, httpserver):
     # The guest keeps an IPv4 address only to reach the loopback mirror on its own subnet: it has no
     # IPv4 default route, so what --network keep finds is an IPv6-only default route.
-    server = HTTPServer(host="::1")  # QEMU's user network takes fec0::2 to the host's ::1
+    server = HTTPServer(host="::1")  # QEMU's user network takes its IPv6 host address to the host's ::1
     server.expect_request("/show.cfg").respond_with_data(SHOW_NETWORK)
     server.start()
     try:
-        machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15")
+        machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15", USER_NIC6)
         machine.run(
-            f"sysctl -qw net.ipv6.conf.{nic}.accept_ra=0 && ip -6 addr flush dev {nic} scope global && "
-            f"ip -6 route flush proto ra; ip route del default && ip -6 addr add fec0::77/64 dev {nic} nodad && "
-            f"ip -6 route add default via {USER_NET6_HOST} dev {nic} && "
+            f"echo 0 > /proc/sys/net/ipv6/conf/{nic}/accept_ra && ip -6 route flush proto ra && "
+            f"ip -6 addr flush dev {nic} scope global && ip route del default && "
+            f"ip -6 addr add 2001:db8:77::77/64 dev {nic} nodad && "
+            f"ip -6 route replace default via {USER_NET6_HOST} dev {nic} && "
             f"echo 'nameserver {USER_NET6_DNS}' > /etc/resolv.conf"
         )
         machine.send(
@@ -184,14 +189,15 @@ def test_the_installer_comes_up_on_a_kept_ipv6_only_address(vm, tmp_path, httpse
             "--append 'auto=true priority=critical' --yes --exec-after 1"
         )
         plan = _plan(machine)
-        assert f"network: static fec0::77/64 via {USER_NET6_HOST} on {nic}" in plan
+        assert f"network: static 2001:db8:77::77/64 via {USER_NET6_HOST} on {nic}" in plan
         assert (
-            "netcfg/disable_autoconfig=true netcfg/get_ipaddress=fec0::77 netcfg/get_netmask=ffff:ffff:ffff:ffff:: "
+            "netcfg/disable_autoconfig=true netcfg/get_ipaddress=2001:db8:77::77 "
+            "netcfg/get_netmask=ffff:ffff:ffff:ffff:: "
             f"netcfg/get_gateway={USER_NET6_HOST} netcfg/get_nameservers={USER_NET6_DNS}"
         ) in plan
         assert "preseed/url/checksum=" in plan  # plain http: pinned by the sum the installer checks
         installer = _installer_network(machine, server.log)
-        assert "inet6 fec0::77/64 scope global" in installer
+        assert "inet6 2001:db8:77::77/64 scope global" in installer
         assert f"default via {USER_NET6_HOST} dev " in installer
         assert "inet 10.0.2." not in installer  # IPv6 only: no IPv4 address in the installer
     finally:
