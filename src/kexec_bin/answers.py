@@ -100,10 +100,13 @@ def network_parameters(mode: str, root: str = "/") -> Answers:
             raise PlanError(f"--network keep: {why}: nothing to keep; use --network dhcp")
         return Answers(decisions=[f"network: {why}, so the installer configures itself (DHCP, SLAAC)"])
     answers = Answers()
-    answers.parameters.append(_interface(current, answers))
     address, gateway = (current.ipv4, current.gateway4) if current.ipv4 else (static6[0], current.gateway6)
-    answers.parameters += ["netcfg/disable_autoconfig=true", *_static(address, gateway, answers)]
-    answers.parameters += _resolver_and_names(current, answers)
+    try:
+        answers.parameters.append(_interface(current, answers))
+        answers.parameters += ["netcfg/disable_autoconfig=true", *_static(address, gateway, answers)]
+        answers.parameters += _resolver_and_names(current, answers)
+    except PlanError as error:
+        raise PlanError(f"--network {mode}: {error}, or use --network dhcp") from None
     how = "--network keep" if keep else "--network auto keeps it"
     answers.decisions.insert(
         0,

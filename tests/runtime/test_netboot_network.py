@@ -214,3 +214,18 @@ def test_the_host_name_and_domain_are_this_hosts(namespace):
     assert parameters[-2:] == ["netcfg/get_hostname=db7", "netcfg/get_domain=corp.example.net"]
     parameters, _, _ = namespace.answers(hostname="plain")  # no domain in the name: resolv.conf's search
     assert parameters[-2:] == ["netcfg/get_hostname=plain", "netcfg/get_domain=example.org"]
+
+
+def test_a_quote_in_an_interface_name_chosen_by_name_is_refused(namespace):
+    # A tun device has no MAC, so netcfg would have to be told its name, and this one holds a quote.
+    tun = 'tun"0'
+    namespace.ip("tuntap", "add", "dev", tun, "mode", "tun")
+    namespace.ip("link", "set", tun, "up")
+    namespace.ip("addr", "add", "203.0.113.5/24", "dev", tun)
+    namespace.ip("route", "add", "default", "via", "203.0.113.1", "dev", tun)
+    refusal = namespace.answers("auto")
+    assert refusal == (
+        "--network auto: the interface name 'tun\"0': holds a space, a quote, a backslash or a character "
+        "outside printable ASCII, which would change the installer's kernel command line; give a value without them, "
+        "or use --network dhcp"
+    )
