@@ -1,7 +1,7 @@
 """`kexec-bin netboot debian`: boot the Debian installer from a mirror, verified along Debian's signed chain.
 
 Downloads (into the user's cache) and checks InRelease → SHA256SUMS → kernel and initrd, keeps the
-running machine's console and IPv4 address for the installer, prints the plan, and only with
+running machine's console and network for the installer, prints the plan, and only with
 --load-only or --yes loads it (and boots it).
 """
 
@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--network",
         default="auto",
         choices=["auto", "dhcp", "keep"],
-        help="keep: give the installer this machine's IPv4 address, gateway and DNS as static "
-        "settings; dhcp: let it ask DHCP; auto: keep when there is a default route (default)",
+        help="keep: give the installer this machine's static address (IPv4, else IPv6), gateway, DNS and "
+        "names, its NIC chosen by MAC; dhcp: let it configure itself (DHCP, SLAAC); auto: keep when there is "
+        "a default route with a static address (default); see docs/netboot-networks.md",
     )
     parser.add_argument(
         "--preseed",

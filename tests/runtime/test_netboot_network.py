@@ -229,3 +229,17 @@ def test_a_quote_in_an_interface_name_chosen_by_name_is_refused(namespace):
         "outside printable ASCII, which would change the installer's kernel command line; give a value without them, "
         "or use --network dhcp"
     )
+
+
+def test_ipv6_by_slaac_only_is_left_to_the_installers_own_autoconfiguration(namespace):
+    # An address with lifetimes is what SLAAC makes ("dynamic"): nothing static to keep.
+    namespace.ip(
+        "-6", "addr", "add", "2001:db8:1::5054/64", "dev", "nic0", "nodad", "valid_lft", "3600", "preferred_lft", "1800"
+    )
+    namespace.ip("-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "nic0")
+    parameters, decisions, _ = namespace.answers("keep")
+    assert parameters == []
+    assert decisions == [
+        "network: the default route's interface nic0 has no IPv4 address and no static IPv6 one "
+        "(IPv6 2001:db8:1::5054/64 is SLAAC's), so the installer configures itself (DHCP, SLAAC)"
+    ]
