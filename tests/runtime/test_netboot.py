@@ -269,12 +269,13 @@ def test_network_keep_preseeds_the_default_route_as_ip_reports_it(netboot, mirro
         ).stdout
     )
     address = link["addr_info"][0]
+    mac = Path(f"/sys/class/net/{device}/address").read_text().strip()  # the installer finds the NIC by it
     netboot.tree.write("/proc/net/route", Path("/proc/net/route").read_text())
     netboot.tree.write("/etc/resolv.conf", "search example.org\nnameserver 127.0.0.53\nnameserver 192.0.2.53\n")
     status, out, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "keep")
     assert status == 0, err
     assert (
-        f"netcfg/choose_interface={device} netcfg/disable_autoconfig=true netcfg/get_ipaddress={address['local']} "
+        f"netcfg/choose_interface={mac} netcfg/disable_autoconfig=true netcfg/get_ipaddress={address['local']} "
     ) in out
     assert f"netcfg/get_gateway={route[0]['gateway']} netcfg/get_nameservers=192.0.2.53 " in out
     assert "netcfg/get_domain=example.org" in out
@@ -392,7 +393,8 @@ def test_ssh_key_url_is_handed_to_the_installer(netboot, mirror):
         ("dsa", "line 1 is not an OpenSSH public key (it starts 'ssh-dss AAAA"),
         (
             "missing",
-            "No such file or directory; give an OpenSSH public key file (like ~/.ssh/id_ed25519.pub) or an https URL",
+            "cannot read the public key file '{path}': No such file or directory; give an OpenSSH public key file "
+            "(like ~/.ssh/id_ed25519.pub) or an https URL",
         ),
         (
             "too many",
@@ -417,6 +419,8 @@ def test_a_bad_ssh_key_file_is_refused_before_any_download(netboot, mirror, http
     elif case == "dsa":  # OpenSSH's sshd no longer accepts DSA keys
         blob = base64.b64encode(len(b"ssh-dss").to_bytes(4, "big") + b"ssh-dss" + bytes(64)).decode()
         path.write_text(f"ssh-dss {blob} old@box\n")
+    elif case == "missing":
+        expected = expected.format(path=path)
     elif case == "too many":
         path.write_text("".join(f"{line}\n" for line in keys.read_text().splitlines() if line.startswith("from=")) * 3)
         size = path.stat().st_size

@@ -14,6 +14,7 @@ import subprocess
 import threading
 
 import pytest
+from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from kexec_build.testbed import netboot_mirror
@@ -50,11 +51,13 @@ MAIN_MENU = (
 MENU_STEP_SECONDS = 30
 
 
-def _guest_on_the_mirror(vm, tmp_path, httpserver, address: str) -> tuple[Machine, str, str]:
+def _guest_on_the_mirror(
+    vm, tmp_path, httpserver, address: str, nic_options: tuple[str, ...] = USER_NIC
+) -> tuple[Machine, str, str]:
     """The pip-installed guest with a static `address`; returns it, its NIC's name and the mirror's URL."""
     for path, data in netboot_mirror.files("bookworm", "amd64").items():
         httpserver.expect_request(f"/debian/{path}").respond_with_data(data, content_type="application/octet-stream")
-    machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=USER_NIC)
+    machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=nic_options)
     assert machine.run("command -v kexec || echo absent") == "absent"
     nic = set_static_address(machine, address)
     pip_install(machine, f"/mnt/{wheel}")
@@ -76,7 +79,7 @@ def test_netboot_from_the_pip_installed_wheel_reaches_the_installers_main_menu(v
     plan = _plan(machine)
     assert "good signature by" in plan and "(keyring /usr/share/keyrings/debian-archive-keyring.gpg)" in plan
     assert f"network: static 10.0.2.15/24 via {USER_NET_HOST} on {nic}, DNS {USER_NET_DNS}" in plan
-    assert f"command line: console=ttyS0 netcfg/choose_interface={nic}" in plan
+    assert "command line: console=ttyS0 netcfg/choose_interface=" in plan  # by its MAC
     assert "loaded with" in plan and "(bundled)" in plan
     assert "booting: no systemd; sync, remount every filesystem read-only, then kexec -e" in plan
     machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
@@ -112,7 +115,7 @@ def test_the_installer_keeps_the_static_address_and_reads_the_preseed_file(vm, t
     plan = _plan(machine)
     assert f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.0 netcfg/get_gateway={USER_NET_HOST}" in plan
     assert "preseed: /root/preseed.cfg as /preseed.cfg in an extra initrd" in plan
-    machine.expect(f"Detecting link on {nic}", INSTALLER_SECONDS)  # the interface it was told to use
+    machine.expect(f"Detecting link on {nic}", INSTALLER_SECONDS)  # the interface it was told to use, by its MAC
     assert asked.wait(INSTALLER_SECONDS), f"the installer never asked the mirror for Release:\n{machine.tail()}"
     installer = machine.tail(100_000).split("booting: no systemd", 1)[1]
     assert "DHCP" not in installer  # netcfg took the static answers: no "Configuring the network with DHCP"
@@ -179,3 +182,84 @@ def _in_shell(machine: Machine, command: str) -> str:
     output, status = machine.expect(r"(?s)(.*?)=RC=(\d+)=", INSTALLER_SECONDS).groups()
     assert status == "0", f"`{command}` exited with status {status}:\n{output}"
     return output
+
+
+# QEMU's user network over IPv6 on a documentation prefix (its default, fec0::/64, is site-local, a
+# scope nobody deploys): the host and its DNS relay.
+USER_NET6_HOST, USER_NET6_DNS = "2001:db8:77::2", "2001:db8:77::3"
+USER_NIC6 = ("-nic", "user,model=virtio-net-pci,ipv6-net=2001:db8:77::/64")
+# Run by the installer right after it fetched the preseed over the network it was given: what that
+# network is, printed on its serial console from inside the installer.
+SHOW_NETWORK = (
+    "d-i preseed/early_command string ip addr show > /dev/console; ip route show > /dev/console; "
+    "ip -6 route show > /dev/console; echo =KEPT-NETWORK-SHOWN= > /dev/console\n"
+)
+
+
+def _installer_network(machine: Machine, requests: list) -> str:
+    """What the installer printed of its network once it fetched the preseed over it (`requests`: the
+    serving HTTPServer's log)."""
+    machine.expect("=KEPT-NETWORK-SHOWN=", INSTALLER_SECONDS)
+    assert any(request.path == "/show.cfg" for request, _ in requests)
+    installer = machine.tail(100_000).split("booting: no systemd", 1)[1]
+    assert "DHCP" not in installer  # netcfg took the static answers: no "Configuring the network with DHCP"
+    return installer
+
+
+def test_the_installer_comes_up_on_a_kept_ipv6_only_address(vm, tmp_path, httpserver):
+    # The guest keeps an IPv4 address only to reach the loopback mirror on its own subnet: it has no
+    # IPv4 default route, so what --network keep finds is an IPv6-only default route.
+    server = HTTPServer(host="::1")  # QEMU's user network takes its IPv6 host address to the host's ::1
+    server.expect_request("/show.cfg").respond_with_data(SHOW_NETWORK)
+    server.start()
+    try:
+        machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15", USER_NIC6)
+        machine.run(
+            f"echo 0 > /proc/sys/net/ipv6/conf/{nic}/accept_ra && ip -6 route flush proto ra && "
+            f"ip -6 addr flush dev {nic} scope global && ip route del default && "
+            f"ip -6 addr add 2001:db8:77::77/64 dev {nic} nodad && "
+            f"ip -6 route replace default via {USER_NET6_HOST} dev {nic} && "
+            f"echo 'nameserver {USER_NET6_DNS}' > /etc/resolv.conf"
+        )
+        machine.send(
+            f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
+            f"--preseed http://[{USER_NET6_HOST}]:{server.port}/show.cfg "
+            "--append 'auto=true priority=critical' --yes --exec-after 1"
+        )
+        plan = _plan(machine)
+        assert f"network: static 2001:db8:77::77/64 via {USER_NET6_HOST} on {nic}" in plan
+        assert (
+            "netcfg/disable_autoconfig=true netcfg/get_ipaddress=2001:db8:77::77 "
+            "netcfg/get_netmask=ffff:ffff:ffff:ffff:: "
+            f"netcfg/get_gateway={USER_NET6_HOST} netcfg/get_nameservers={USER_NET6_DNS}"
+        ) in plan
+        assert "preseed/url/checksum=" in plan  # plain http: pinned by the sum the installer checks
+        installer = _installer_network(machine, server.log)
+        assert "inet6 2001:db8:77::77/64 scope global" in installer
+        assert f"default via {USER_NET6_HOST} dev " in installer
+        assert "inet 10.0.2." not in installer  # IPv6 only: no IPv4 address in the installer
+    finally:
+        server.stop()
+
+
+def test_the_installer_comes_up_on_a_kept_slash_32_with_an_on_link_gateway(vm, tmp_path, httpserver):
+    httpserver.expect_request("/show.cfg").respond_with_data(SHOW_NETWORK)
+    machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15")
+    machine.run(
+        f"ip addr flush dev {nic} && ip addr add 10.0.2.77/32 dev {nic} && "
+        f"ip route add {USER_NET_HOST} dev {nic} && ip route add default via {USER_NET_HOST}"
+    )
+    machine.send(
+        f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network keep "
+        f"--preseed http://{USER_NET_HOST}:{httpserver.port}/show.cfg "
+        "--append 'auto=true priority=critical' --yes --exec-after 1"
+    )
+    plan = _plan(machine)
+    assert f"network: static 10.0.2.77/32 via {USER_NET_HOST} on {nic}" in plan
+    assert (
+        f"netcfg/get_ipaddress=10.0.2.77 netcfg/get_netmask=255.255.255.255 netcfg/get_gateway={USER_NET_HOST}"
+    ) in plan
+    installer = _installer_network(machine, httpserver.log)
+    # netcfg 1.187 (bookworm) takes a gateway outside a /32 and routes it on the link; its 1.144 source did not.
+    assert "inet 10.0.2.77/32 " in installer
+    assert f"default via {USER_NET_HOST} dev {nic} onlink" in installer

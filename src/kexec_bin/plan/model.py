@@ -8,10 +8,35 @@ The model probes nothing: what the host says (memory available, the kexec progra
 from __future__ import annotations
 
 import os
+import re
+
+from ..errors import PlanError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Sequence
+
+
+# A value the kernel's command-line parser and the installer's env2debconf keep as one word:
+# printable ASCII without spaces, quotes or backslashes.
+_ONE_WORD = re.compile(r"[!#-&(-\[\]-~]*")
+
+
+def parameter(name: str, value: str | list[str], what: str) -> str:
+    """`name=value` for the kernel command line; a list becomes one double-quoted, space-separated value.
+
+    Refuses (PlanError naming `what`) a value with whitespace, quotes, backslashes, control or
+    non-ASCII characters: on the command line it would end the parameter and start another.
+    """
+    values = value if isinstance(value, list) else [value]
+    for item in values:
+        if not _ONE_WORD.fullmatch(item):
+            raise PlanError(
+                f"{what} {item!r}: holds a space, a quote, a backslash or a character outside printable "
+                "ASCII, which would change the installer's kernel command line; give a value without them"
+            )
+    joined = " ".join(values)
+    return f'{name}="{joined}"' if len(values) > 1 else f"{name}={joined}"
 
 
 class PlannedFile:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import PlanError
 from ..read import Tree
+from .model import parameter
 
 # procfs and sysfs files are small; anything larger is not what it claims to be.
 _LIMIT = 1 << 20
@@ -46,9 +47,9 @@ def console_parameters(spec: str, root: str = "/") -> tuple[list[str], str]:
         return [], "console: none (--console none)"
     if spec != "auto":
         device = spec[len("/dev/") :] if spec.startswith("/dev/") else spec
-        if not device or "/" in device or any(character in device for character in " \t\n\"'\\"):
+        if not device or "/" in device:
             raise PlanError(f"--console {spec!r}: give a device name such as ttyS0 or ttyS0,115200, or auto, or none")
-        return [f"console={device}"], f"console {device}: --console"
+        return [parameter("console", device, "--console")], f"console {device}: --console"
     given = [word for word in _text(root, "/proc/cmdline").split() if word.startswith("console=")]
     if given:
         return given, f"{' '.join(given)}: the running kernel's command line (/proc/cmdline)"
