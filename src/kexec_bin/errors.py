@@ -92,6 +92,12 @@ class DownloadError(KexecBinError):
     """A URL could not be fetched, or what came back is not the file that was asked for."""
 
 
+class CacheError(KexecBinError):
+    """The download cache cannot be written (a full disk, a cache path that is a file): not the network's fault."""
+
+    exit_code = EXIT_IO
+
+
 REPORT = "please report it to the kexec-bin project with the command you ran"
 
 

@@ -11,8 +11,8 @@ import argparse
 import os
 import re
 
-from . import plan
-from .errors import PlanError
+from .. import plan
+from ..errors import PlanError
 
 # The RAM below which the installer itself refuses to run, in MiB: the "min" levels of its lowmem
 # check (rootskel's S15lowmem, in the initrd). Architectures it does not list get amd64's level.
@@ -25,23 +25,23 @@ SSH_KEY_TYPES = re.compile(
 # The longest --ssh-key FILE may get on the kernel command line, encoded: half of x86's and arm64's
 # 2048-byte limit, leaving the rest for the console, network and --append parameters.
 MAX_KEYS_PARAMETER = 1024
-APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("distribution", choices=["debian"], help="the installer to boot (Debian's, for now)")
     parser.add_argument(
         "--release",
-        default="stable",
+        default="trixie",
         metavar="SUITE",
         help="a suite or codename as the archive names it (stable, oldstable, trixie, bookworm) "
-        "or a release number (12, 13); default stable",
+        "or a release number (12, 13), resolved from the archive's signed Release files; default trixie",
     )
     parser.add_argument("--arch", default="auto", help="Debian architecture; auto: this machine's (default)")
     parser.add_argument(
         "--mirror",
         metavar="URL",
-        help="Debian mirror (the folder holding dists/); default: the first one in this host's apt sources",
+        help="Debian mirror (the folder holding dists/: http, https, file:// or a folder); default: the Debian "
+        "archive in this host's apt sources whose Suites include the release, else its first Debian archive",
     )
     parser.add_argument(
         "--keyring",
@@ -88,26 +88,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from . import debian
+    from ..debian import archive, installer
+    from ..download import check_url
+    from ..read import Tree
 
-    arch = debian.machine_arch() if args.arch == "auto" else args.arch
+    # Every argument is checked before anything is downloaded.
+    release_name = archive.check_suite(args.release)
+    given_mirror = check_url(args.mirror) if args.mirror is not None else None
+    arch = installer.machine_arch() if args.arch == "auto" else args.arch
     # A plan for another architecture may be looked at (--dry-run), never loaded.
-    if args.mode != plan.DRY_RUN and arch != debian.machine_arch():
+    if args.mode != plan.DRY_RUN and arch != installer.machine_arch():
         raise PlanError(
-            f"--arch {arch}: this machine runs {debian.machine_arch()}, and kexec boots kernels of "
+            f"--arch {arch}: this machine runs {installer.machine_arch()}, and kexec boots kernels of "
             "the running architecture only; drop --arch, or use --dry-run to only see the plan"
         )
-    # A bad key is refused before anything is downloaded.
     ssh, why_ssh = ssh_key_parameters(args.ssh_key) if args.ssh_key else ([], "")
-    mirror = args.mirror or default_mirror()
-    keyring = debian.choose_keyring(args.keyring)
-    release = debian.release(mirror, args.release, keyring)
-    sums, kernel, initrd = debian.installer_files(mirror, release, arch)
+    keyrings = archive.keyrings(args.keyring)
+    mirror, why_mirror = archive.choose_mirror(given_mirror, release_name, Tree(args.root))
+    release = archive.resolve_release(mirror, release_name, keyrings)
+    found = installer.installer_files(mirror, release, arch)
+    kernel, initrd = found.kernel, found.initrd
     decisions = [
-        f"InRelease {release.url}: good signature by {', '.join(release.signers)} (keyring {release.keyring}); "
-        f"Suite {release.suite}, Codename {release.codename}, Version {release.version}, "
+        why_mirror,
+        f"InRelease {release.url}: {release.signature_text()}; "
+        f"Suite {release.suite}, Codename {release.codename}, Version {release.version or 'none'}, "
         f"Date {release.date} ({release.age_days:.0f} days old)",
-        f"SHA256SUMS {sums.url}: {sums.check}",
+        *found.decisions,
     ]
     warnings = [warning for warning in [release.staleness()] if warning]
     console, why_console = plan.console_parameters(args.console, args.root)
@@ -129,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             f"besides the files kexec holds until it boots"
         )
         boot_plan = plan.BootPlan(
-            title=f"Debian {release.version} ({release.codename}) installer, netboot, {arch}",
+            title=f"Debian {release.version or release.suite} ({release.codename}) installer, netboot, {arch}",
             kernel=plan.PlannedFile(str(kernel.path), kernel.url, kernel.check),
             initrds=initrds,
             cmdline=" ".join([*console, *network, *preseed, *ssh, *args.append.split()]),
@@ -140,30 +146,9 @@ def run(args: argparse.Namespace) -> int:
         return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 
-def default_mirror(sources: tuple[str, ...] = APT_SOURCES) -> str:
-    """The first archive URI in this host's apt sources (one-line and deb822 formats)."""
-    files = []
-    for source in sources:
-        if os.path.isdir(source):
-            files += sorted(
-                os.path.join(source, name) for name in os.listdir(source) if name.endswith((".list", ".sources"))
-            )
-        elif os.path.isfile(source):
-            files.append(source)
-    for name in files:
-        with open(name, encoding="utf-8", errors="replace") as file:
-            found = re.search(r"^[ \t]*(?:deb[ \t]+(?:\[[^\]]*\][ \t]+)?|URIs:[ \t]*)(https?://\S+)", file.read(), re.M)
-        if found:
-            return found.group(1)
-    raise PlanError(
-        "no --mirror given and no http(s) archive in this host's apt sources: "
-        "pass --mirror URL (a Debian mirror, the folder that holds dists/)"
-    )
-
-
 def network_parameters(mode: str, root: str = "/") -> tuple[list[str], str]:
     """netcfg's preseed answers for `--network`, and why."""
-    from .network import default_route
+    from ..network import default_route
 
     if mode == "dhcp":
         return [], "network: the installer asks DHCP (--network dhcp)"
