@@ -194,8 +194,14 @@ def checksums(value: str) -> dict[str, tuple[str, int]]:
     return index
 
 
-def verify_release(signed: bytes, url: str, suite: str, keyrings: Sequence[str], *, now: float) -> Release:
-    """The InRelease `signed` (as served at `url` for `suite`), verified: signature, suite, Date, Valid-Until."""
+def verify_release(
+    signed: bytes, url: str, suite: str, keyrings: Sequence[str], *, now: float, fresh: bool = True
+) -> Release:
+    """The InRelease `signed` (as served at `url` for `suite`), verified: signature, suite, Date, Valid-Until.
+
+    `fresh=False` skips Valid-Until, for a caller that wants one named file's authenticity, not the
+    newest release (the toolkit's `update` pins an upstream version through an expired sid InRelease).
+    """
     verified = gpgv(signed, keyrings, url)
     fields = next(stanzas(verified.text.splitlines()), {})
     if suite not in (fields.get("Suite"), fields.get("Codename")):
@@ -212,7 +218,7 @@ def verify_release(signed: bytes, url: str, suite: str, keyrings: Sequence[str],
             "(fix it, e.g. with NTP), or the mirror replays a file made to look new"
         )
     valid_until = _date(fields, "Valid-Until", url)
-    if valid_until is not None and valid_until < now:
+    if fresh and valid_until is not None and valid_until < now:
         raise VerificationError(
             f"{url}: expired on {fields['Valid-Until']} (Valid-Until): the mirror is stale, or this "
             "machine's clock is ahead; use an up-to-date --mirror"

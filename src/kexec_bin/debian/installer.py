@@ -55,6 +55,8 @@ MAX_SUMS = 1 << 20
 MAX_IMAGE = 512 << 20
 MAX_PACKAGES_XZ = 64 << 20
 MAX_DEB = 1 << 30
+PACKAGES_BLOCK = 4 << 20  # bytes of decompressed Packages searched at once
+TAR_BUFFER = 1 << 20  # bytes tarfile hands the decompressor at once (its default, 10 KiB, is slow)
 # The text flavour of the netboot package, as its data.tar names it (the gtk flavour has a graphical installer).
 TEXT_FOLDER = "./usr/lib/debian-installer/images/{number}/{arch}/text/"
 # data.tar compressions the standard library reads in a stream (zstd only from Python 3.14 on).
@@ -203,12 +205,14 @@ class Package:
 def _from_pool(mirror: str, release: Release, arch: str, cache: Path, reason: str) -> Installer:
     package = netboot_package(mirror, release, arch, cache)
     deb_url = f"{mirror}/{package.filename}"
-    deb = fetch_file(
-        deb_url, sha256=package.sha256, max_bytes=package.size, cache=cache, label=package.filename.rsplit("/", 1)[-1]
-    )
     kernel_name, initrd_name = (image.removeprefix("netboot/") for image in IMAGES[arch])
     folder = TEXT_FOLDER.format(number=package.number, arch=arch)
-    extracted = extract(deb, package.sha256, {folder + kernel_name, folder + initrd_name}, cache)
+    wanted = {folder + kernel_name, folder + initrd_name}
+    extracted = _extracted_before(package.sha256, wanted, cache)
+    if extracted is None:
+        label = package.filename.rsplit("/", 1)[-1]
+        deb = fetch_file(deb_url, sha256=package.sha256, max_bytes=package.size, cache=cache, label=label)
+        extracted = extract(deb, package.sha256, wanted, cache)
     origin = (
         f"from data.tar of {package.name} {package.version} (.deb sha256 {package.sha256} listed in "
         f"{package.index}, itself listed in InRelease)"
@@ -263,38 +267,59 @@ def netboot_package(mirror: str, release: Release, arch: str, cache: Path) -> Pa
 
 
 def _find_netboot(path: Path, arch: str, index: str) -> Package | None:
-    """Stream the (verified) Packages.xz at `path` for the newest debian-installer-<N>-netboot-<arch>."""
-    import io
+    """Stream the (verified) Packages.xz at `path` for the newest debian-installer-<N>-netboot-<arch>.
+
+    Tens of MiB of stanzas, of which one matters: each decompressed block is searched for the
+    package's name in one regular expression, and only the stanza it starts is parsed.
+    """
     import lzma
 
-    wanted = re.compile(rf"debian-installer-(\d+)-netboot-{re.escape(arch)}")
+    # bytes.find is a fast search; a regular expression over every line start would take longer than lzma.
+    needle = b"\nPackage: debian-installer-"
+    wanted = re.compile(rb"\d+-netboot-" + re.escape(arch.encode()) + rb"\n")
     best: Package | None = None
     try:
         with lzma.open(path) as compressed:
-            for stanza in stanzas(io.TextIOWrapper(compressed, encoding="utf-8", errors="replace")):
-                named = wanted.fullmatch(stanza.get("Package", ""))
-                if not named:
-                    continue
-                filename, sha256, size = stanza.get("Filename", ""), stanza.get("SHA256", ""), stanza.get("Size", "")
-                if not (
-                    re.fullmatch(r"pool/[\w.+~/-]+\.deb", filename)
-                    and ".." not in filename
-                    and re.fullmatch(r"[0-9a-f]{64}", sha256)
-                    and size.isdigit()
-                    and 0 < int(size) <= MAX_DEB
-                ):
-                    raise VerificationError(
-                        f"{index}: the stanza of {named.group(0)} is malformed (Filename {filename!r}, Size {size!r}): "
-                        "the index is not Debian's"
-                    )
-                found = Package(
-                    named.group(0), stanza.get("Version", "?"), filename, int(size), sha256, named.group(1), index
-                )
-                if best is None or int(found.number) > int(best.number):
-                    best = found
-    except (lzma.LZMAError, EOFError) as error:
-        raise VerificationError(f"{index} cannot be decompressed ({error}), though its sha256 matched") from None
+            rest = b"\n"
+            while True:
+                block = compressed.read(PACKAGES_BLOCK)
+                text = rest + block
+                # Complete stanzas only; the rest waits for the next block (or is all there is, at the end).
+                end = text.rfind(b"\n\n") + 1 if block else len(text)
+                complete, rest = text[:end], text[end - 1 :] if end else text
+                start = complete.find(needle)
+                while start >= 0:
+                    if wanted.match(complete, start + len(needle)):
+                        stop = complete.find(b"\n\n", start + 1)
+                        package = _package(complete[start + 1 : stop if stop >= 0 else None].decode(), index)
+                        if best is None or int(package.number) > int(best.number):
+                            best = package
+                    start = complete.find(needle, start + 1)
+                if not block:
+                    break
+    except (lzma.LZMAError, EOFError, UnicodeDecodeError) as error:
+        raise VerificationError(f"{index} cannot be read ({error}), though its sha256 matched") from None
     return best
+
+
+def _package(text: str, index: str) -> Package:
+    """The netboot package's stanza `text`, checked: a pool path, a sha256 and a size within bounds."""
+    stanza = next(stanzas(text.splitlines()), {})
+    name = stanza.get("Package", "")
+    filename, sha256, size = stanza.get("Filename", ""), stanza.get("SHA256", ""), stanza.get("Size", "")
+    if not (
+        re.fullmatch(r"pool/[\w.+~/-]+\.deb", filename)
+        and ".." not in filename
+        and re.fullmatch(r"[0-9a-f]{64}", sha256)
+        and size.isdigit()
+        and 0 < int(size) <= MAX_DEB
+    ):
+        raise VerificationError(
+            f"{index}: the stanza of {name} is malformed (Filename {filename!r}, Size {size!r}): "
+            "the index is not Debian's"
+        )
+    number = re.sub(r"\D", "", name.split("-netboot-")[0])
+    return Package(name, stanza.get("Version", "?"), filename, int(size), sha256, number, index)
 
 
 def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path) -> dict[str, Path]:
@@ -306,16 +331,7 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path) -> dict[
     import hashlib
     import tarfile
 
-    note = cache / "extracted" / f"{deb_sha256}.json"
-    folder = cache / "sha256"
-    try:
-        known = json.loads(note.read_text()) if note.is_file() else {}
-        paths = {member: folder / known[member] for member in members}
-        # Hashed again, as a cached download is: a torn or changed file is taken out anew.
-        if all(path.is_file() and sha256_of(str(path)) == path.name for path in paths.values()):
-            return paths
-    except (ValueError, KeyError, TypeError):
-        pass
+    note, folder = cache / "extracted" / f"{deb_sha256}.json", cache / "sha256"
     with open(deb, "rb") as file:
         name, size = _data_member(file, deb)
         mode = TAR_MODES.get(name)
@@ -328,7 +344,7 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path) -> dict[
         stream = _Bounded(file, size, progress)
         digests: dict[str, str] = {}
         try:
-            with tarfile.open(fileobj=stream, mode=mode) as archive:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=stream, mode=mode, bufsize=TAR_BUFFER) as archive:  # type: ignore[call-overload]
                 for member in archive:
                     if member.name not in members:
                         continue
@@ -354,6 +370,23 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path) -> dict[
         )
     _write_json(note, digests)
     return {member: folder / digest for member, digest in digests.items()}
+
+
+def _extracted_before(deb_sha256: str, members: set[str], cache: Path) -> dict[str, Path] | None:
+    """`members` as an earlier `extract` of the .deb with this sha256 left them in the cache, or None.
+
+    Each is hashed again, as a cached download is: a torn or changed file is taken out anew. The
+    .deb itself is not needed then (nor hashed: 150 MiB of it would be most of a warm plan's time).
+    """
+    note = cache / "extracted" / f"{deb_sha256}.json"
+    try:
+        known = json.loads(note.read_text()) if note.is_file() else {}
+        paths = {member: cache / "sha256" / known[member] for member in members}
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    if all(path.is_file() and sha256_of(str(path)) == path.name for path in paths.values()):
+        return paths
+    return None
 
 
 def _data_member(file: BinaryIO, deb: Path) -> tuple[str, int]:
