@@ -67,7 +67,8 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
                 except OSError as error:
                     raise _cache_error(folder, error) from None
 
-            _fetch(url, max_bytes, write, label)
+            # More bytes than the signed size cannot have the signed hash: a verification failure, not a network one.
+            _fetch(url, max_bytes, write, label, oversize=VerificationError)
             try:
                 partial.flush()  # no fsync: a cached file is hashed again before use, so a torn one is fetched anew
             except OSError as error:
@@ -139,7 +140,14 @@ def check_url(url: str, option: str = "--mirror") -> str:
     return url.rstrip("/")
 
 
-def _fetch(url: str, max_bytes: int, sink: Callable[[bytes], None], label: str = "") -> None:
+def _fetch(
+    url: str,
+    max_bytes: int,
+    sink: Callable[[bytes], None],
+    label: str = "",
+    *,
+    oversize: type[KexecBinError] = DownloadError,
+) -> None:
     """Stream `url` into `sink`, retrying connection and server errors until the deadline."""
     import urllib.error
 
@@ -154,9 +162,9 @@ def _fetch(url: str, max_bytes: int, sink: Callable[[bytes], None], label: str =
     for attempt in range(1, ATTEMPTS + 1):
         try:
             if url.startswith("file:"):
-                _fetch_local(url, max_bytes, counted, deadline, label)
+                _fetch_local(url, max_bytes, counted, deadline, label, oversize)
             else:
-                _fetch_once(url, max_bytes, counted, deadline, label)
+                _fetch_once(url, max_bytes, counted, deadline, label, oversize)
             return
         except KexecBinError:
             raise
@@ -179,7 +187,14 @@ def _fetch(url: str, max_bytes: int, sink: Callable[[bytes], None], label: str =
         time.sleep(attempt)
 
 
-def _fetch_once(url: str, max_bytes: int, sink: Callable[[bytes], None], deadline: float, label: str) -> None:
+def _fetch_once(
+    url: str,
+    max_bytes: int,
+    sink: Callable[[bytes], None],
+    deadline: float,
+    label: str,
+    oversize: type[KexecBinError],
+) -> None:
     import urllib.request
 
     request = urllib.request.Request(url, headers={"User-Agent": "kexec-bin"})
@@ -194,15 +209,22 @@ def _fetch_once(url: str, max_bytes: int, sink: Callable[[bytes], None], deadlin
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         if total is not None and total > max_bytes:
-            raise DownloadError(
+            raise oversize(
                 f"{url}: {total} bytes is more than the {max_bytes} expected at most; "
                 "the mirror serves something else: check --mirror"
             )
         # read1: whatever has arrived, so the deadline and the rate are checked after every receive.
-        _copy(response.read1, sink, max_bytes, total, deadline, url, label)
+        _copy(response.read1, sink, max_bytes, total, deadline, url, label, oversize)
 
 
-def _fetch_local(url: str, max_bytes: int, sink: Callable[[bytes], None], deadline: float, label: str) -> None:
+def _fetch_local(
+    url: str,
+    max_bytes: int,
+    sink: Callable[[bytes], None],
+    deadline: float,
+    label: str,
+    oversize: type[KexecBinError],
+) -> None:
     """A file:// URL: a regular file only (a FIFO or a device is refused, never waited on)."""
     import stat
     from urllib.request import url2pathname
@@ -222,8 +244,8 @@ def _fetch_local(url: str, max_bytes: int, sink: Callable[[bytes], None], deadli
             raise DownloadError(f"{url} is {kind_of(mode)}, not a regular file: a mirror serves files; check --mirror")
         total = os.fstat(descriptor).st_size
         if total > max_bytes:
-            raise DownloadError(f"{url}: {total} bytes is more than the {max_bytes} expected at most; check --mirror")
-        _copy(file.read, sink, max_bytes, total, deadline, url, label)
+            raise oversize(f"{url}: {total} bytes is more than the {max_bytes} expected at most; check --mirror")
+        _copy(file.read, sink, max_bytes, total, deadline, url, label, oversize)
 
 
 def _copy(
@@ -234,6 +256,7 @@ def _copy(
     deadline: float,
     url: str,
     label: str,
+    oversize: type[KexecBinError] = DownloadError,
 ) -> None:
     progress = Progress(label or url.rsplit("/", 1)[-1], total) if sys.stderr.isatty() else None
     received = 0
@@ -251,7 +274,7 @@ def _copy(
         received += len(chunk)
         window_bytes += len(chunk)
         if received > max_bytes:
-            raise DownloadError(f"{url}: more than the {max_bytes} bytes expected at most; check --mirror")
+            raise oversize(f"{url}: more than the {max_bytes} bytes expected at most; check --mirror")
         if now - window_start >= RATE_WINDOW:
             if window_bytes < MIN_RATE * (now - window_start):
                 raise DownloadError(

@@ -67,11 +67,14 @@ def files(suite: str, arch: str) -> dict[str, bytes]:
 
 
 @contextmanager
-def serve(files: Mapping[str, bytes], address: str = "127.0.0.1") -> Iterator[str]:
-    """Serve `files` (path → bytes) under /debian/ on `address`, an ephemeral port; yield the mirror URL."""
+def serve(files: Mapping[str, bytes], address: str = "127.0.0.1", log: list[str] | None = None) -> Iterator[str]:
+    """Serve `files` (path → bytes) under /debian/ on `address`, an ephemeral port; yield the mirror URL.
+    Each request's path is appended to `log` if one is given."""
 
     class Mirror(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if log is not None:
+                log.append(self.path)
             data = files.get(self.path[len("/debian/") :]) if self.path.startswith("/debian/") else None
             if data is None:
                 self.send_error(404)

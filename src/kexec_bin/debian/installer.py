@@ -232,7 +232,7 @@ def _from_pool(mirror: str, release: Release, arch: str, cache: Path, reason: st
 def netboot_package(mirror: str, release: Release, arch: str, cache: Path) -> Package:
     """The stanza of debian-installer-<N>-netboot-<arch> in the first Packages.xz that verifies:
     binary-<arch>, then binary-all (Debian lists architecture-all packages in both)."""
-    tried = []
+    tried, failed = [], False
     for index in (f"main/binary-{arch}/Packages.xz", "main/binary-all/Packages.xz"):
         listed = release.sha256.get(index)
         if not listed:
@@ -251,6 +251,10 @@ def netboot_package(mirror: str, release: Release, arch: str, cache: Path) -> Pa
             )
         except VerificationError as error:
             tried.append(f"{index}: {_short(error)}")
+            failed = True
+            continue
+        except DownloadError as error:
+            tried.append(f"{index}: {_short(error)}")
             continue
         found = _find_netboot(path, arch, index)
         if found is None:
@@ -258,7 +262,6 @@ def netboot_package(mirror: str, release: Release, arch: str, cache: Path) -> Pa
             continue
         _write_json(remembered, found.__dict__)
         return found
-    failed = any("sha256 mismatch" in reason for reason in tried)
     raise (VerificationError if failed else PlanError)(
         f"no verified Packages index of {release.url} names the netboot package for {arch} "
         f"({'; '.join(tried)}): Debian {release.codename} may have no installer for {arch}, or the mirror "
