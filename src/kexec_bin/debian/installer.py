@@ -212,7 +212,7 @@ def _from_pool(mirror: str, release: Release, arch: str, cache: Path, reason: st
     if extracted is None:
         label = package.filename.rsplit("/", 1)[-1]
         deb = fetch_file(deb_url, sha256=package.sha256, max_bytes=package.size, cache=cache, label=label)
-        extracted = extract(deb, package.sha256, wanted, cache)
+        extracted = extract(deb, package.sha256, wanted, cache, label)
     origin = (
         f"from data.tar of {package.name} {package.version} (.deb sha256 {package.sha256} listed in "
         f"{package.index}, itself listed in InRelease)"
@@ -325,25 +325,26 @@ def _package(text: str, index: str) -> Package:
     return Package(name, stanza.get("Version", "?"), filename, int(size), sha256, number, index)
 
 
-def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path) -> dict[str, Path]:
+def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: str) -> dict[str, Path]:
     """`members` of the verified .deb's data.tar.*, each into the content-addressed cache: member → path.
 
     Streamed (an ar reader, then tarfile over the compressed stream): memory stays flat whatever
     the package's size. What was taken out of a .deb is noted by its sha256, so it is done once.
+    `label` names the package in messages (the cached file is named by its hash).
     """
     import hashlib
     import tarfile
 
     note, folder = cache / "extracted" / f"{deb_sha256}.json", cache / "sha256"
     with open(deb, "rb") as file:
-        name, size = _data_member(file, deb)
+        name, size = _data_member(file, label)
         mode = TAR_MODES.get(name)
         if mode is None:
             raise VerificationError(
-                f"{deb.name}: its files are in {name}, a compression this Python cannot read "
+                f"{label}: its files are in {name}, a compression this Python cannot read "
                 "(it reads xz, gzip, bzip2 and plain tar); take the images path with another --mirror"
             )
-        progress = Progress(f"extracting {deb.name}", size) if _terminal() else None
+        progress = Progress(f"extracting {label}", size) if _terminal() else None
         stream = _Bounded(file, size, progress)
         digests: dict[str, str] = {}
         try:
@@ -351,9 +352,13 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path) -> dict[
                 for member in archive:
                     if member.name not in members:
                         continue
+                    if member.isfile() and member.size > MAX_IMAGE:
+                        raise VerificationError(
+                            f"{label}: {member.name} is {member.size} bytes, more than an installer image can be"
+                        )
                     if not member.isfile():
                         raise VerificationError(
-                            f"{deb.name}: {member.name} is not a regular file in the package; the layout changed"
+                            f"{label}: {member.name} is not a regular file in the package; the layout changed"
                         )
                     source = archive.extractfile(member)
                     digests[member.name] = _store(source.read, folder, hashlib.sha256()) if source else ""
@@ -362,13 +367,13 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path) -> dict[
         except (tarfile.TarError, EOFError, OSError) as error:
             if isinstance(error, OSError) and error.errno is not None:
                 raise CacheError(f"cannot write the download cache {folder}: {error.strerror}") from None
-            raise VerificationError(f"{deb.name}: its data archive cannot be read ({error})") from None
+            raise VerificationError(f"{label}: its data archive cannot be read ({error})") from None
         if progress:
             progress.done(stream.done)
     absent = sorted(members - digests.keys())
     if absent:
         raise VerificationError(
-            f"{deb.name} holds no {', '.join(absent)}: the package changed its layout; "
+            f"{label} holds no {', '.join(absent)}: the package changed its layout; "
             "use a --mirror that has the installer images"
         )
     _write_json(note, digests)
@@ -392,18 +397,18 @@ def _extracted_before(deb_sha256: str, members: set[str], cache: Path) -> dict[s
     return None
 
 
-def _data_member(file: BinaryIO, deb: Path) -> tuple[str, int]:
+def _data_member(file: BinaryIO, label: str) -> tuple[str, int]:
     """Position `file` (a .deb: an ar archive) at its data.tar.* member; return the member's name and size."""
     if file.read(8) != b"!<arch>\n":
-        raise VerificationError(f"{deb.name} is not a Debian package (no ar archive header)")
+        raise VerificationError(f"{label} is not a Debian package (no ar archive header)")
     while True:
         header = file.read(60)
         if len(header) < 60 or header[58:60] != b"`\n":
-            raise VerificationError(f"{deb.name} holds no data.tar member (or its ar archive is damaged)")
+            raise VerificationError(f"{label} holds no data.tar member (or its ar archive is damaged)")
         name = header[:16].decode("ascii", "replace").strip().rstrip("/")
         size_field = header[48:58].strip()
         if not size_field.isdigit():
-            raise VerificationError(f"{deb.name}: its ar archive is damaged (member size {size_field!r})")
+            raise VerificationError(f"{label}: its ar archive is damaged (member size {size_field!r})")
         size = int(size_field)
         if name.startswith("data.tar"):
             return name, size
