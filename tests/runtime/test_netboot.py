@@ -25,7 +25,7 @@ import pytest
 
 from kexec_bin import cli
 from kexec_bin.debian import archive
-from kexec_build import keyring, netboot_mirror
+from kexec_build import bundled, netboot_mirror
 from tests.runtime.installed import system_kexec
 
 IMAGES = "dists/bookworm/main/installer-amd64/current/images"
@@ -413,7 +413,8 @@ def _cached(cache: Path) -> list[str]:
 
 
 def test_without_a_host_keyring_the_copy_the_wheel_ships_verifies(netboot, mirror, monkeypatch, tmp_path):
-    shipped = keyring.keyring().path  # what the wheel build puts at kexec_bin/keyrings/
+    (keyring,) = [item for item in bundled.load() if item.name == "debian-archive-keyring"]
+    shipped = keyring.file()  # what the wheel build puts at kexec_bin/keyrings/
     monkeypatch.setattr(archive, "HOST_KEYRING", str(tmp_path / "absent.gpg"))
     monkeypatch.setattr(archive, "BUNDLED_KEYRING", str(shipped))
     status, out, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp")

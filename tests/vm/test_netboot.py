@@ -33,9 +33,13 @@ pytestmark = pytest.mark.vm
 NETBOOT_SECONDS = 600
 
 
-def _guest_on_the_mirror(vm, tmp_path, httpserver, address: str) -> tuple[Machine, str, str]:
-    """The pip-installed guest with a static `address`; returns it, its NIC's name and the mirror's URL."""
-    for path, data in netboot_mirror.files("bookworm", "amd64").items():
+def _guest_on_the_mirror(
+    vm, tmp_path, httpserver, address: str, files: dict[str, bytes] | None = None
+) -> tuple[Machine, str, str]:
+    """The pip-installed guest with a static `address`, and a mirror serving `files` (default: bookworm's
+    images); returns the guest, its NIC's name and the mirror's URL."""
+    httpserver.no_handler_status_code = 404  # a file the mirror lacks, as a real mirror answers
+    for path, data in (files or netboot_mirror.files("bookworm", "amd64")).items():
         httpserver.expect_request(f"/debian/{path}").respond_with_data(data, content_type="application/octet-stream")
     machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=USER_NIC)
     assert machine.run("command -v kexec || echo absent") == "absent"
@@ -62,6 +66,23 @@ def test_netboot_from_the_pip_installed_wheel_reaches_the_installers_main_menu(v
     assert f"command line: console=ttyS0 netcfg/choose_interface={nic}" in plan
     assert "loaded with" in plan and "(bundled)" in plan
     assert "booting: no systemd; sync, remount every filesystem read-only, then kexec -e" in plan
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
+
+
+def test_the_trixie_installer_by_the_package_pool_path_reaches_its_main_menu(vm, tmp_path, httpserver):
+    # A mirror of dists/ and pool/ only, as partial mirrors and package caches are: trixie's signed
+    # InRelease, its main/binary-amd64/Packages.xz and the 145 MiB debian-installer-13-netboot-amd64 .deb.
+    files = netboot_mirror.pool_files("trixie", "amd64")
+    machine, _, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15", files)
+    machine.send(
+        f"kexec-bin netboot debian --mirror {mirror} --release trixie --append priority=low --yes --exec-after 1"
+    )
+    plan = machine.expect(
+        r"(?s)plan: Debian 13\.\d+ \(trixie\) installer, netboot, amd64.*?booting: [^\n]*\n", NETBOOT_SECONDS
+    ).group()
+    assert "pool path: images/SHA256SUMS cannot be fetched (" in plan
+    assert "using the signed package debian-installer-13-netboot-amd64 " in plan
+    assert "loaded with" in plan
     machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
 
 
