@@ -10,7 +10,6 @@ the kernel and initrd it plans are compared with what `dpkg-deb` takes out of th
 from __future__ import annotations
 
 import hashlib
-import http.server
 import lzma
 import os
 import subprocess
@@ -27,6 +26,7 @@ from kexec_bin import download
 from kexec_bin.debian import archive
 from kexec_bin.errors import CacheError, DownloadError, UsageError, VerificationError
 from kexec_build import netboot_mirror
+from tests.runtime import fuzz_mirror
 from tests.runtime.installed import system_kexec
 
 SUITE, ARCH = "trixie", "amd64"
@@ -238,40 +238,18 @@ def test_a_cache_that_is_a_file_is_named(run, pool, tmp_path):
 
 
 @contextmanager
-def trickle(every: float, size: int = 100_000) -> Iterator[str]:
-    """A server that announces `size` bytes and sends one byte every `every` seconds."""
-    stop = threading.Event()
-
-    class Trickle(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            for _ in range(size):
-                if stop.wait(every):
-                    return
-                try:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                except OSError:
-                    return
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/debian"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
+def trickle(every: float, path: str, size: int = 100_000) -> Iterator[str]:
+    """A mirror that announces `size` bytes at `path` and sends one byte every `every` seconds."""
+    current = {"files": {path: (b"x" * size, "application/octet-stream", 200, size, every)}, "stop": threading.Event()}
+    with fuzz_mirror.serve(current) as url:
+        try:
+            yield url
+        finally:
+            current["stop"].set()
 
 
 def test_a_trickling_mirror_is_cut_off_at_the_deadline(run):
-    with trickle(every=0.2) as url:
+    with trickle(every=0.2, path=f"dists/{SUITE}/InRelease") as url:
         started = time.monotonic()
         status, _, err, _ = run("--mirror", url, env={"KEXEC_BIN_DOWNLOAD_DEADLINE": "2"})
         took = time.monotonic() - started
@@ -283,5 +261,5 @@ def test_a_trickling_mirror_is_cut_off_at_the_deadline(run):
 def test_a_mirror_slower_than_the_minimum_rate_is_cut_off(monkeypatch):
     monkeypatch.setattr(download, "RATE_WINDOW", 1.0)
     monkeypatch.setattr(download, "MIN_RATE", 1000)
-    with trickle(every=0.05) as url, pytest.raises(DownloadError, match=r"bytes/s, slower than 1000 bytes/s"):
+    with trickle(every=0.05, path="file") as url, pytest.raises(DownloadError, match=r"slower than 1000 bytes/s"):
         download.fetch_bytes(f"{url}/file", max_bytes=1 << 20)
