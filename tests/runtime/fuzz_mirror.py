@@ -30,7 +30,7 @@ import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from kexec_build.netboot_mirror import ThrowawayKeys
 from tests.runtime.fuzz_hostile import HANG_SECONDS, _alarm, cpu_seconds, peak_mib, reset_peak
@@ -43,7 +43,7 @@ PACKAGES = "main/binary-amd64/Packages.xz"
 STATUSES = {0, 1, 64, 65, 74, 75}
 
 
-def tar_xz(members: dict[str, bytes | str]) -> bytes:
+def tar_xz(members: Mapping[str, bytes | str]) -> bytes:
     """A data.tar.xz: name → bytes (a file) or str (a symbolic link to it)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:xz") as archive:
@@ -113,11 +113,10 @@ class Archive:
 
     def files(
         self,
-        *,
         deb_bytes: bytes | None = None,
         packages: bytes | None = None,
         signers: list[str] | None = None,
-        **release_changes: str,
+        release_changes: Mapping[str, str] = {},
     ) -> dict[str, bytes]:
         """The mirror's files with a (signed) change: a .deb and the Packages.xz and InRelease naming it."""
         deb_bytes = self.deb if deb_bytes is None else deb_bytes
@@ -161,14 +160,17 @@ def mutations(archive: Archive, rng: random.Random) -> list[tuple[str, Callable[
         ("inrelease unsigned", lambda: {**good, inrelease: release(archive.packages)}),
         ("inrelease by a stranger", lambda: archive.files(signers=[archive.stranger])),
         ("inrelease by both", lambda: archive.files(signers=[archive.key, archive.stranger])),
-        ("wrong suite", lambda: archive.files(Suite="unstable", Codename="sid")),
-        ("expired", lambda: archive.files(**{"Valid-Until": "Mon, 01 Jan 2024 00:00:00 UTC"})),
+        ("wrong suite", lambda: archive.files(release_changes={"Suite": "unstable", "Codename": "sid"})),
+        ("expired", lambda: archive.files(release_changes={"Valid-Until": "Mon, 01 Jan 2024 00:00:00 UTC"})),
         (
             "garbled valid-until",
-            lambda: archive.files(**{"Valid-Until": rng.choice(["", "x", "32 Foo 2026", "\u00ff"])}),
+            lambda: archive.files(release_changes={"Valid-Until": rng.choice(["", "x", "32 Foo 2026", "\u00ff"])}),
         ),
-        ("garbled date", lambda: archive.files(Date=rng.choice(["", "yesterday", "Mon, 99 Jan 2026 00:00:00"]))),
-        ("future date", lambda: archive.files(Date="Mon, 01 Jan 2035 00:00:00 UTC")),
+        (
+            "garbled date",
+            lambda: archive.files(release_changes={"Date": rng.choice(["", "yesterday", "Mon, 99 Jan 2026 00:00:00"])}),
+        ),
+        ("future date", lambda: archive.files(release_changes={"Date": "Mon, 01 Jan 2035 00:00:00 UTC"})),
         ("packages truncated", lambda: {**good, packages: cut(good[packages])}),
         ("packages random, signed", lambda: archive.files(packages=noise(rng.randrange(1, 9000)))),
         ("packages not xz, signed", lambda: archive.files(packages=b"Package: x\n")),

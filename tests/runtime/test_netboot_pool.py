@@ -240,12 +240,13 @@ def test_a_cache_that_is_a_file_is_named(run, pool, tmp_path):
 @contextmanager
 def trickle(every: float, path: str, size: int = 100_000) -> Iterator[str]:
     """A mirror that announces `size` bytes at `path` and sends one byte every `every` seconds."""
-    current = {"files": {path: (b"x" * size, "application/octet-stream", 200, size, every)}, "stop": threading.Event()}
+    stop = threading.Event()
+    current = {"files": {path: (b"x" * size, "application/octet-stream", 200, size, every)}, "stop": stop}
     with fuzz_mirror.serve(current) as url:
         try:
             yield url
         finally:
-            current["stop"].set()
+            stop.set()
 
 
 def test_a_trickling_mirror_is_cut_off_at_the_deadline(run):

@@ -1,7 +1,8 @@
 """The guests' initramfs: busybox, the kexec under test and an init that takes orders on the console.
 
-Written directly in the kernel's `newc` cpio format (by `kexec_bin.cpio`, the one writer), so `/dev/console` can be a device node
-without `mknod` on the host, and the same inputs always give the same bytes.
+Written directly in the kernel's `newc` cpio format (by `kexec_bin.cpio`, the one writer), so
+`/dev/console` can be a device node without `mknod` on the host, and the same inputs always give
+the same bytes.
 """
 
 from __future__ import annotations
