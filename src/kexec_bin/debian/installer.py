@@ -270,17 +270,17 @@ def netboot_package(mirror: str, release: Release, arch: str, cache: Path) -> Pa
 
 
 def _find_netboot(path: Path, arch: str, index: str) -> Package | None:
-    """Stream the (verified) Packages.xz at `path` for the newest debian-installer-<N>-netboot-<arch>.
+    """Stream the (verified) Packages.xz at `path` to the stanza of debian-installer-<N>-netboot-<arch>.
 
-    Tens of MiB of stanzas, of which one matters: each decompressed block is searched for the
-    package's name in one regular expression, and only the stanza it starts is parsed.
+    Tens of MiB of stanzas, of which one matters (a release has one netboot package per architecture):
+    each decompressed block is searched with bytes.find, only that stanza is parsed, and the rest of
+    the index is never decompressed.
     """
     import lzma
 
     # bytes.find is a fast search; a regular expression over every line start would take longer than lzma.
     needle = b"\nPackage: debian-installer-"
     wanted = re.compile(rb"\d+-netboot-" + re.escape(arch.encode()) + rb"\n")
-    best: Package | None = None
     try:
         with lzma.open(path) as compressed:
             rest = b"\n"
@@ -294,15 +294,12 @@ def _find_netboot(path: Path, arch: str, index: str) -> Package | None:
                 while start >= 0:
                     if wanted.match(complete, start + len(needle)):
                         stop = complete.find(b"\n\n", start + 1)
-                        package = _package(complete[start + 1 : stop if stop >= 0 else None].decode(), index)
-                        if best is None or int(package.number) > int(best.number):
-                            best = package
+                        return _package(complete[start + 1 : stop if stop >= 0 else None].decode(), index)
                     start = complete.find(needle, start + 1)
                 if not block:
-                    break
+                    return None
     except (lzma.LZMAError, EOFError, UnicodeDecodeError) as error:
         raise VerificationError(f"{index} cannot be read ({error}), though its sha256 matched") from None
-    return best
 
 
 def _package(text: str, index: str) -> Package:
