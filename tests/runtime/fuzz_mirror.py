@@ -58,6 +58,14 @@ def tar_xz(members: Mapping[str, bytes | str]) -> bytes:
     return out.getvalue()
 
 
+def multi_block_xz(members: Mapping[str, bytes | str]) -> bytes:
+    """A data.tar.xz in several blocks, as xz writes when it compresses with threads (decoded on two cores)."""
+    import subprocess
+
+    plain = lzma.decompress(tar_xz(members))
+    return subprocess.run(["xz", "--block-size=16KiB", "-c"], input=plain, capture_output=True, check=True).stdout
+
+
 def ar(members: dict[str, bytes], size_field: str | None = None) -> bytes:
     out = b"!<arch>\n"
     for name, data in members.items():
@@ -67,9 +75,15 @@ def ar(members: dict[str, bytes], size_field: str | None = None) -> bytes:
     return out
 
 
+def healthy_files() -> dict[str, bytes | str]:
+    return {
+        TEXT + "linux": b"MZ" + bytes(40000),
+        TEXT + "initrd.gz": gzip.compress(b"070701" + random.randbytes(40000)),
+    }
+
+
 def deb(data_name: str = "data.tar.xz", data: bytes | None = None, size_field: str | None = None) -> bytes:
-    files = {TEXT + "linux": b"MZ" + bytes(4000), TEXT + "initrd.gz": gzip.compress(b"070701" + bytes(2000))}
-    return ar({"debian-binary": b"2.0\n", data_name: tar_xz(files) if data is None else data}, size_field)
+    return ar({"debian-binary": b"2.0\n", data_name: tar_xz(healthy_files()) if data is None else data}, size_field)
 
 
 def packages_xz(deb_bytes: bytes, **changes: str) -> bytes:
@@ -205,6 +219,11 @@ def mutations(archive: Archive, rng: random.Random) -> list[tuple[str, Callable[
             ),
         ),
         ("deb no initrd, signed", lambda: archive.files(deb_bytes=deb(data=tar_xz({TEXT + "linux": b"MZ"})))),
+        ("deb multi-block, signed", lambda: archive.files(deb_bytes=deb(data=multi_block_xz(healthy_files())))),
+        (
+            "deb multi-block corrupt, signed",
+            lambda: archive.files(deb_bytes=deb(data=_flip(multi_block_xz(healthy_files()), rng))),
+        ),
         ("deb truncated, signed", lambda: archive.files(deb_bytes=cut(archive.deb))),
         (
             "deb gzip bomb member, signed",
@@ -314,7 +333,7 @@ def main() -> int:
                 problems.append(err.strip())
             if status != 0 and err.count("\n") != 1:
                 problems.append(f"not one line: {err!r}")
-            if name == "healthy" and status != 0:
+            if name in ("healthy", "deb multi-block, signed") and status != 0:
                 problems.append(f"healthy mirror refused: {err.strip()}")
             print(
                 json.dumps(

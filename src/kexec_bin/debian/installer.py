@@ -330,7 +330,10 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
     `label` names the package in messages (the cached file is named by its hash).
     """
     import hashlib
+    import lzma
     import tarfile
+
+    from . import xz
 
     note, folder = cache / "extracted" / f"{deb_sha256}.json", cache / "sha256"
     with open(deb, "rb") as file:
@@ -341,8 +344,15 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
                 f"{label}: its files are in {name}, a compression this Python cannot read "
                 "(it reads xz, gzip, bzip2 and plain tar); take the images path with another --mirror"
             )
-        progress = Progress(f"extracting {label}", size) if _terminal() else None
-        stream = _Bounded(file, size, progress)
+        # A data.tar.xz of several blocks (xz compressing with threads) is decoded on two cores.
+        start = file.tell()
+        found = xz.blocks(file, start, size) if name == "data.tar.xz" else None
+        file.seek(start)
+        reader = xz.ParallelReader(str(deb), start, found, str(deb.parent)) if found and len(found) > 1 else None
+        total = sum(block.uncompressed for block in found) if reader and found else size
+        progress = Progress(f"extracting {label}", total) if _terminal() else None
+        stream = _Bounded(reader.read if reader else file.read, total, progress)
+        mode = "r|" if reader else mode
         digests: dict[str, str] = {}
         try:
             with tarfile.open(fileobj=stream, mode=mode, bufsize=TAR_BUFFER) as archive:  # type: ignore[call-overload]
@@ -361,10 +371,13 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
                     digests[member.name] = _store(source.read, folder, hashlib.sha256()) if source else ""
                     if len(digests) == len(members):
                         break
-        except (tarfile.TarError, EOFError, OSError) as error:
+        except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as error:
             if isinstance(error, OSError) and error.errno is not None:
                 raise CacheError(f"cannot write the download cache {folder}: {error.strerror}") from None
             raise VerificationError(f"{label}: its data archive cannot be read ({error})") from None
+        finally:
+            if reader:
+                reader.close()
         if progress:
             progress.done(stream.done)
     absent = sorted(members - digests.keys())
@@ -413,14 +426,14 @@ def _data_member(file: BinaryIO, label: str) -> tuple[str, int]:
 
 
 class _Bounded:
-    """The next `size` bytes of a file, as tarfile's stream reader wants them (read only)."""
+    """The next `size` bytes `read` gives, as tarfile's stream reader wants them (read only)."""
 
-    def __init__(self, file: BinaryIO, size: int, progress: Progress | None) -> None:
-        self.file, self.left, self.progress, self.done = file, size, progress, 0
+    def __init__(self, read: Callable[[int], bytes], size: int, progress: Progress | None) -> None:
+        self.file_read, self.left, self.progress, self.done = read, size, progress, 0
 
     def read(self, count: int = -1) -> bytes:
         count = self.left if count < 0 else min(count, self.left)
-        data = self.file.read(count)
+        data = self.file_read(count)
         self.left -= len(data)
         self.done += len(data)
         if self.progress:
