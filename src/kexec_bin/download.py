@@ -14,8 +14,9 @@ import re
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .errors import CacheError, DownloadError, KexecBinError, UsageError, VerificationError
 from .resolve import sha256_of
@@ -161,10 +162,13 @@ def _fetch(
 
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            if url.startswith("file:"):
-                _fetch_local(url, max_bytes, counted, deadline, label, oversize)
-            else:
-                _fetch_once(url, max_bytes, counted, deadline, label, oversize)
+            with _opened(url, deadline) as (read, total):
+                if total is not None and total > max_bytes:
+                    raise oversize(
+                        f"{url}: {total} bytes is more than the {max_bytes} expected at most; "
+                        "the mirror serves something else: check --mirror"
+                    )
+                _copy(read, counted, max_bytes, total, deadline, url, label, oversize)
             return
         except KexecBinError:
             raise
@@ -187,16 +191,31 @@ def _fetch(
         time.sleep(attempt)
 
 
-def _fetch_once(
-    url: str,
-    max_bytes: int,
-    sink: Callable[[bytes], None],
-    deadline: float,
-    label: str,
-    oversize: type[KexecBinError],
-) -> None:
+@contextmanager
+def _opened(url: str, deadline: float) -> Iterator[tuple[Callable[[int], bytes], int | None]]:
+    """The body at `url` as (a read function, its announced length): an HTTP(S) response, or for a
+    file:// URL a regular file only (a FIFO or a device is refused, never waited on)."""
+    import stat
     import urllib.request
 
+    from .read import kind_of
+
+    if url.startswith("file:"):
+        path = urllib.request.url2pathname(url[len("file://") :] if url.startswith("file://") else url[len("file:") :])
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise DownloadError(
+                f"{url}: no such file: check --mirror and --release (is the file on that mirror?)"
+            ) from None
+        with os.fdopen(descriptor, "rb") as file:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
+                raise DownloadError(
+                    f"{url} is {kind_of(status.st_mode)}, not a regular file: a mirror serves files; check --mirror"
+                )
+            yield file.read, status.st_size
+        return
     request = urllib.request.Request(url, headers={"User-Agent": "kexec-bin"})
     timeout = max(0.1, min(TIMEOUT, deadline - time.monotonic()))
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -207,45 +226,8 @@ def _fetch_once(
                 "a captive portal or a mirror's error page? check --mirror"
             )
         length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        if total is not None and total > max_bytes:
-            raise oversize(
-                f"{url}: {total} bytes is more than the {max_bytes} expected at most; "
-                "the mirror serves something else: check --mirror"
-            )
         # read1: whatever has arrived, so the deadline and the rate are checked after every receive.
-        _copy(response.read1, sink, max_bytes, total, deadline, url, label, oversize)
-
-
-def _fetch_local(
-    url: str,
-    max_bytes: int,
-    sink: Callable[[bytes], None],
-    deadline: float,
-    label: str,
-    oversize: type[KexecBinError],
-) -> None:
-    """A file:// URL: a regular file only (a FIFO or a device is refused, never waited on)."""
-    import stat
-    from urllib.request import url2pathname
-
-    from .read import kind_of
-
-    path = url2pathname(url[len("file://") :] if url.startswith("file://") else url[len("file:") :])
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise DownloadError(
-            f"{url}: no such file: check --mirror and --release (is the file on that mirror?)"
-        ) from None
-    with os.fdopen(descriptor, "rb") as file:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            raise DownloadError(f"{url} is {kind_of(mode)}, not a regular file: a mirror serves files; check --mirror")
-        total = os.fstat(descriptor).st_size
-        if total > max_bytes:
-            raise oversize(f"{url}: {total} bytes is more than the {max_bytes} expected at most; check --mirror")
-        _copy(file.read, sink, max_bytes, total, deadline, url, label, oversize)
+        yield response.read1, int(length) if length and length.isdigit() else None
 
 
 def _copy(
