@@ -92,12 +92,14 @@ class ParallelReader:
     """The decoded bytes of `found` blocks of the stream in `path` (header at `start`), in order: `read(n)`.
 
     Each block is decoded into a scratch file in `scratch` (memory stays at the decoders' own), two
-    blocks at a time; the reader takes each file in order once it is complete, and removes it.
+    blocks at a time; the reader takes each file in order once it is complete, and removes it. At
+    most two blocks are decoded and not yet read, so the scratch files take two blocks of disk.
     """
 
     def __init__(self, path: str, start: int, found: list[Block], scratch: str) -> None:
         self.path, self.start, self.scratch = path, start, scratch
         self.stop = threading.Event()
+        self.slots = threading.Semaphore(WORKERS)  # a block holds one from its decoding until it is read
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="xz")
         self.decoded = [self.pool.submit(self._decode, block) for block in found]
         self.current = 0
@@ -108,6 +110,9 @@ class ParallelReader:
         import os
         import tempfile
 
+        while not self.slots.acquire(timeout=0.1):
+            if self.stop.is_set():
+                raise EOFError("stopped")
         with open(self.path, "rb") as source:
             source.seek(self.start)
             header = source.read(HEADER_SIZE)
@@ -152,6 +157,7 @@ class ParallelReader:
                 return data
             self.file.close()
             os.unlink(self.file.name)
+            self.slots.release()
             self.file, self.current = None, self.current + 1
         return b""
 
