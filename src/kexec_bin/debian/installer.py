@@ -25,6 +25,7 @@ from typing import Callable
 from ..download import Progress, cache_dir, fetch_file
 from ..errors import CacheError, DownloadError, KexecBinError, PlanError, VerificationError
 from ..resolve import sha256_of
+from . import xz
 from .archive import Release, stanzas
 
 # Where each architecture's netboot kernel and initrd sit under installer-<arch>/current/images/
@@ -333,8 +334,6 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
     import lzma
     import tarfile
 
-    from . import xz
-
     note, folder = cache / "extracted" / f"{deb_sha256}.json", cache / "sha256"
     with open(deb, "rb") as file:
         name, size = _data_member(file, label)
@@ -348,7 +347,11 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
         start = file.tell()
         found = xz.blocks(file, start, size) if name == "data.tar.xz" else None
         file.seek(start)
-        reader = xz.ParallelReader(str(deb), start, found, str(deb.parent)) if found and len(found) > 1 else None
+        reader = (
+            xz.ParallelReader(str(deb), start, found, str(deb.parent))
+            if found and _room_for(found, deb.parent)
+            else None
+        )
         total = sum(block.uncompressed for block in found) if reader and found else size
         progress = Progress(f"extracting {label}", total) if _terminal() else None
         stream = _Bounded(reader.read if reader else file.read, total, progress)
@@ -388,6 +391,19 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
         )
     _write_json(note, digests)
     return {member: folder / digest for member, digest in digests.items()}
+
+
+def _room_for(found: list[xz.Block], folder: Path) -> bool:
+    """Whether `found` blocks (two and more) may be decoded side by side in `folder`: its free space
+    holds the three largest decoded blocks beside the files taken out (else one core decodes in order)."""
+    if len(found) < 2:
+        return False
+    largest = sorted(block.uncompressed for block in found)[-3:]
+    try:
+        status = os.statvfs(folder)
+    except OSError:
+        return False
+    return status.f_bavail * status.f_frsize > sum(largest) + MAX_IMAGE // 4
 
 
 def _extracted_before(deb_sha256: str, members: set[str], cache: Path) -> dict[str, Path] | None:

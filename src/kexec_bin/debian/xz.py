@@ -92,16 +92,17 @@ class ParallelReader:
     """The decoded bytes of `found` blocks of the stream in `path` (header at `start`), in order: `read(n)`.
 
     Each block is decoded into a scratch file in `scratch` (memory stays at the decoders' own), two
-    blocks at a time; the reader takes each file in order once it is complete, and removes it. At
-    most two blocks are decoded and not yet read, so the scratch files take two blocks of disk.
+    blocks at a time; the reader takes each file in order once it is complete, and removes it. A
+    block's decoding starts when the reader opens the block two before it, so the scratch files never
+    take more than three blocks of disk, and no decoder waits on another.
     """
 
     def __init__(self, path: str, start: int, found: list[Block], scratch: str) -> None:
         self.path, self.start, self.scratch = path, start, scratch
         self.stop = threading.Event()
-        self.slots = threading.Semaphore(WORKERS)  # a block holds one from its decoding until it is read
+        self.blocks = found
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="xz")
-        self.decoded = [self.pool.submit(self._decode, block) for block in found]
+        self.decoded = [self.pool.submit(self._decode, block) for block in found[:WORKERS]]
         self.current = 0
         self.file: BinaryIO | None = None
 
@@ -110,9 +111,6 @@ class ParallelReader:
         import os
         import tempfile
 
-        while not self.slots.acquire(timeout=0.1):
-            if self.stop.is_set():
-                raise EOFError("stopped")
         with open(self.path, "rb") as source:
             source.seek(self.start)
             header = source.read(HEADER_SIZE)
@@ -152,12 +150,14 @@ class ParallelReader:
         while self.current < len(self.decoded):
             if self.file is None:
                 self.file = open(self.decoded[self.current].result(), "rb")  # noqa: SIM115 - closed below
+                following = self.current + WORKERS
+                if following < len(self.blocks):
+                    self.decoded.append(self.pool.submit(self._decode, self.blocks[following]))
             data = self.file.read(count)
             if data:
                 return data
             self.file.close()
             os.unlink(self.file.name)
-            self.slots.release()
             self.file, self.current = None, self.current + 1
         return b""
 
@@ -167,9 +167,11 @@ class ParallelReader:
 
         self.stop.set()
         self.pool.shutdown(wait=True)
+        opened = self.file is not None
         if self.file is not None:
             self.file.close()
-        for future in self.decoded[self.current :]:
+            os.unlink(self.file.name)
+        for future in self.decoded[self.current + opened :]:
             if not future.cancelled() and future.exception() is None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(future.result())
