@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kexec_bin import _architectures, debian, iso
+from kexec_bin import _architectures, iso
+from kexec_bin.debian import installer
 from kexec_build import hook, recipes
 from kexec_build.paths import PROJECT_ROOT
 
@@ -16,7 +17,7 @@ def test_the_runtime_table_is_what_the_recipes_say():
 def test_every_target_machine_maps_to_its_debian_architecture():
     for target in recipes.load().targets.values():
         for machine in target.uname:
-            assert debian.machine_arch(machine) == target.debian_arch
+            assert installer.machine_arch(machine) == target.debian_arch
             assert _architectures.TARGETS[machine] == target.name
 
 

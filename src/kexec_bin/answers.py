@@ -31,6 +31,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from . import cpio
 from .errors import PlanError
 from .network import Address, Network, default_route
 from .plan.model import PlannedFile, parameter
@@ -230,7 +231,7 @@ def preseed_parameters(spec: str, scratch: str) -> tuple[list[str], list[Planned
         raise PlanError(f"--preseed {spec}: {error}; give a preseed file or an https URL") from None
     archive = os.path.join(scratch, "preseed.cpio")
     with open(archive, "wb") as file:
-        file.write(newc_archive({"preseed.cfg": content}))
+        file.write(cpio.archive([("preseed.cfg", cpio.REGULAR, content)]))
     return (
         [],
         [
@@ -336,16 +337,3 @@ def authorized_keys(path: str) -> bytes:
     if not keys:
         raise refuse("holds no public key; give an OpenSSH public key file (like ~/.ssh/id_ed25519.pub)")
     return "\n".join(keys).encode() + b"\n"
-
-
-def newc_archive(files: dict[str, bytes]) -> bytes:
-    """An uncompressed cpio archive ("newc", the format the kernel unpacks) of regular files at the root."""
-    out = bytearray()
-    for inode, (name, data) in enumerate([*files.items(), ("TRAILER!!!", b"")], start=1):
-        encoded = name.encode() + b"\0"
-        mode = 0 if name == "TRAILER!!!" else 0o100644
-        fields = [inode, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0]
-        out += b"070701" + b"".join(b"%08X" % value for value in fields) + encoded
-        out += b"\0" * (-len(out) % 4) + data
-        out += b"\0" * (-len(out) % 4)
-    return bytes(out)

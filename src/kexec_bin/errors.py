@@ -116,6 +116,12 @@ class DownloadError(KexecBinError):
     exit_code = EXIT_TEMPORARY
 
 
+class CacheError(KexecBinError):
+    """The download cache cannot be written (a full disk, a cache path that is a file): not the network's fault."""
+
+    exit_code = EXIT_IO
+
+
 REPORT = "please report it to the kexec-bin project with the command you ran"
 # errno values that mean the network, not this machine, is in the way (ENETUNREACH, EHOSTUNREACH,
 # EADDRNOTAVAIL, ECONNREFUSED, ECONNRESET, ETIMEDOUT on Linux): try again, or another mirror.

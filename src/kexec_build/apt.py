@@ -10,10 +10,12 @@ from __future__ import annotations
 import fcntl
 import functools
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
+
+from kexec_bin.debian.archive import apt_sources
+from kexec_bin.read import Tree
 
 from .commands import run
 from .errors import ToolchainError
@@ -43,24 +45,15 @@ class RemoteFile:
 
 
 def host_archives(sources: Sequence[Path] = HOST_SOURCES) -> list[Archive]:
-    """The main archives (not -security) listed in the host's deb822 and one-line apt sources."""
-    archives: list[Archive] = []
-    for path in _source_files(sources):
-        text = path.read_text(errors="replace")
-        if path.suffix == ".sources":
-            for stanza in re.split(r"\n\s*\n", text):
-                fields = dict(re.findall(r"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.M))
-                if "deb" in fields.get("Types", "").split() and fields.get("Enabled", "yes") != "no":
-                    keyring = fields.get("Signed-By", DEFAULT_KEYRING)
-                    archives += [Archive(uri, keyring) for uri in fields.get("URIs", "").split()]
-        else:
-            for line in text.splitlines():
-                words = shlex.split(line.split("#", 1)[0]) if line.strip() else []
-                if words and words[0] == "deb":
-                    options = [w for w in words[1:] if w.startswith("[")]
-                    uri = next(w for w in words[1:] if not w.startswith("["))
-                    signed = re.search(r"signed-by=(\S+?)\]?$", " ".join(options))
-                    archives.append(Archive(uri, signed.group(1) if signed else DEFAULT_KEYRING))
+    """The main archives (not -security) listed in the host's deb822 and one-line apt sources (read by
+    the runtime's one apt-sources reader, which skips `Enabled: no` entries and commented lines)."""
+    entries = apt_sources(Tree("/"), [str(source) for source in sources])
+    archives = [
+        Archive(uri, entry.signed_by or DEFAULT_KEYRING)
+        for entry in entries
+        if "deb" in entry.types
+        for uri in entry.uris
+    ]
     main = [a for a in dict.fromkeys(archives) if "security" not in a.uri]
     if not main:
         raise ToolchainError(
@@ -68,14 +61,6 @@ def host_archives(sources: Sequence[Path] = HOST_SOURCES) -> list[Archive]:
             "the private apt root copies the host's archive; add one to the host's apt sources"
         )
     return main
-
-
-def _source_files(sources: Sequence[Path]) -> Iterator[Path]:
-    for source in sources:
-        if source.is_dir():
-            yield from sorted(p for p in source.iterdir() if p.suffix in (".sources", ".list"))
-        elif source.is_file():
-            yield source
 
 
 class PrivateApt:

@@ -8,7 +8,6 @@ pins; an sdist carries them in its `upstream/` folder, which is looked at first.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 
 from . import atomic, sbom
 from .apt import PrivateApt, apt_root
+from .digest import sha256_of
 from .errors import BuildError
 from .paths import cache_dir
 from .recipes import RECIPES_DIR, _File, _is_str_list, _Key
@@ -86,8 +86,10 @@ class Bundled:
         ]
 
     def check_license(self, root: Path, bundled: Path | None = None) -> None:
-        """Raise `BuildError` unless the reviewed license copy matches `copying` in the orig tarball."""
-        (orig,) = [path for path in self.sources(bundled) if ".orig.tar" in path.name]
+        """Raise `BuildError` unless the reviewed license copy matches `copying` in the source's tarball."""
+        tarballs = [path for path in self.sources(bundled) if ".tar." in path.name and ".debian.tar." not in path.name]
+        # The upstream tarball; a native package (no .orig.tar) has only its own.
+        (orig,) = [path for path in tarballs if ".orig.tar." in path.name] or tarballs
         with tarfile.open(orig) as archive:
             member = archive.extractfile(self.copying)
             upstream = member.read() if member else b""
@@ -106,7 +108,7 @@ class Bundled:
             description=f"/{self.member} of Debian's {self.package}, at {self.wheel_path}",
             license=self.license,
             purl=sbom.debian_purl(self.package, self.version),
-            sha256=sbom.sha256_of(path),
+            sha256=sha256_of(path),
             sources=self.source_files,
         )
 
@@ -191,7 +193,7 @@ def pinned_deb(package: str, version: str, suite: str, sha256: str, *, bundled: 
 
 def verified(path: Path, expected: str, what: str) -> Path:
     """`path`, unless its sha256 is not the `expected` pin for `what`: then a `BuildError` with the fix."""
-    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    got = sha256_of(path)
     if got != expected:
         raise BuildError(
             f"{path}: sha256 {got}, but the pin for {what} is {expected}: remove the file to fetch it again, "

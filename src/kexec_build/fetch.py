@@ -24,10 +24,10 @@ from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
 from .commands import Log
+from .digest import sha256_of
 from .errors import BuildError, CacheError, FetchError
 from .paths import cache_dir
 from .recipes import Release
-from .sbom import sha256_of
 
 __all__ = [
     "MIRRORS_ENV",

@@ -15,8 +15,9 @@ from pathlib import Path
 from packaging.tags import Tag, parse_tag
 from packaging.version import Version
 
-from . import atomic, bundled, fetch, keyring, pipeline, recipes, sbom, toolchain
+from . import atomic, bundled, fetch, pipeline, recipes, sbom, toolchain
 from .commands import Log
+from .digest import sha256_of
 from .errors import WheelError
 from .recipes import Recipes, Release, Target
 
@@ -126,10 +127,10 @@ def build_info_module(target: Target, release: Release, binary: Path) -> str:
         "UNAME": target.uname,
         "ELF_MACHINE": target.elf_machine,
         "KEXEC_TOOLS_VERSION": release.version,
-        "SHA256": sbom.sha256_of(binary),
+        "SHA256": sha256_of(binary),
         # The other files the wheel carries (kexec_bin/boot/memdisk), by their path in the package: checked before use.
         "CARRIED": {
-            item.wheel_path.removeprefix("kexec_bin/"): item.member_sha256 for item in bundled.for_target(target.name)
+            item.wheel_path[len("kexec_bin/") :]: item.member_sha256 for item in bundled.for_target(target.name)
         },
     }
     lines = [f"{name} = {value!r}" for name, value in values.items()]
@@ -204,7 +205,6 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
     staging = built.binary.parent / "wheel"
     binary = pipeline.checked_copy(built, release, tools, into=staging)
     info = atomic.write_text(staging / "_build_info.py", build_info_module(target, release, binary))
-    debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
     carried = [(item, item.file(bundled_sources(root))) for item in bundled.for_target(target.name)]
     for item, _ in carried:
         item.check_license(root, bundled_sources(root))
@@ -213,11 +213,10 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
         info=built.read_info(),
         binary=binary,
         epoch=epoch,
-        keyring=debian_keyring,
         bundled=[item.component(path) for item, path in carried],
     )
     sbom_file = atomic.write_text(staging / sbom.FILE_NAME, sbom.dumps(document))
-    files = {str(binary): BINARY, str(info): BUILD_INFO, str(debian_keyring.path): keyring.WHEEL_PATH}
+    files = {str(binary): BINARY, str(info): BUILD_INFO}
     files.update({str(path): item.wheel_path for item, path in carried})
     return Contents(
         files=files,
@@ -228,17 +227,17 @@ def wheel_contents(root: Path, wheel_version: str, *, log: Log = print) -> Conte
 
 
 def sdist_contents(root: Path, wheel_version: str, *, log: Log = print) -> Contents:
-    """Fetch (or reuse) the verified upstream tarball, the Debian keyring package, and the Debian packages
-    the wheels carry files from with their sources (GPL: the sources of what ships), that the sdist carries."""
+    """Fetch (or reuse) the verified upstream tarball and the Debian packages the wheels carry files from
+    (recipes/bundled.toml: the archive keyring, memdisk) with their sources (GPL: the sources of what ships),
+    that the sdist carries."""
     release = release_of(recipes.load(), wheel_version)
     tarball = fetch.fetch(release, mirrors=upstream_mirrors(root), log=log)
-    debian_keyring = keyring.keyring(root / BUNDLED_SOURCES)
     packages = [
         path
         for item in bundled.load()
         for path in (item.deb(bundled_sources(root)), *item.sources(bundled_sources(root)))
     ]
-    files = {str(path): f"{BUNDLED_SOURCES}/{path.name}" for path in [tarball, debian_keyring.deb, *packages]}
+    files = {str(path): f"{BUNDLED_SOURCES}/{path.name}" for path in [tarball, *packages]}
     return Contents(files=files, epoch=source_date_epoch(tarball))
 
 

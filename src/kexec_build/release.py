@@ -29,6 +29,7 @@ from packaging.utils import parse_wheel_filename
 
 from . import atomic, fetch, hook, parallel, recipes, sbom, wheels
 from .commands import Log
+from .digest import sha256_of
 from .errors import ReleaseError
 from .paths import build_dir
 from .recipes import Recipes, Release, Target
@@ -138,12 +139,12 @@ def make_release(
             job.result()
     entries = [_wheel_entry(made, target, rule) for target, made in zip(targets, made_wheels)]
     entries.append(
-        Entry(sdist.name, sbom.sha256_of(sdist), "sdist", None, True, "the source: pip builds it where no wheel fits")
+        Entry(sdist.name, sha256_of(sdist), "sdist", None, True, "the source: pip builds it where no wheel fits")
     )
     entries += [
         Entry(
             tarball.name,
-            sbom.sha256_of(tarball),
+            sha256_of(tarball),
             "static",
             target.name,
             False,
@@ -163,8 +164,7 @@ def make_release(
     sums = atomic.write_text(
         dist / wheels.SUMS,
         "".join(
-            f"{sbom.sha256_of(dist / name)}  {name}\n"
-            for name in sorted([entry.file for entry in entries] + [MANIFEST])
+            f"{sha256_of(dist / name)}  {name}\n" for name in sorted([entry.file for entry in entries] + [MANIFEST])
         ),
     )
     for entry in entries:
@@ -177,14 +177,14 @@ def _wheel_entry(made: Path, target: Target, rule: PlatformRule) -> Entry:
     refused = rule.refused_tags(made.name)
     if refused:
         why = f"PyPI refuses its platform tag(s) {', '.join(refused)}; pip there falls back to the sdist"
-        return Entry(made.name, sbom.sha256_of(made), "wheel", target.name, False, why)
-    return Entry(made.name, sbom.sha256_of(made), "wheel", target.name, True, "every platform tag is one PyPI accepts")
+        return Entry(made.name, sha256_of(made), "wheel", target.name, False, why)
+    return Entry(made.name, sha256_of(made), "wheel", target.name, True, "every platform tag is one PyPI accepts")
 
 
 def static_tarball(source_wheel: Path, destination: Path, epoch: int) -> Path:
     """`write_static_tarball` through a cache in the build tree keyed by the wheel's sha256: the
     wheel's bytes decide the tarball's, so an unchanged wheel costs no compression."""
-    cached = build_dir() / "static-tarballs" / sbom.sha256_of(source_wheel) / destination.name
+    cached = build_dir() / "static-tarballs" / sha256_of(source_wheel) / destination.name
     if not cached.exists():
         write_static_tarball(source_wheel, cached, epoch)
     return atomic.copy_file(cached, destination)

@@ -14,15 +14,12 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .keyring import Keyring
+from .digest import sha256_of
 
 FILE_NAME = "kexec-bin.cdx.json"
 SPEC_VERSION = "1.6"
 LICENSE_EXPRESSION = "MIT AND GPL-2.0-only"
 KEXEC_TOOLS_LICENSE = "GPL-2.0-only"
-KEYRING_REF = "debian-archive-keyring"
 
 
 def cyclonedx(
@@ -31,13 +28,12 @@ def cyclonedx(
     info: dict[str, Any],
     binary: Path,
     epoch: int,
-    keyring: Keyring | None = None,
     bundled: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says,
-    and which ships `keyring` (Debian's archive keyring, for `kexec-bin netboot`).
+    """The SBOM of the wheel `wheel_version` whose binary was built as `info` (build-info.json) says.
 
-    `bundled`: the components of the other files the wheel carries (`bundled_component`).
+    `bundled`: the components of the other files the wheel carries (`bundled_component`: Debian's
+    archive keyring, memdisk).
     """
     kexec = info["kexec_tools"]
     program: dict[str, Any] = {
@@ -83,17 +79,15 @@ def cyclonedx(
             },
             "properties": [{"name": "kexec-bin:target", "value": info["target"]}],
         },
-        "components": [program, *libraries, *([_keyring_component(keyring)] if keyring else []), *bundled],
+        "components": [program, *libraries, *bundled],
         "dependencies": [
             {
                 "ref": "kexec-bin",
                 "dependsOn": [
                     "kexec-tools",
-                    *([KEYRING_REF] if keyring else []),
                     *(component["bom-ref"] for component in bundled),
                 ],
             },
-            *([{"ref": KEYRING_REF}] if keyring else []),
             *({"ref": component["bom-ref"]} for component in bundled),
             {"ref": "kexec-tools", "dependsOn": [library["bom-ref"] for library in libraries]},
             *({"ref": library["bom-ref"]} for library in libraries),
@@ -118,27 +112,6 @@ def cyclonedx(
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).digest()
     document["serialNumber"] = uuid.UUID(bytes=digest[:16], version=4).urn
     return document
-
-
-def _keyring_component(keyring: Keyring) -> dict[str, Any]:
-    from .keyring import PACKAGE, VERSION, WHEEL_PATH
-
-    return {
-        "type": "data",
-        "bom-ref": KEYRING_REF,
-        "name": PACKAGE,
-        "version": VERSION,
-        "description": f"Debian's archive keyring at {WHEEL_PATH}, from the {keyring.deb.name} package",
-        "purl": debian_purl(PACKAGE, VERSION),
-        "hashes": [{"alg": "SHA-256", "content": keyring.sha256}],
-        "externalReferences": [
-            {
-                "type": "distribution",
-                "url": keyring.deb.name,
-                "hashes": [{"alg": "SHA-256", "content": sha256_of(keyring.deb)}],
-            }
-        ],
-    }
 
 
 def bundled_component(
@@ -184,12 +157,3 @@ def _purl(name: str, version: str, **qualifiers: str) -> str:
     """A package URL (purl spec: generic type; qualifiers sorted, values percent-encoded)."""
     query = "&".join(f"{key}={quote(value, safe=':/')}" for key, value in sorted(qualifiers.items()))
     return f"pkg:generic/{name}@{quote(version, safe='')}" + (f"?{query}" if query else "")
-
-
-def sha256_of(path: Path) -> str:
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 16):
-            digest.update(chunk)
-    return digest.hexdigest()

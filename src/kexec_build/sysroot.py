@@ -22,10 +22,10 @@ from typing import Callable
 
 from .apt import PrivateApt
 from .commands import Log, run
+from .digest import sha256_of
 from .errors import ToolchainError
 from .paths import cache_dir
 from .recipes import Target
-from .sbom import sha256_of
 
 # Suites tried, in order, after the host's own when it lacks a target's packages: riscv64
 # entered Debian's main archive with trixie. The stable suite comes first (it changes least);

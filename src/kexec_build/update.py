@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import lzma
 import re
-import subprocess
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import requests
+
+from kexec_bin.debian import archive as debian_archive
+from kexec_bin.errors import VerificationError
 
 from . import atomic, fetch, recipes
 from .apt import host_archives
@@ -70,27 +71,35 @@ class Verified:
 
 
 def gpgv(data: bytes, keyrings: Sequence[Path], what: str) -> Signed:
-    """The text `data` signs, if a key in `keyrings` made its signature; else `UpdateError`."""
+    """The text `data` signs, if a key in `keyrings` made its signature; else `UpdateError`.
+
+    Read through the runtime's own gpgv reader (status lines in the C locale): the signer is named
+    whatever the host's language."""
     missing = [str(keyring) for keyring in keyrings if not keyring.exists()]
     if missing:
         raise UpdateError(
             f"cannot check {what}: {', '.join(missing)} missing; install debian-archive-keyring and "
             "debian-keyring (apt-get install debian-archive-keyring debian-keyring gpgv)"
         )
-    with tempfile.TemporaryDirectory(prefix="kexec-bin-gpgv-") as scratch:
-        signed, output = Path(scratch) / "signed", Path(scratch) / "output"
-        signed.write_bytes(data)
-        command = ["gpgv", *[f"--keyring={keyring}" for keyring in keyrings], "--output", str(output), str(signed)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0 or not output.exists():
-            raise UpdateError(
-                f"{what}: its OpenPGP signature does not verify against {', '.join(map(str, keyrings))}:\n"
-                + result.stderr.strip()
-            )
-        good = re.search(r'Good signature from "([^"]+)"', result.stderr)
-        made = re.search(r"Signature made (.+)", result.stderr)
-        signer = (good.group(1) if good else "?") + (f", {made.group(1).strip()}" if made else "")
-        return Signed(output.read_text(errors="replace"), signer)
+    try:
+        verified = debian_archive.gpgv(data, [str(keyring) for keyring in keyrings], what)
+    except VerificationError as error:
+        raise UpdateError(str(error)) from None
+    return Signed(verified.text, ", ".join(verified.signers))
+
+
+def signed_release(mirror: str, suite: str) -> debian_archive.Release:
+    """`suite`'s InRelease from `mirror`, verified as netboot verifies it, though it may have expired:
+    its signature still vouches for the files it names, and `update` asks for one version, not the newest."""
+    import time
+
+    url = f"{mirror}/dists/{suite}/InRelease"
+    try:
+        return debian_archive.verify_release(
+            _get(url), url, suite, [str(ARCHIVE_KEYRING)], now=time.time(), fresh=False
+        )
+    except VerificationError as error:
+        raise UpdateError(str(error)) from None
 
 
 def check_sha256(data: bytes, expected: str, what: str, source: str) -> None:
@@ -103,19 +112,10 @@ def check_sha256(data: bytes, expected: str, what: str, source: str) -> None:
         )
 
 
-def index_sha256(inrelease: str, path: str) -> str:
-    """The sha256 the (verified) InRelease text gives for `path`."""
-    entries = sha256_field(inrelease, "SHA256")
-    if path not in entries:
-        raise UpdateError(f"the signed InRelease lists no {path}")
-    return entries[path]
-
-
 def sha256_field(text: str, field: str) -> dict[str, str]:
-    """A deb822 field of `<sha256> <size> <name>` lines (InRelease's SHA256, Checksums-Sha256) as name → sha256."""
-    block = re.search(rf"^{field}:\n((?:[ \t].*\n?)+)", text, re.M)
-    lines = block.group(1).splitlines() if block else []
-    return {words[2]: words[0] for words in (line.split() for line in lines) if len(words) == 3}
+    """A checksum field of the first stanza of `text` (InRelease's SHA256, Checksums-Sha256) as name → sha256."""
+    stanza = next(debian_archive.stanzas(text.splitlines()), {})
+    return {name: digest for name, (digest, _) in debian_archive.checksums(stanza.get(field, "")).items()}
 
 
 def upstream_version(debian_version: str) -> str:
@@ -125,11 +125,11 @@ def upstream_version(debian_version: str) -> str:
 
 def find_source(sources: str, package: str, version: str) -> SourceEntry | None:
     """The stanza of `package` whose upstream version is `version`, in the (verified) Sources text."""
-    for stanza in re.split(r"\n\s*\n", sources):
-        fields = dict(re.findall(r"^(Package|Version|Directory): (.+)$", stanza, re.M))
+    for fields in debian_archive.stanzas(sources.splitlines()):
         if fields.get("Package") != package or upstream_version(fields.get("Version", "")) != version:
             continue
-        return SourceEntry(fields["Version"], fields["Directory"], sha256_field(stanza, "Checksums-Sha256"))
+        digests = debian_archive.checksums(fields.get("Checksums-Sha256", ""))
+        return SourceEntry(fields["Version"], fields["Directory"], {name: d for name, (d, _) in digests.items()})
     return None
 
 
@@ -147,9 +147,11 @@ def verify(
     archive = (archive or host_archives()[0].uri).rstrip("/")
     tried = []
     for suite in suites:
-        inrelease = gpgv(_get(f"{archive}/dists/{suite}/InRelease"), [ARCHIVE_KEYRING], f"{suite}'s InRelease")
-        log(f"update: {suite}'s InRelease is signed by {inrelease.signer}")
-        digest = index_sha256(inrelease.text, SOURCES_INDEX)
+        inrelease = signed_release(archive, suite)
+        log(f"update: {suite}'s InRelease is signed by {', '.join(inrelease.signers)}")
+        if SOURCES_INDEX not in inrelease.sha256:
+            raise UpdateError(f"{suite}'s signed InRelease lists no {SOURCES_INDEX}")
+        digest = inrelease.sha256[SOURCES_INDEX][0]
         sources = _cached(f"{archive}/dists/{suite}/{SOURCES_INDEX}", digest, f"{suite}'s {SOURCES_INDEX}", "InRelease")
         entry = find_source(lzma.decompress(sources).decode(errors="replace"), package, release_version)
         if entry is None:
@@ -170,7 +172,8 @@ def verify(
             )
         _cached(f"{archive}/{entry.directory}/{orig}", expected, orig, dsc_name)
         how = (
-            f"Debian {suite}'s InRelease (gpgv, debian-archive-keyring: {inrelease.signer}) → {SOURCES_INDEX} → "
+            f"Debian {suite}'s InRelease (gpgv, debian-archive-keyring: {', '.join(inrelease.signers)}) → "
+            f"{SOURCES_INDEX} → "
             f"{dsc_name} (gpgv, debian-keyring: {dsc.signer}) → {orig}, byte-identical to upstream's tarball"
         )
         return Verified(_cache_path(expected), expected, how)

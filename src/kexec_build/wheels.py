@@ -14,8 +14,9 @@ import zipfile
 from pathlib import Path
 from typing import Literal, Mapping, Sequence
 
-from . import atomic, fetch, parallel, sbom, unpack
+from . import atomic, fetch, parallel, unpack
 from .commands import Log
+from .digest import sha256_of
 from .errors import WheelError
 from .hook import ARCH_ENV, BINARY, VERSION_ENV
 from .paths import BUILD_ENV, PROJECT_ROOT
@@ -81,7 +82,7 @@ def build_sdist(release: Release, *, outdir: Path, env: Mapping[str, str] | None
 def write_sums(dist: Path) -> Path:
     """Write `dist/SHA256SUMS` for every wheel and sdist in `dist` (`sha256sum -c` reads it)."""
     artifacts = sorted([*dist.glob("*.whl"), *dist.glob("*.tar.gz")])
-    return atomic.write_text(dist / SUMS, "".join(f"{sbom.sha256_of(path)}  {path.name}\n" for path in artifacts))
+    return atomic.write_text(dist / SUMS, "".join(f"{sha256_of(path)}  {path.name}\n" for path in artifacts))
 
 
 def check_reproducible(

@@ -23,9 +23,10 @@ from typing import Any, Callable
 
 import pytest
 
-from kexec_bin import cli, debian
+from kexec_bin import cli
+from kexec_bin.debian import archive
 from kexec_bin.errors import EXIT_DATA, EXIT_TEMPORARY
-from kexec_build import keyring
+from kexec_build import bundled
 from kexec_build.testbed import netboot_mirror
 from tests.runtime.installed import system_kexec
 
@@ -33,7 +34,7 @@ IMAGES = "dists/bookworm/main/installer-amd64/current/images"
 INITRD = f"{IMAGES}/netboot/debian-installer/amd64/initrd.gz"
 KERNEL = f"{IMAGES}/netboot/debian-installer/amd64/linux"
 pytestmark = pytest.mark.skipif(
-    not Path(debian.HOST_KEYRING).is_file(),
+    not Path(archive.HOST_KEYRING).is_file(),
     reason="needs Debian's archive keyring (apt-get install debian-archive-keyring)",
 )
 
@@ -47,6 +48,8 @@ def real_files() -> dict[str, bytes]:
 def mirror(httpserver, real_files):
     """Serve the real files under /debian/, with `changes` (path → bytes, (bytes, content type), or None
     for a 404); returns the mirror URL."""
+
+    httpserver.no_handler_status_code = 404  # a file the mirror lacks, as a real mirror answers
 
     def serve(changes: dict[str, bytes | tuple[bytes, str] | None] | None = None) -> str:
         files = {**real_files, **(changes or {})}
@@ -127,7 +130,7 @@ def test_load_only_loads_the_verified_installer(netboot, mirror, real_files):
     assert kernel.read_bytes() == real_files[KERNEL]
     signers = netboot_mirror.signers(real_files["dists/bookworm/InRelease"])
     assert signers and all(f"[{fingerprint}]" in out for fingerprint in signers)
-    assert f"] (keyring {debian.HOST_KEYRING}); Suite oldstable, Codename bookworm" in out
+    assert f"] (keyring {archive.HOST_KEYRING}); Suite oldstable, Codename bookworm" in out
     assert f"checked: sha256 {netboot_mirror.sha256(real_files[INITRD])} listed in SHA256SUMS" in out
     assert "loaded with " in out and "boot it with `systemctl kexec`" in out
 
@@ -219,7 +222,7 @@ def test_another_architecture_than_the_machine_is_refused_before_any_download(ne
 
 def test_an_architecture_without_an_installer_in_the_release_is_refused(netboot, mirror):
     status, _, err, calls = netboot("--mirror", mirror(), "--release", "bookworm", "--arch", "riscv64")
-    assert status == EXIT_DATA and calls == []
+    assert status == 1 and calls == []  # no plan can be made: nothing failed verification
     assert "Debian bookworm ships no installer for riscv64 (its InRelease lists installers for amd64, arm64," in err
 
 
@@ -445,9 +448,10 @@ def _cached(cache: Path) -> list[str]:
 
 
 def test_without_a_host_keyring_the_copy_the_wheel_ships_verifies(netboot, mirror, monkeypatch, tmp_path):
-    shipped = keyring.keyring().path  # what the wheel build puts at kexec_bin/keyrings/
-    monkeypatch.setattr(debian, "HOST_KEYRING", str(tmp_path / "absent.gpg"))
-    monkeypatch.setattr(debian, "BUNDLED_KEYRING", str(shipped))
+    (keyring,) = [item for item in bundled.load() if item.name == "debian-archive-keyring"]
+    shipped = keyring.file()  # what the wheel build puts at kexec_bin/keyrings/
+    monkeypatch.setattr(archive, "HOST_KEYRING", str(tmp_path / "absent.gpg"))
+    monkeypatch.setattr(archive, "BUNDLED_KEYRING", str(shipped))
     status, out, err, _ = netboot("--mirror", mirror(), "--release", "bookworm", "--network", "dhcp")
     assert status == 0, err
     assert f"(keyring {shipped}); Suite oldstable" in out
@@ -485,8 +489,8 @@ def test_a_release_older_than_half_a_year_is_flagged_as_a_frozen_mirror(mirror, 
     signed = re.search(rb"^Date: (.*)$", real_files["dists/bookworm/InRelease"], re.M)
     assert signed, "the real InRelease has a Date line"
     date = parsedate_to_datetime(signed.group(1).decode()).timestamp()
-    fresh = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 30 * 86400)
-    frozen = debian.release(url, "bookworm", debian.HOST_KEYRING, now=date + 200 * 86400)
+    fresh = archive.fetch_release(url, "bookworm", [archive.HOST_KEYRING], now=date + 30 * 86400)
+    frozen = archive.fetch_release(url, "bookworm", [archive.HOST_KEYRING], now=date + 200 * 86400)
     assert fresh.staleness() is None
     assert frozen.staleness() == (
         f"{url}/dists/bookworm/InRelease was signed 200 days ago; Debian re-signs a release "

@@ -118,7 +118,7 @@ def test_a_tampered_sources_entry_is_refused(httpserver, real_chain, isolated):
 def test_a_tampered_inrelease_is_refused(httpserver, real_chain, isolated):
     path = f"dists/{SUITE}/InRelease"
     tampered = {**real_chain, path: real_chain[path].replace(b"Suite: unstable", b"Suite: unstablE", 1)}
-    with pytest.raises(UpdateError, match="InRelease: its OpenPGP signature does not verify"):
+    with pytest.raises(UpdateError, match="InRelease: signature not valid with keyring"):
         verify_from(serve(httpserver, tampered))
 
 
@@ -127,10 +127,10 @@ def test_a_dsc_whose_signature_does_not_verify_is_refused(real_chain):
     assert "Khalid Aziz" in update.gpgv(dsc, update.UPLOADER_KEYRINGS, DSC).signer
     # One byte of the signed text changed: the uploader's signature no longer covers it.
     forged = dsc.replace(b"Maintainer:", b"Maintainer: ", 1)
-    with pytest.raises(UpdateError, match=f"{DSC}: its OpenPGP signature does not verify"):
+    with pytest.raises(UpdateError, match=f"{DSC}: signature not valid with keyring .*BADSIG"):
         update.gpgv(forged, update.UPLOADER_KEYRINGS, DSC)
     # And a true signature by a key outside the uploaders' keyrings is refused too.
-    with pytest.raises(UpdateError, match="does not verify"):
+    with pytest.raises(UpdateError, match=r"signed only by key .*, which the keyring lacks"):
         update.gpgv(dsc, [update.ARCHIVE_KEYRING], DSC)
 
 

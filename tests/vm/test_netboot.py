@@ -52,10 +52,17 @@ MENU_STEP_SECONDS = 30
 
 
 def _guest_on_the_mirror(
-    vm, tmp_path, httpserver, address: str, nic_options: tuple[str, ...] = USER_NIC
+    vm,
+    tmp_path,
+    httpserver,
+    address: str,
+    files: dict[str, bytes] | None = None,
+    nic_options: tuple[str, ...] = USER_NIC,
 ) -> tuple[Machine, str, str]:
-    """The pip-installed guest with a static `address`; returns it, its NIC's name and the mirror's URL."""
-    for path, data in netboot_mirror.files("bookworm", "amd64").items():
+    """The pip-installed guest with a static `address`, and a mirror serving `files` (default: bookworm's
+    images); returns the guest, its NIC's name and the mirror's URL."""
+    httpserver.no_handler_status_code = 404  # a file the mirror lacks, as a real mirror answers
+    for path, data in (files or netboot_mirror.files("bookworm", "amd64")).items():
         httpserver.expect_request(f"/debian/{path}").respond_with_data(data, content_type="application/octet-stream")
     machine, wheel = start_with_wheel(vm.start, tmp_path, qemu_options=nic_options)
     assert machine.run("command -v kexec || echo absent") == "absent"
@@ -82,6 +89,23 @@ def test_netboot_from_the_pip_installed_wheel_reaches_the_installers_main_menu(v
     assert "command line: console=ttyS0 netcfg/choose_interface=" in plan  # by its MAC
     assert "loaded with" in plan and "(bundled)" in plan
     assert "booting: no systemd; sync, remount every filesystem read-only, then kexec -e" in plan
+    machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
+
+
+def test_the_trixie_installer_by_the_package_pool_path_reaches_its_main_menu(vm, tmp_path, httpserver):
+    # A mirror of dists/ and pool/ only, as partial mirrors and package caches are: trixie's signed
+    # InRelease, its main/binary-amd64/Packages.xz and the 145 MiB debian-installer-13-netboot-amd64 .deb.
+    files = netboot_mirror.pool_files("trixie", "amd64")
+    machine, _, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15", files)
+    machine.send(
+        f"kexec-bin netboot debian --mirror {mirror} --release trixie --append priority=low --yes --exec-after 1"
+    )
+    plan = machine.expect(
+        r"(?s)plan: Debian 13\.\d+ \(trixie\) installer, netboot, amd64.*?booting: [^\n]*\n", NETBOOT_SECONDS
+    ).group()
+    assert "pool path: images/SHA256SUMS cannot be fetched (" in plan
+    assert "using the signed package debian-installer-13-netboot-amd64 " in plan
+    assert "loaded with" in plan
     machine.expect(INSTALLER_MAIN_MENU, INSTALLER_SECONDS)
 
 
@@ -213,7 +237,7 @@ def test_the_installer_comes_up_on_a_kept_ipv6_only_address(vm, tmp_path, httpse
     server.expect_request("/show.cfg").respond_with_data(SHOW_NETWORK)
     server.start()
     try:
-        machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15", USER_NIC6)
+        machine, nic, mirror = _guest_on_the_mirror(vm, tmp_path, httpserver, "10.0.2.15", nic_options=USER_NIC6)
         machine.run(
             f"echo 0 > /proc/sys/net/ipv6/conf/{nic}/accept_ra && ip -6 route flush proto ra && "
             f"ip -6 addr flush dev {nic} scope global && ip route del default && "

@@ -19,7 +19,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from kexec_build import bundled, fetch, hook, keyring, pipeline, sbom, toolchain, wheels
+from kexec_build import bundled, fetch, hook, pipeline, sbom, toolchain, wheels
 from kexec_build.commands import quiet, run
 from kexec_build.paths import PROJECT_ROOT
 from kexec_build.testbed import netboot_mirror
@@ -74,13 +74,14 @@ def test_the_sbom_is_valid_cyclonedx_and_names_what_went_into_the_binary(native_
 
 
 def test_the_wheel_ships_debians_archive_keyring_as_the_sbom_records_it(native_wheel, tmp_path):
-    shipped = member(native_wheel, keyring.WHEEL_PATH)
+    (keyring,) = [item for item in bundled.load() if item.name == "debian-archive-keyring"]
+    shipped = member(native_wheel, keyring.wheel_path)
     document = json.loads(member(native_wheel, f"{dist_info(native_wheel)}/sboms/{sbom.FILE_NAME}"))
-    (component,) = [c for c in document["components"] if c["name"] == keyring.PACKAGE]
-    assert component["version"] == keyring.VERSION
-    assert component["hashes"][0]["content"] == hashlib.sha256(shipped).hexdigest()
-    assert component["externalReferences"][0]["hashes"][0]["content"] == keyring.DEB_SHA256
-    subprocess.run(["dpkg-deb", "-x", keyring.keyring().deb, tmp_path / "package"], check=True)
+    (component,) = [c for c in document["components"] if c["name"] == keyring.package]
+    assert component["version"] == keyring.version
+    assert component["hashes"][0]["content"] == hashlib.sha256(shipped).hexdigest() == keyring.member_sha256
+    assert {ref["url"]: ref["hashes"][0]["content"] for ref in component["externalReferences"]} == keyring.source_files
+    subprocess.run(["dpkg-deb", "-x", keyring.deb(), tmp_path / "package"], check=True)
     assert (tmp_path / "package/usr/share/keyrings/debian-archive-keyring.gpg").read_bytes() == shipped
     # It does its job: the archive's real InRelease verifies against it.
     (tmp_path / "keyring.gpg").write_bytes(shipped)

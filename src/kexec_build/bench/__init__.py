@@ -17,7 +17,7 @@ from .. import atomic
 from .build import cross_build_rows, native_build_rows
 from .iso import iso_rows
 from .measure import Row, format_table
-from .netboot import netboot_rows
+from .netboot import netboot_rows, pool_rows
 from .release import release_rows
 from .runtime import runtime_rows
 from .wheel import wheel_rows
@@ -33,6 +33,7 @@ SECTIONS: list[Section] = [
     release_rows,
     runtime_rows,
     netboot_rows,
+    pool_rows,
     iso_rows,
 ]
 

@@ -3,16 +3,20 @@ the netboot kernel and initrd from Debian's debian-installer-<N>-netboot-<arch> 
 
 The archive's dists/ metadata is reachable from here (through the host's own apt sources), its
 dists/…/images/ files are not; the package carries the same bytes, which `files` checks against
-SHA256SUMS. Everything is kept in the user's cache, so later runs work offline and see one
-consistent snapshot. `serve` puts them on a loopback HTTP server (the tests, the VM proof and
-`inv bench` boot the installer from it).
+SHA256SUMS. `pool_files` is the other layout a mirror can have: dists/ and pool/ only (InRelease,
+Packages.xz and the package itself). Everything is kept in the user's cache, so later runs work
+offline and see one consistent snapshot. `serve` puts them on a loopback HTTP server (the tests,
+the VM proof and `inv bench` boot the installer from it). Signatures are read through the runtime's
+own `kexec_bin.debian.archive`: Debian's protocol is written once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import lzma
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -21,22 +25,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from kexec_bin import debian
+from kexec_bin.debian import archive
+from kexec_bin.debian.installer import IMAGES
 
 from ..apt import host_archives
 from . import debian_packages
 
-RELEASE_NUMBERS = {codename: number for number, codename in debian.NUMBERS.items()}
+
+def number(suite: str) -> str:
+    """The release number of `suite` (13 for trixie), from the Version of its signed Release file."""
+    return _matched(rb"^Version: (\d+)", _signed_text(archive_file(f"dists/{suite}/InRelease")).encode())
 
 
 def files(suite: str, arch: str) -> dict[str, bytes]:
     """Mirror path (under the archive root) → bytes: InRelease (also under its suite alias), SHA256SUMS,
     kernel, initrd."""
     images = f"main/installer-{arch}/current/images"
-    package = f"debian-installer-{RELEASE_NUMBERS[suite]}-netboot-{arch}"
+    package = f"debian-installer-{number(suite)}-netboot-{arch}"
     tree = debian_packages.unpacked(package, arch, suite)
-    (folder,) = tree.glob(f"usr/lib/debian-installer/images/{RELEASE_NUMBERS[suite]}/{arch}/text")
-    kernel_name, initrd_name = debian.IMAGES[arch]
+    (folder,) = tree.glob(f"usr/lib/debian-installer/images/{number(suite)}/{arch}/text")
+    kernel_name, initrd_name = IMAGES[arch]
     kernel = (folder / kernel_name.removeprefix("netboot/")).read_bytes()
     initrd = (folder / initrd_name.removeprefix("netboot/")).read_bytes()
     metadata = _metadata(suite, images, refresh=False)
@@ -59,11 +67,14 @@ def files(suite: str, arch: str) -> dict[str, bytes]:
 
 
 @contextmanager
-def serve(files: Mapping[str, bytes], address: str = "127.0.0.1") -> Iterator[str]:
-    """Serve `files` (path → bytes) under /debian/ on `address`, an ephemeral port; yield the mirror URL."""
+def serve(files: Mapping[str, bytes], address: str = "127.0.0.1", log: list[str] | None = None) -> Iterator[str]:
+    """Serve `files` (path → bytes) under /debian/ on `address`, an ephemeral port; yield the mirror URL.
+    Each request's path is appended to `log` if one is given."""
 
     class Mirror(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if log is not None:
+                log.append(self.path)
             data = files.get(self.path[len("/debian/") :]) if self.path.startswith("/debian/") else None
             if data is None:
                 self.send_error(404)
@@ -92,8 +103,12 @@ def sha256(data: bytes) -> str:
 
 
 def signed_sha256(inrelease: bytes, path: str) -> str:
-    """The sha256 InRelease lists for `path`."""
-    return _matched(rb"^ ([0-9a-f]{64}) +\d+ " + re.escape(path.encode()) + rb"$", inrelease)
+    """The sha256 InRelease lists for `path` (read from the signed text)."""
+    return archive.checksums(_signed_text(inrelease).split("\nSHA256:\n", 1)[1])[path][0]
+
+
+def _signed_text(inrelease: bytes) -> str:
+    return archive.gpgv(inrelease, [archive.HOST_KEYRING], "InRelease").text
 
 
 def _matched(pattern: bytes, text: bytes) -> str:
@@ -105,62 +120,95 @@ def _matched(pattern: bytes, text: bytes) -> str:
 
 
 def signers(inrelease: bytes) -> list[str]:
-    """The primary-key fingerprints gpg finds good signatures from, with Debian's keyring."""
-    with tempfile.TemporaryDirectory() as home:
-        status = subprocess.run(
-            [
-                "gpg",
-                "--homedir",
-                home,
-                "--no-default-keyring",
-                "--keyring",
-                debian.HOST_KEYRING,
-                "--status-fd",
-                "1",
-                "--verify",
-            ],
-            input=inrelease,
-            capture_output=True,
-        ).stdout.decode()
-    return re.findall(r"^\[GNUPG:\] VALIDSIG .* (\w+)$", status, re.M)
+    """The primary-key fingerprints of the good signatures on `inrelease`, with Debian's keyring."""
+    verified = archive.gpgv(inrelease, [archive.HOST_KEYRING], "InRelease")
+    return [signer.rsplit("[", 1)[1].rstrip("]") for signer in verified.signers]
 
 
 def resign(inrelease: bytes) -> bytes:
     """The same Release text, clear-signed by a throwaway key made here instead of Debian's."""
-    # A home of its own under the short temporary folder: gpg-agent's socket lives in it, and a
-    # socket path over 107 bytes (a deep pytest basetemp) makes key generation fail.
-    with tempfile.TemporaryDirectory(prefix="gpg-") as home:
-        gpg = ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-        text = subprocess.run(
-            [*gpg, "--no-default-keyring", "--keyring", debian.HOST_KEYRING, "--decrypt"],
-            input=inrelease,
+    with ThrowawayKeys() as keys:
+        return keys.sign(_signed_text(inrelease).encode(), [keys.make("Throwaway Archive Key")])
+
+
+class ThrowawayKeys:
+    """OpenPGP keys made for one test, in a gpg home of their own: they sign a Release text (one key or
+    several at once), and `keyring` exports some of them as a keyring gpgv reads."""
+
+    def __enter__(self) -> ThrowawayKeys:
+        # A home under the short temporary folder: gpg-agent's socket lives in it, and a socket path
+        # over 107 bytes (a deep pytest basetemp) makes key generation fail.
+        self.home = tempfile.mkdtemp(prefix="gpg-")
+        self.gpg = ["gpg", "--homedir", self.home, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["gpgconf", "--homedir", self.home, "--kill", "all"], capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def make(self, name: str) -> str:
+        """A new signing key for `name`; its fingerprint."""
+        subprocess.run(
+            [*self.gpg, "--quick-gen-key", f"{name} <nobody@example.invalid>", "ed25519", "sign", "1d"],
             capture_output=True,
             check=True,
+        )
+        listing = subprocess.run(
+            [*self.gpg, "--with-colons", "--list-keys", f"{name} <nobody@example.invalid>"],
+            capture_output=True,
+            check=True,
+            text=True,
         ).stdout
-        try:
-            subprocess.run(
-                [*gpg, "--quick-gen-key", "Throwaway Archive Key <nobody@example.invalid>", "ed25519", "sign", "1d"],
-                capture_output=True,
-                check=True,
-            )
-            return subprocess.run([*gpg, "--clearsign"], input=text, capture_output=True, check=True).stdout
-        finally:  # gpg started an agent for this home; it would outlive the test
-            subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)
+        return _matched(rb"^fpr:+([0-9A-F]{40}):", listing.encode())
+
+    def sign(self, text: bytes, fingerprints: list[str]) -> bytes:
+        """`text` clear-signed by each of `fingerprints`, as InRelease is."""
+        users = [word for fingerprint in fingerprints for word in ("--local-user", fingerprint)]
+        return subprocess.run([*self.gpg, *users, "--clearsign"], input=text, capture_output=True, check=True).stdout
+
+    def keyring(self, fingerprints: list[str], path: Path) -> Path:
+        """A keyring holding the public keys `fingerprints`, written to `path`."""
+        exported = subprocess.run([*self.gpg, "--export", *fingerprints], capture_output=True, check=True).stdout
+        path.write_bytes(exported)
+        return path
+
+
+def pool_files(suite: str, arch: str) -> dict[str, bytes]:
+    """A mirror of dists/ and pool/ only, as partial mirrors and package caches are: mirror path → bytes
+    of InRelease, main/binary-<arch>/Packages.xz and the netboot package's .deb it names."""
+    index = f"main/binary-{arch}/Packages.xz"
+    inrelease = archive_file(f"dists/{suite}/InRelease")
+    packages = archive_file(f"dists/{suite}/{index}")
+    if sha256(packages) != signed_sha256(inrelease, index):
+        inrelease = archive_file(f"dists/{suite}/InRelease", refresh=True)
+        packages = archive_file(f"dists/{suite}/{index}", refresh=True)
+    name = f"debian-installer-{number(suite)}-netboot-{arch}"
+    text = lzma.decompress(packages).decode(errors="replace")
+    (stanza,) = [stanza for stanza in archive.stanzas(text.splitlines()) if stanza.get("Package") == name]
+    deb = debian_packages.deb(name, arch, suite).read_bytes()
+    if sha256(deb) != stanza["SHA256"]:  # the cached package is older than the index: take the archive's
+        deb = archive_file(stanza["Filename"])
+    return {f"dists/{suite}/InRelease": inrelease, f"dists/{suite}/{index}": packages, stanza["Filename"]: deb}
+
+
+def archive_file(path: str, *, refresh: bool = False) -> bytes:
+    """`path` under the host's Debian archive, kept in the cache (fetched again with `refresh`)."""
+    target = debian_packages.CACHE / "netboot-mirror" / "archive" / path
+    if refresh or not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = f"{host_archives()[0].uri.rstrip('/')}/{path}"
+        partial = tempfile.NamedTemporaryFile(dir=target.parent, delete=False)  # noqa: SIM115 - `with` below
+        with urllib.request.urlopen(url, timeout=600) as response, partial:
+            shutil.copyfileobj(response, partial, 1 << 20)
+        Path(partial.name).replace(target)
+    return target.read_bytes()
 
 
 def _metadata(suite: str, images: str, *, refresh: bool) -> dict[str, bytes]:
-    folder = debian_packages.CACHE / "netboot-mirror" / suite / images.replace("/", "_")
-    folder.mkdir(parents=True, exist_ok=True)
-    wanted = {"InRelease": f"dists/{suite}/InRelease", "SHA256SUMS": f"dists/{suite}/{images}/SHA256SUMS"}
-    for name, path in wanted.items():
-        target = folder / name
-        if refresh or not target.exists():
-            with urllib.request.urlopen(f"{host_archives()[0].uri.rstrip('/')}/{path}", timeout=60) as response:
-                data = response.read()
-            with tempfile.NamedTemporaryFile(dir=folder, delete=False) as partial:
-                partial.write(data)
-            Path(partial.name).replace(target)
-    return {name: (folder / name).read_bytes() for name in wanted}
+    return {
+        "InRelease": archive_file(f"dists/{suite}/InRelease", refresh=refresh),
+        "SHA256SUMS": archive_file(f"dists/{suite}/{images}/SHA256SUMS", refresh=refresh),
+    }
 
 
 def _lists(sums: bytes, name: str, data: bytes) -> bool:

@@ -1,16 +1,18 @@
 """The guests' initramfs: busybox, the kexec under test and an init that takes orders on the console.
 
-Written directly in the kernel's `newc` cpio format, so `/dev/console` can be a device node
-without `mknod` on the host, and the same inputs always give the same bytes.
+Written directly in the kernel's `newc` cpio format (by `kexec_bin.cpio`, the one writer), so
+`/dev/console` can be a device node without `mknod` on the host, and the same inputs always give
+the same bytes.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import stat
 from pathlib import Path
+
+from kexec_bin import cpio
 
 # What every guest's init does after its own setup: report the command line (where the tests
 # put their markers), then run one console line at a time. With echo off, the host reads only
@@ -39,14 +41,6 @@ cd / && find . -xdev ! -path ./tmp/next.cpio | cpio -o -H newc > /tmp/next.cpio 
 """
 
 
-def _entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0), ino: int = 0) -> bytes:
-    fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0)
-    header = b"070701" + b"".join(b"%08X" % value for value in fields)
-    out = header + name.encode() + b"\0"
-    out += b"\0" * (-len(out) % 4) + data
-    return out + b"\0" * (-len(out) % 4)
-
-
 def build(files: dict[str, Path | bytes], destination: Path) -> Path:
     """Write a gzip newc archive: busybox-style root dirs, /dev/console, `files` (guest path -> host file or bytes).
 
@@ -64,14 +58,11 @@ def build(files: dict[str, Path | bytes], destination: Path) -> Path:
         else:
             data = source if isinstance(source, bytes) else source.read_bytes()
             members["/".join(parts)] = (stat.S_IFREG | 0o755, data)
-    stream = io.BytesIO()
-    for ino, (name, (mode, data)) in enumerate(sorted(members.items()), start=1):
-        stream.write(_entry(name, mode, data, ino=ino))
-    stream.write(_entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1), ino=len(members) + 1))
-    stream.write(_entry("TRAILER!!!", 0))
+    console = ("dev/console", stat.S_IFCHR | 0o600, b"", (5, 1))
+    archive = cpio.archive([*((name, mode, data) for name, (mode, data) in sorted(members.items())), console])
     partial = destination.with_name(destination.name + ".partial")
     with gzip.GzipFile(partial, "wb", mtime=0, compresslevel=1) as out:
-        out.write(stream.getvalue())
+        out.write(archive)
     partial.rename(destination)
     return destination
 

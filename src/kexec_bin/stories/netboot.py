@@ -1,6 +1,7 @@
 """`kexec-bin netboot debian`: boot the Debian installer from a mirror, verified along Debian's signed chain.
 
-Downloads (into the user's cache) and checks InRelease → SHA256SUMS → kernel and initrd, keeps the
+Downloads (into the user's cache) and checks InRelease → SHA256SUMS → kernel and initrd (or, where
+the mirror lacks the installer images, InRelease → Packages → the netboot package), keeps the
 running machine's console and network for the installer, prints the plan, and only with
 --load-only or --yes loads it (and boots it).
 """
@@ -8,16 +9,13 @@ running machine's console and network for the installer, prints the plan, and on
 from __future__ import annotations
 
 import argparse
-import os
-import re
 
-from . import plan
-from .errors import PlanError
+from .. import plan
+from ..errors import PlanError
 
 # The RAM below which the installer itself refuses to run, in MiB: the "min" levels of its lowmem
 # check (rootskel's S15lowmem, in the initrd). Architectures it does not list get amd64's level.
 INSTALLER_MINIMUM_MIB = {"amd64": 316, "i386": 269, "arm64": 200, "ppc64el": 195, "armhf": 120}
-APT_SOURCES = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 
 EXAMPLES = """examples:
@@ -32,16 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("distribution", choices=["debian"], help="the installer to boot (Debian's, for now)")
     parser.add_argument(
         "--release",
-        default="stable",
+        default="trixie",
         metavar="SUITE",
         help="a suite or codename as the archive names it (stable, oldstable, trixie, bookworm) "
-        "or a release number (12, 13); default stable",
+        "or a release number (12, 13), resolved from the archive's signed Release files; default trixie",
     )
     parser.add_argument("--arch", default="auto", help="Debian architecture; auto: this machine's (default)")
     parser.add_argument(
         "--mirror",
         metavar="URL",
-        help="Debian mirror (the folder holding dists/); default: the first one in this host's apt sources",
+        help="Debian mirror (the folder holding dists/: http, https, file:// or a folder); default: the Debian "
+        "archive in this host's apt sources whose Suites include the release, else its first Debian archive",
     )
     parser.add_argument(
         "--keyring",
@@ -88,30 +87,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from . import answers, debian
+    from .. import answers
+    from ..debian import archive, installer
+    from ..download import check_url
+    from ..read import Tree
+    from ..trust import check_kernel
 
-    arch = debian.machine_arch() if args.arch == "auto" else args.arch
+    # Every argument is checked before anything is downloaded.
+    release_name = archive.check_suite(args.release)
+    given_mirror = check_url(args.mirror) if args.mirror is not None else None
+    arch = installer.machine_arch() if args.arch == "auto" else args.arch
     # A plan for another architecture may be looked at (--dry-run), never loaded.
-    if args.mode != plan.DRY_RUN and arch != debian.machine_arch():
+    if args.mode != plan.DRY_RUN and arch != installer.machine_arch():
         raise PlanError(
-            f"--arch {arch}: this machine runs {debian.machine_arch()}, and kexec boots kernels of "
+            f"--arch {arch}: this machine runs {installer.machine_arch()}, and kexec boots kernels of "
             "the running architecture only; drop --arch, or use --dry-run to only see the plan"
         )
-    # A bad key is refused before anything is downloaded.
     ssh, why_ssh = answers.ssh_key_parameters(args.ssh_key) if args.ssh_key else ([], "")
-    mirror = args.mirror or default_mirror()
-    keyring = debian.choose_keyring(args.keyring)
-    release = debian.release(mirror, args.release, keyring)
-    from .trust import check_kernel
-
-    sums, kernel, initrd = debian.installer_files(
-        mirror, release, arch, accept_kernel=lambda path: check_kernel(path, args.root)
-    )
+    keyrings = archive.keyrings(args.keyring)
+    mirror, why_mirror = archive.choose_mirror(given_mirror, release_name, Tree(args.root))
+    release = archive.resolve_release(mirror, release_name, keyrings)
+    # A kernel this host will not load (Secure Boot) is refused before the initrd is downloaded.
+    found = installer.installer_files(mirror, release, arch, accept_kernel=lambda path: check_kernel(path, args.root))
+    kernel, initrd = found.kernel, found.initrd
     decisions = [
-        f"InRelease {release.url}: good signature by {', '.join(release.signers)} (keyring {release.keyring}); "
-        f"Suite {release.suite}, Codename {release.codename}, Version {release.version}, "
+        why_mirror,
+        f"InRelease {release.url}: {release.signature_text()}; "
+        f"Suite {release.suite}, Codename {release.codename}, Version {release.version or 'none'}, "
         f"Date {release.date} ({release.age_days:.0f} days old)",
-        f"SHA256SUMS {sums.url}: {sums.check}",
+        *found.decisions,
     ]
     warnings = [warning for warning in [release.staleness()] if warning]
     console, why_console = plan.console_parameters(args.console, args.root)
@@ -134,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             f"besides the files kexec holds until it boots"
         )
         boot_plan = plan.BootPlan(
-            title=f"Debian {release.version} ({release.codename}) installer, netboot, {arch}",
+            title=f"Debian {release.version or release.suite} ({release.codename}) installer, netboot, {arch}",
             kernel=plan.PlannedFile(str(kernel.path), kernel.url, kernel.check),
             initrds=initrds,
             cmdline=" ".join([*console, *network.parameters, *preseed, *ssh, *args.append.split()]),
@@ -143,24 +147,3 @@ def run(args: argparse.Namespace) -> int:
             memory_needed=minimum << 20,
         )
         return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
-
-
-def default_mirror(sources: tuple[str, ...] = APT_SOURCES) -> str:
-    """The first archive URI in this host's apt sources (one-line and deb822 formats)."""
-    files = []
-    for source in sources:
-        if os.path.isdir(source):
-            files += sorted(
-                os.path.join(source, name) for name in os.listdir(source) if name.endswith((".list", ".sources"))
-            )
-        elif os.path.isfile(source):
-            files.append(source)
-    for name in files:
-        with open(name, encoding="utf-8", errors="replace") as file:
-            found = re.search(r"^[ \t]*(?:deb[ \t]+(?:\[[^\]]*\][ \t]+)?|URIs:[ \t]*)(https?://\S+)", file.read(), re.M)
-        if found:
-            return found.group(1)
-    raise PlanError(
-        "no --mirror given and no http(s) archive in this host's apt sources: "
-        "pass --mirror URL (a Debian mirror, the folder that holds dists/)"
-    )

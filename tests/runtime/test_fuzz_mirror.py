@@ -1,0 +1,47 @@
+"""240 hostile mirror responses through `kexec-bin netboot debian --dry-run` (tests/runtime/fuzz_mirror.py):
+no traceback, no internal error, one line per refusal with a documented status, no hang, and caps on
+CPU time and memory per case.
+
+A trickle is cut off by the download deadline, here 0.8 s through $KEXEC_BIN_DOWNLOAD_DEADLINE, so
+the whole run takes seconds. Peak memory is the worker's (it serves the mirror too), so its cap is
+looser than the 64 MiB a real pool-path plan is held to (test_netboot_pool).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CASES = 240
+CAP_SECONDS, CAP_MIB = 2.0, 128
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_hostile_mirrors_are_refused_cleanly(tmp_path):
+    worker = subprocess.run(
+        [sys.executable, "-m", "tests.runtime.fuzz_mirror", str(tmp_path), "0", str(CASES)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": f"{PROJECT / 'src'}:{PROJECT}", "KEXEC_BIN_DOWNLOAD_DEADLINE": "0.8"},
+    )
+    assert worker.returncode == 0 and worker.stderr == "", worker.stderr
+    cases = [json.loads(line) for line in worker.stdout.splitlines()]
+    assert len(cases) == CASES
+    assert [case for case in cases if case["problems"]] == []
+    assert {case["status"] for case in cases if case["case"] == "healthy"} == {0}
+    assert {case["status"] for case in cases if case["case"] == "inrelease by both"} == {0}
+    refused = [case for case in cases if case["status"] != 0]
+    assert len(refused) >= 200
+    slowest = max(cases, key=lambda case: case["cpu_seconds"])
+    largest = max(cases, key=lambda case: case["peak_mib"])
+    print(
+        f"\n{len(cases)} mirrors ({len(refused)} refused): most CPU {slowest['cpu_seconds']:.3f} s "
+        f"({slowest['case']}), longest wall clock {max(case['seconds'] for case in cases):.2f} s, "
+        f"largest {largest['peak_mib']:.1f} MiB ({largest['case']})"
+    )
+    assert slowest["cpu_seconds"] < CAP_SECONDS and largest["peak_mib"] < CAP_MIB
