@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kexec_bin import iso
+from kexec_bin.stories import iso
 from kexec_bin.errors import PlanError
 from kexec_build import iso_images
 from kexec_build.vm.binaries import wheel_for

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kexec_bin.iso import MEMDISK
+from kexec_bin.stories.iso import MEMDISK
 from kexec_build import iso_images, recipes
 from kexec_build.vm import python_guest, screen
 from kexec_build.vm.bench import OVMF

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 Reader = Callable[[str], Optional[str]]
 

@@ -18,10 +18,10 @@ import posixpath
 import struct
 import tempfile
 
-from . import plan
-from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
-from .errors import ConfigError, PlanError
-from .plan import PlannedFile
+from .. import plan
+from ..menus.grub import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
+from ..errors import ConfigError, PlanError
+from ..plan import PlannedFile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ UNREACHABLE_FILESYSTEMS = {
 }
 MEMDISK = "usr/lib/syslinux/memdisk"
 # The x86 wheels carry syslinux-common's memdisk for hosts without it (recipes/bundled.toml).
-BUNDLED_MEMDISK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot", "memdisk")
+BUNDLED_MEMDISK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "boot", "memdisk")
 X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
 PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
@@ -404,7 +404,7 @@ def memdisk_file(root: str = "/", bundled: str = BUNDLED_MEMDISK) -> PlannedFile
             host, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
         )
     if os.path.isfile(bundled):
-        from .resolve import sha256_of
+        from ..resolve import sha256_of
 
         digest = sha256_of(bundled)
         origin = f"bundled in this wheel ({host} is missing): Debian's syslinux-common, as the wheel's SBOM names it"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import plan
-from .bootloader import Candidate, inside, modules_missing, named_kernel, next_kernel
-from .errors import BootError, PlanError
+from .. import plan
+from ..bootloader import Candidate, inside, modules_missing, named_kernel, next_kernel
+from ..errors import BootError, PlanError
 
 # Parameters of the running command line that must not reach the next kernel, and why.
 DROPPED = {
@@ -88,7 +88,7 @@ def make_plan(args: argparse.Namespace) -> plan.BootPlan:
 
 def _checked_kernel(root: str, candidate: Candidate) -> tuple[plan.PlannedFile, str | None]:
     """The kernel file after its header check and its modules check, and its release."""
-    from .image import identify
+    from ..image import identify
 
     path = inside(root, candidate.kernel)
     try:
@@ -153,7 +153,7 @@ def _command_line(root: str, args: argparse.Namespace, decisions: list[str]) -> 
     if args.command_line is not None:
         decisions.append("command line: --command-line")
         return args.command_line
-    from .kernel import Kernel
+    from ..kernel import Kernel
 
     running = Kernel(root).cmdline()
     if running.value is None:
