@@ -1,179 +1,132 @@
-"""The boot entries an ISO image declares, read from its GRUB and isolinux/syslinux configs.
+"""GRUB's menus as GRUB 2 itself reads its script: `set` and variables, `if`/`elif`/`else`,
+`menuentry`/`submenu`, `source`, `configfile`, `load_env` (grubenv's saved_entry and next_entry),
+`search --set=root`, and `default` as a position, an --id, a title or a `>` path through submenus.
 
-Search order, as a boot loader booting the image from a file would: `boot/grub/loopback.cfg`
-(the convention for booting an image from a file; GRUB hands it the image's path as `iso_path`),
-then `boot/grub/grub.cfg`, then the isolinux/syslinux configs in isolinux's own search order.
-
-Every config is untrusted input: its paths are resolved inside the image only (a `..` above the
-image's root or another device's path is refused, never followed), includes nest at most
-`MAX_DEPTH` deep and a file is read at most `MAX_CONFIG_BYTES`. The image is reached only through
-a `read(path) -> text or None` callable, so this module knows nothing about ISO 9660.
+Functions are defined, never run (their bodies are skipped); loops and other commands are ignored.
+Only what decides the menu is interpreted: which entries exist, their kernel, initrds and command
+line, and the default. Conditions the reader cannot decide (a command's success) are taken as true.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 from ..errors import ConfigError
+from . import Budget, Entry, Menu, Reader, Resolver
 
-Reader = Callable[[str], Optional[str]]
-
-LOOPBACK = "/boot/grub/loopback.cfg"
-GRUB = "/boot/grub/grub.cfg"
-# isolinux's own search order for its config (syslinux 6, core/fs/iso9660 and doc/isolinux.txt).
-SYSLINUX = (
-    "/boot/isolinux/isolinux.cfg",
-    "/isolinux/isolinux.cfg",
-    "/isolinux.cfg",
-    "/boot/syslinux/syslinux.cfg",
-    "/syslinux/syslinux.cfg",
-    "/syslinux.cfg",
+# The features GRUB 2 announces to its scripts (grub-core/normal/main.c): grub-mkconfig's output tests them.
+FEATURES = dict.fromkeys(
+    (
+        "feature_chainloader_bpb",
+        "feature_ntldr",
+        "feature_platform_search_hint",
+        "feature_default_font_path",
+        "feature_all_video_module",
+        "feature_menuentry_id",
+        "feature_menuentry_options",
+        "feature_200_final",
+        "feature_nativedisk_cmd",
+        "feature_timeout_style",
+    ),
+    "y",
 )
-MAX_DEPTH = 16
-MAX_CONFIG_BYTES = 1 << 20
-# GRUB device prefixes that name the image itself when GRUB boots it (from a CD or through `loopback loop`).
-IMAGE_DEVICES = {"", "loop", "cd", "cd0"}
-# syslinux runs a file of these kinds as something other than a Linux kernel (doc/syslinux.txt, KERNEL).
-NOT_LINUX = (".c32", ".cbt", ".com", ".bs", ".bss", ".0", ".img")
+LINUX = ("linux", "linux16", "linuxefi")
+INITRD = ("initrd", "initrd16", "initrdefi")
+
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_?#]+)\}|([A-Za-z_][A-Za-z0-9_]*|[0-9?#]))")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.S)
+_SEPARATOR = object()
 
 
-@dataclass
-class BootEntry:
-    """One bootable Linux entry: its title, kernel and initrds (paths in the image) and command line."""
+def read_menu(
+    read: Reader,
+    resolve: Resolver,
+    config: str,
+    *,
+    variables: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
+    budget: Budget | None = None,
+) -> Menu | None:
+    """Every entry of the GRUB config `config` and what it sources; None when there is no such file.
 
-    title: str
-    kernel: str
-    initrds: list[str] = field(default_factory=list)
-    cmdline: str = ""
-    config: str = ""
-    """The config file (a path in the image) that declares the entry."""
-    names: list[str] = field(default_factory=list)
-    """What a config's default may call it: GRUB's position ("2", "1>0") and --id, syslinux's LABEL."""
-    marked_default: bool = False
-    """syslinux's MENU DEFAULT inside its LABEL."""
-
-
-@dataclass
-class Found:
-    """What the search found: the config the entries come from (None: none at all) and the entries."""
-
-    config: str | None
-    entries: list[BootEntry]
-    examined: list[str]
-    default: int | None = None
-    """The index of the entry the boot loader would boot without a choice (None: the image does not say)."""
-    default_reason: str = ""
-
-
-def find_entries(read: Reader, iso_path: str) -> Found:
-    """The Linux boot entries of the image that `read` reads; `iso_path` is what loopback.cfg receives."""
-    examined = []
-    candidates = [
-        (LOOPBACK, _grub, {"iso_path": iso_path}),
-        (GRUB, _grub, {}),
-        *((path, _syslinux, {}) for path in SYSLINUX),
-    ]
-    first_config = None
-    for path, parse, variables in candidates:
-        text = _read(read, path)
-        if text is None:
-            continue
-        examined.append(path)
-        first_config = first_config or path
-        entries: list[BootEntry] = []
-        context = _Context(read, variables, entries)
-        parse(text, path, context)
-        if entries:
-            return Found(path, entries, examined, *_default(entries, context, path))
-    return Found(first_config, [], examined)
-
-
-def _default(entries: list[BootEntry], context: _Context, config: str) -> tuple[int | None, str]:
-    """The entry the boot loader boots when nobody chooses.
-
-    GRUB's `default` (a number, a "1>0" path, an --id or a title); syslinux's MENU DEFAULT in the top
-    menu, else ONTIMEOUT, else DEFAULT.
+    `variables` are set before the script runs (loopback.cfg's iso_path, the host's prefix);
+    `environment` is what `load_env` loads (grubenv's NAME=value lines).
     """
-    marked = [index for index, entry in enumerate(entries) if entry.marked_default]
-    if marked:
-        return marked[0], f"MENU DEFAULT in {entries[marked[0]].config}"
-    wanted = context.default
-    if not wanted:
-        return None, ""
-    for index, entry in enumerate(entries):
-        if wanted in entry.names or wanted == entry.title:
-            return index, f"{context.default_source} {wanted} in {config}"
-    return None, ""
+    budget = budget or Budget()
+    text = budget.read(read, config, config)
+    if text is None:
+        return None
+    context = _Context(read, resolve, {"root": "loop", **FEATURES, **(variables or {})}, environment or {}, budget)
+    _run(text, config, context)
+    default = context.variables.get("default", "")
+    return Menu(context.entries, default, "set default=" if default else "")
+
+
+def grubenv(text: str) -> dict[str, str]:
+    """grubenv's NAME=value lines (grub-editenv pads the file with '#' to 1024 bytes)."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def select(entries: list[Entry], default: str) -> tuple[Entry | None, list[str]]:
+    """The entry `default` names as GRUB looks it up, and the titles on the way.
+
+    `default` is `>`-separated steps from the top menu, each an --id, a title or a position (GRUB looks
+    a bare name up in the top menu only); a path that ends on a submenu boots that submenu's first entry.
+    """
+    steps = default.split(">")
+    candidates = entries
+    titles: list[str] = []
+    for depth, wanted in enumerate(steps):
+        level = [entry for entry in candidates if len(entry.steps) > depth]
+        matched = [entry for entry in level if wanted in entry.steps[depth][1:]]
+        if not matched and wanted.isascii() and wanted.isdigit() and len(wanted) < 10:
+            matched = [entry for entry in level if entry.steps[depth][0] == int(wanted)]
+        if not matched:
+            return None, titles
+        first = matched[0].steps[depth]  # GRUB takes the first item of that name
+        candidates = [entry for entry in matched if entry.steps[depth] == first]
+        titles.append(first[1])
+    chosen = candidates[0]
+    if len(chosen.steps) == len(steps):
+        return chosen, titles
+    if len(chosen.steps) == len(steps) + 1 and chosen.steps[-1][0] == 0:
+        return chosen, [*titles, chosen.steps[-1][1]]
+    return None, titles
 
 
 class _Context:
-    """State shared while one config and its includes are read."""
+    """State shared while one config and what it sources are read."""
 
-    def __init__(self, read: Reader, variables: dict[str, str], entries: list[BootEntry]) -> None:
+    def __init__(
+        self, read: Reader, resolve: Resolver, variables: dict[str, str], environment: dict[str, str], budget: Budget
+    ) -> None:
         self.read = read
-        self.variables = {"root": "loop", **variables}
-        self.entries = entries
-        self.depth = 0
-        self.base = "/"
-        """The folder that relative paths start from (syslinux: the top config's folder)."""
-        self.menus: list[str] = []
-        """The titles of the syslinux submenus (MENU BEGIN … MENU END) open where the reading is."""
+        self.resolve = resolve
+        self.variables = variables
+        self.environment = environment
+        self.budget = budget
+        self.entries: list[Entry] = []
         self.positions: list[int] = [0]
-        """GRUB: the next menu item's number at each open menu level (`default` may name an entry so)."""
-        self.path: list[int] = []
-        """GRUB: the numbers of the open submenus and entry, outermost first."""
-        self.default = ""
-        self.default_source = ""
-        """The default the config names, and how (`set default=`, ONTIMEOUT, DEFAULT)."""
+        """The next item's position at each open menu level."""
+        self.steps: list[tuple[int, str, str | None]] = []
+        """(position, title, id) of each open submenu or entry, outermost first."""
 
-    def include(self, path: str, parse, origin: str) -> None:
-        if self.depth >= MAX_DEPTH:
-            raise ConfigError(
-                f"{origin}: includes nest deeper than {MAX_DEPTH} (a loop?); the image's boot config is broken"
-            )
-        text = _read(self.read, path)
-        if text is None:
-            return  # a boot loader skips a missing include too
-        self.depth += 1
+    def path(self, word: str, origin: str) -> str:
+        """A path from the script in the tree: on its `(device)`, else on $root's."""
+        device = re.match(r"\(([^)]*)\)", word)
+        name = device.group(1) if device else _device(self.variables.get("root", ""))
+        return self.resolve(word, name, "/", origin)
+
+    def include(self, word: str, origin: str, new_menu: bool) -> None:
+        """`source` (the same menu goes on) or `configfile` (a new menu, numbered from 0)."""
+        path = self.path(word, origin)
+        if new_menu:
+            self.positions.append(0)
         try:
-            parse(text, path, self)
+            self.budget.include(self.read, path, origin, lambda text: _run(text, path, self))
         finally:
-            self.depth -= 1
-
-
-def _read(read: Reader, path: str) -> str | None:
-    text = read(path)
-    return None if text is None else text[:MAX_CONFIG_BYTES]
-
-
-def inside(path: str, base: str, origin: str, variables: dict[str, str] | None = None) -> str:
-    """`path` from a config as an absolute, normalised path in the image; refuse one that leaves it."""
-    device = re.match(r"\(([^)]*)\)", path)
-    # GRUB reads a path without a device from $root; the search starts with root on the image.
-    name = device.group(1) if device else _device((variables or {}).get("root", ""))
-    if name not in IMAGE_DEVICES:
-        raise ConfigError(
-            f"{origin}: {path!r} is on another device ({name}), not in the image; only files in the image can be booted"
-        )
-    if device:
-        path = path[device.end() :] or "/"
-    joined = path if path.startswith("/") else posixpath.join(base, path)
-    parts: list[str] = []
-    for part in joined.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                raise ConfigError(
-                    f"{origin}: {path!r} points outside the image; refusing a path that climbs above its root"
-                )
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/" + "/".join(parts)
+            if new_menu:
+                self.positions.pop()
 
 
 def _device(root: str) -> str:
@@ -181,24 +134,26 @@ def _device(root: str) -> str:
     return root[1:-1] if root.startswith("(") and root.endswith(")") else root
 
 
-# GRUB script -------------------------------------------------------------------------------------
-
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_?#]+)\}|([A-Za-z_][A-Za-z0-9_]*|[0-9?#]))")
-_SEPARATOR = object()
-
-
-def _grub_words(line: str, variables: dict[str, str]) -> list[object]:
+def _words(line: str, variables: dict[str, str], budget: Budget, origin: str) -> list[object]:
     """One line of GRUB script as words, with variables expanded and `;` as a separator between commands."""
     words: list[object] = []
     current: list[str] = []
+    length = 0
     started = False
     index = 0
 
     def finish() -> None:
-        nonlocal current, started
+        nonlocal current, started, length
         if started:
             words.append("".join(current))
-        current, started = [], False
+        current, started, length = [], False, 0
+
+    def expand(match: re.Match) -> str:
+        nonlocal length
+        value = variables.get(match.group(1) or match.group(2), "")
+        length += len(value)
+        budget.expand(len(value), length, origin)
+        return value
 
     while index < len(line):
         char = line[index]
@@ -224,7 +179,7 @@ def _grub_words(line: str, variables: dict[str, str]) -> list[object]:
                     current.append(line[index + 1])
                     index += 2
                 elif line[index] == "$" and (match := _VARIABLE.match(line, index)):
-                    current.append(variables.get(match.group(1) or match.group(2), ""))
+                    current.append(expand(match))
                     index = match.end()
                 else:
                     current.append(line[index])
@@ -236,7 +191,7 @@ def _grub_words(line: str, variables: dict[str, str]) -> list[object]:
             started = True
             index += 2
         elif char == "$" and (match := _VARIABLE.match(line, index)):
-            value = variables.get(match.group(1) or match.group(2), "")
+            value = expand(match)
             # An unquoted empty expansion is no word at all (`[ ${iso_path} ]` is `[ ]`).
             started = started or bool(value)
             current.append(value)
@@ -249,16 +204,17 @@ def _grub_words(line: str, variables: dict[str, str]) -> list[object]:
     return words
 
 
-def _grub_commands(text: str, variables: dict[str, str]):
-    """The commands of a GRUB script, one word list each, expanded with `variables` as they stand then."""
-    pending = ""
+def _commands(text: str, context: _Context, origin: str):
+    """The commands of a GRUB script, one word list each, expanded with the variables as they stand then."""
+    pending: list[str] = []
     for raw in text.splitlines():
         if raw.endswith("\\"):
-            pending += raw[:-1]
+            pending.append(raw[:-1])
             continue
-        line, pending = pending + raw, ""
+        line = "".join([*pending, raw])
+        pending = []
         command: list[str] = []
-        for word in _grub_words(line, variables):
+        for word in _words(line, context.variables, context.budget, origin):
             if word is _SEPARATOR:
                 if command:
                     yield command
@@ -285,7 +241,7 @@ def _test(words: list[str], context: _Context, origin: str) -> bool:
         return (words[1] != "") == (words[0] == "-n")
     if len(words) == 2 and words[0] in ("-e", "-f", "-d", "-s"):
         try:
-            return context.read(inside(words[1], "/", origin, context.variables)) is not None
+            return context.read(context.path(words[1], origin)) is not None
         except ConfigError:
             return False
     if len(words) == 3 and words[1] in ("=", "==", "!="):
@@ -293,21 +249,30 @@ def _test(words: list[str], context: _Context, origin: str) -> bool:
     return True
 
 
-def _grub(text: str, origin: str, context: _Context) -> None:
-    """Read a GRUB config: menuentry/submenu blocks, set, if/elif/else, source and configfile."""
-    blocks: list[object] = []  # open menuentry (a BootEntry) or submenu (its title)
+def _run(text: str, origin: str, context: _Context) -> None:
+    """Run a GRUB script for its menu: entries, variables, conditions, and the files it sources."""
+    blocks: list[Entry | None] = []  # open menuentry (its Entry) or submenu (None)
     branches: list[list[bool]] = []  # per open `if`: [this branch runs, a branch already ran, enclosing code runs]
+    undo: list[dict[str, str | None]] = []  # per open block: the variables it changed, as they were before
+    skipping = 0  # the depth inside a function's body, which runs only when called
     variables = context.variables
-    saved: list[dict[str, str]] = []  # the variables as each open block found them
 
     def running() -> bool:
         return not branches or branches[-1][0]
 
-    def title(own: str) -> str:
-        return _titled(blocks, own)
+    def assign(key: str, value: str) -> None:
+        if undo and key not in undo[-1]:
+            undo[-1][key] = variables.get(key)
+        variables[key] = value
 
-    for words in _grub_commands(text, variables):
+    for words in _commands(text, context, origin):
         name, arguments = words[0], words[1:]
+        if skipping:
+            skipping += (words[-1] == "{") - (name == "}")
+            continue
+        if name == "function":
+            skipping = 1 if words[-1] == "{" else 0
+            continue
         if name == "if":
             taken = running() and _test(arguments, context, origin)
             branches.append([taken, taken, running()])
@@ -328,165 +293,65 @@ def _grub(text: str, origin: str, context: _Context) -> None:
         if not running():
             continue
         if name == "set" and arguments and "=" in arguments[0]:
-            key, _, value = arguments[0].partition("=")
-            variables[key] = value
-        elif "=" in name and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", name):
-            key, _, value = name.partition("=")
-            variables[key] = value
+            assign(*arguments[0].split("=", 1))
+        elif _ASSIGNMENT.fullmatch(name):
+            assign(*name.split("=", 1))
+        elif name == "load_env":
+            for key, value in context.environment.items():
+                assign(key, value)
         elif name == "search" and any(word in ("--set=root", "--set") for word in arguments):
-            variables["root"] = "loop"  # an image's config searches for a file of its own: the image
+            assign("root", "loop")  # the search finds the device of the config's own files
         elif name in ("menuentry", "submenu") and arguments:
-            own = arguments[0]
-            context.path.append(context.positions[-1])
+            context.budget.entry(origin)
+            context.budget.depth(len(context.steps) + 1, origin, "submenus")
+            position = context.positions[-1]
             context.positions[-1] += 1
             context.positions.append(0)
+            context.steps.append((position, arguments[0], _grub_id(arguments)))
             if name == "menuentry":
-                names = [">".join(map(str, context.path)), *_grub_ids(arguments)]
-                blocks.append(BootEntry(title(own), kernel="", config=origin, names=names))
+                entry = Entry(_title(context.steps), config=origin, steps=list(context.steps))
+                entry.names = [entry_id for _, _, entry_id in context.steps[-1:] if entry_id]
+                blocks.append(entry)
             else:
-                blocks.append(title(own))
-            saved.append(dict(variables))
+                blocks.append(None)
+            undo.append({})
         elif name == "}" and blocks:
             closed = blocks.pop()
-            context.path.pop()
+            context.steps.pop()
             context.positions.pop()
             # GRUB runs an entry's body only when it is chosen: what it sets does not reach the next entry.
-            variables.clear()
-            variables.update(saved.pop())
-            if isinstance(closed, BootEntry) and closed.kernel:
+            for key, before in undo.pop().items():
+                if before is None:
+                    variables.pop(key, None)
+                else:
+                    variables[key] = before
+            if closed is not None:
                 context.entries.append(closed)
-        elif name in ("linux", "linux16", "linuxefi") and arguments and (entry := _entry(blocks)):
-            entry.kernel = inside(arguments[0], "/", f"{origin}, entry {entry.title!r}", variables)
-            entry.cmdline = " ".join(arguments[1:])
-        elif name in ("initrd", "initrd16", "initrdefi") and (entry := _entry(blocks)):
-            entry.initrds = [inside(path, "/", f"{origin}, entry {entry.title!r}", variables) for path in arguments]
+        elif name in LINUX and arguments and (open_entry := _entry(blocks)):
+            open_entry.kernel = context.path(arguments[0], f"{origin}, entry {open_entry.title!r}")
+            open_entry.cmdline = " ".join(arguments[1:])
+        elif name in INITRD and (open_entry := _entry(blocks)):
+            open_entry.initrds = [context.path(path, f"{origin}, entry {open_entry.title!r}") for path in arguments]
         elif name in ("source", "configfile") and arguments:
-            path = inside(arguments[0], "/", origin, variables)
-            entry = _entry(blocks)
-            if name == "configfile" and entry is not None:
+            if name == "configfile" and _entry(blocks) is not None:
                 # An entry that opens another menu is a submenu of that menu's entries.
-                blocks[-1] = entry.title
-            context.include(path, _grub_nested(blocks), origin)
-    if context.depth == 0 and variables.get("default"):
-        context.default, context.default_source = variables["default"], "set default="
+                blocks[-1] = None
+            context.include(arguments[0], origin, new_menu=name == "configfile")
 
 
-def _grub_ids(arguments: list[str]) -> list[str]:
+def _title(steps: list[tuple[int, str, str | None]]) -> str:
+    return " > ".join(title for _, title, _ in steps)
+
+
+def _grub_id(arguments: list[str]) -> str | None:
     """A menuentry's `--id ID` or `--id=ID`."""
     for index, word in enumerate(arguments):
         if word == "--id" and index + 1 < len(arguments):
-            return [arguments[index + 1]]
+            return arguments[index + 1]
         if word.startswith("--id="):
-            return [word[len("--id=") :]]
-    return []
+            return word[len("--id=") :]
+    return None
 
 
-def _entry(blocks: list[object]) -> BootEntry | None:
-    return blocks[-1] if blocks and isinstance(blocks[-1], BootEntry) else None
-
-
-def _titled(blocks: list[object], own: str) -> str:
-    """`own` under the innermost open submenu's title (which already carries its own parents)."""
-    menu = next((block for block in reversed(blocks) if isinstance(block, str)), None)
-    return f"{menu} > {own}" if menu else own
-
-
-def _grub_nested(blocks: list[object]):
-    """An included config's parser whose entry titles carry the enclosing submenus' titles."""
-
-    def parse(text: str, origin: str, context: _Context) -> None:
-        before = len(context.entries)
-        _grub(text, origin, context)
-        for entry in context.entries[before:]:
-            entry.title = _titled(blocks, entry.title)
-
-    return parse
-
-
-# isolinux / syslinux -----------------------------------------------------------------------------
-
-
-def _syslinux(text: str, origin: str, context: _Context) -> None:
-    """Read an isolinux/syslinux config: LABEL blocks, INCLUDE, MENU INCLUDE and CONFIG followed."""
-    if context.depth == 0:
-        # syslinux starts in the folder of the config it found; relative paths start there.
-        context.base = posixpath.dirname(origin) or "/"
-    label: dict[str, object] | None = None
-    lines = iter(text.splitlines())
-
-    def finish() -> None:
-        if label is not None:
-            entry = _syslinux_entry(label, origin, context)
-            if entry is not None:
-                context.entries.append(entry)
-
-    for line in lines:
-        words = line.strip().split(None, 1)
-        if not words or words[0].startswith("#"):
-            continue
-        keyword, rest = words[0].lower(), (words[1].strip() if len(words) > 1 else "")
-        if keyword == "menu":
-            sub = rest.split(None, 1)
-            keyword = "menu " + sub[0].lower() if sub else "menu"
-            rest = sub[1].strip() if len(sub) > 1 else ""
-        if keyword == "text" and rest.lower() == "help":
-            for skipped in lines:
-                if skipped.strip().lower() == "endtext":
-                    break
-        elif keyword == "label":
-            finish()
-            label = {"name": rest, "title": rest}
-        elif keyword == "menu begin":
-            finish()
-            label = None
-            context.menus.append(rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else "")
-        elif keyword == "menu end" and context.menus:
-            finish()
-            label = None
-            context.menus.pop()
-        elif keyword in ("menu label", "menu title") and label is None and context.menus and not context.menus[-1]:
-            context.menus[-1] = rest.replace("^", "")  # the submenu's own label names it
-        elif keyword == "menu label" and label is not None:
-            label["title"] = rest.replace("^", "")
-        elif keyword == "menu default" and label is not None:
-            label["default"] = True
-        elif keyword in ("ontimeout", "default") and rest and context.default_source != "ONTIMEOUT":
-            # With a menu, ONTIMEOUT is what runs when nobody chooses; DEFAULT may name the menu program.
-            context.default, context.default_source = rest.split()[0], keyword.upper()
-        elif keyword in ("kernel", "linux") and label is not None:
-            label["kernel"] = rest.split()[0] if rest else ""
-            label["linux"] = keyword == "linux" or not rest.lower().endswith(NOT_LINUX)
-        elif keyword in ("com32", "comboot", "boot", "bss", "pxe", "fdimage", "localboot") and label is not None:
-            label["linux"] = False
-        elif keyword == "initrd" and label is not None:
-            label["initrd"] = rest
-        elif keyword == "append" and label is not None:
-            label["append"] = "" if rest == "-" else rest
-        elif keyword == "config" and label is not None:
-            # A label that switches config is another menu (help screens, back to the top): it boots nothing.
-            label["linux"] = False
-        elif keyword in ("include", "menu include", "config") and rest:
-            context.include(inside(rest.split()[0], context.base, origin), _syslinux, origin)
-    finish()
-
-
-def _syslinux_entry(label: dict[str, object], origin: str, context: _Context) -> BootEntry | None:
-    kernel = str(label.get("kernel") or "")
-    if not kernel or not label.get("linux", True) or posixpath.basename(kernel).lower() == "memdisk":
-        return None
-    words = str(label.get("append", "")).split()
-    initrd_lists = [str(label["initrd"])] if label.get("initrd") else []
-    initrd_lists += [word[len("initrd=") :] for word in words if word.startswith("initrd=")]
-    initrds = [inside(path, context.base, origin) for listed in initrd_lists for path in listed.split(",") if path]
-    cmdline = " ".join(word for word in words if not word.startswith("initrd="))
-    title = " > ".join([*(menu for menu in context.menus if menu), str(label["title"])])
-    return BootEntry(
-        title,
-        inside(kernel, context.base, origin),
-        initrds,
-        cmdline,
-        origin,
-        names=[str(label["name"])],
-        # MENU DEFAULT inside MENU BEGIN … END picks that submenu's default only.
-        marked_default=bool(label.get("default")) and not context.menus,
-    )
+def _entry(blocks: list[Entry | None]) -> Entry | None:
+    return blocks[-1] if blocks else None

@@ -14,27 +14,33 @@ from __future__ import annotations
 
 import argparse
 import os
-import posixpath
-import struct
 import tempfile
+from dataclasses import dataclass
 
 from .. import plan
-from ..menus.grub import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
 from ..errors import ConfigError, PlanError
+from ..isofs import PVD_OFFSET, SECTOR, IsoImage
+from ..menus import Budget, Entry, Menu, Reader, grub, normalise, syslinux, without_device
 from ..plan import PlannedFile
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+__all__ = ["PVD_OFFSET", "SECTOR", "IsoImage", "find_entries"]
 
-    # pycdlib is untyped: its directory records (file_identifier, rock_ridge, extent_location...) are Any.
-    Record = Any
-
-SECTOR = 2048
-# ISO 9660: the primary volume descriptor sits at sector 16 ("\x01CD001"); its volume size
-# (in logical blocks, both-endian) at offset 80 and its logical block size at offset 128.
-PVD_OFFSET = 16 * SECTOR
-CHUNK = 4 << 20
+LOOPBACK = "/boot/grub/loopback.cfg"
+GRUB = "/boot/grub/grub.cfg"
+# isolinux's own search order for its config (syslinux 6, core/fs/iso9660 and doc/isolinux.txt).
+SYSLINUX = (
+    "/boot/isolinux/isolinux.cfg",
+    "/isolinux/isolinux.cfg",
+    "/isolinux.cfg",
+    "/boot/syslinux/syslinux.cfg",
+    "/syslinux/syslinux.cfg",
+    "/syslinux.cfg",
+)
+# GRUB device prefixes that name the image itself when GRUB boots it (from a CD or through `loopback loop`).
+IMAGE_DEVICES = {"", "loop", "cd", "cd0"}
+# An entry's initrds, and all its files together, past which it is no boot entry but a way to fill a disk.
+MAX_INITRDS = 32
+MAX_EXTRACTED_BYTES = 4 << 30
 # Live systems that look for their image after boot, and the parameter each takes for its path.
 IMAGE_FINDERS = (
     ("boot=live", "findiso"),  # Debian live-boot
@@ -60,7 +66,6 @@ MEMDISK = "usr/lib/syslinux/memdisk"
 # The x86 wheels carry syslinux-common's memdisk for hosts without it (recipes/bundled.toml).
 BUNDLED_MEMDISK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "boot", "memdisk")
 X86 = {"x86_64", "amd64", "i386", "i486", "i586", "i686"}
-PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,17 +96,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     image = os.path.abspath(args.image)
-    check_image(image)
-    if args.memdisk:
-        import platform
-
-        return plan.carry_out(
-            memdisk_plan(image, root=args.root, machine=platform.machine()),
-            args.mode,
-            exec_after=args.exec_after,
-            root=args.root,
-        )
     with IsoImage(image) as iso:
+        if args.memdisk:
+            import platform
+
+            return plan.carry_out(
+                memdisk_plan(image, root=args.root, machine=platform.machine()),
+                args.mode,
+                exec_after=args.exec_after,
+                root=args.root,
+            )
         try:
             found = find_entries(iso.read_text, image_path_on_its_filesystem(image))
         except ConfigError as error:
@@ -117,143 +121,71 @@ def run(args: argparse.Namespace) -> int:
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 
-def check_image(path: str) -> None:
-    """Refuse a file that is not an ISO 9660 image or is shorter than its volume says."""
-    try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            file.seek(PVD_OFFSET)
-            descriptor = file.read(SECTOR)
-    except OSError as error:
-        raise PlanError(f"{path}: cannot read the image ({error.strerror}); give the path of an .iso file") from None
-    if descriptor[:6] != b"\x01CD001":
-        raise PlanError(
-            f"{path}: not an ISO 9660 image (no primary volume descriptor at byte {PVD_OFFSET}); "
-            "give the path of an .iso file"
+@dataclass
+class Found:
+    """What the search found: the config the entries come from (None: none at all) and its Linux entries."""
+
+    config: str | None
+    entries: list[Entry]
+    examined: list[str]
+    default: int | None = None
+    """The index of the entry the boot loader would boot without a choice (None: the image does not say)."""
+    default_reason: str = ""
+
+
+def find_entries(read: Reader, iso_path: str) -> Found:
+    """The Linux boot entries of the image that `read` reads, searched as a boot loader booting it would.
+
+    loopback.cfg first (GRUB's convention for booting an image from a file; it receives `iso_path`),
+    then grub.cfg, then the isolinux/syslinux configs in isolinux's own order. One budget bounds the
+    work of the whole search.
+    """
+    budget = Budget()
+    examined = []
+    first_config = None
+    for path in (LOOPBACK, GRUB, *SYSLINUX):
+        if path in (LOOPBACK, GRUB):
+            variables = {"iso_path": iso_path} if path == LOOPBACK else {}
+            menu = grub.read_menu(read, in_image, path, variables=variables, budget=budget)
+        else:
+            menu = syslinux.read_menu(read, in_image, path, budget=budget)
+        if menu is None:
+            continue
+        examined.append(path)
+        first_config = first_config or path
+        entries = [entry for entry in menu.entries if entry.kernel]
+        if entries:
+            return Found(path, entries, examined, *_default(menu, entries, path))
+    return Found(first_config, [], examined)
+
+
+def in_image(word: str, device: str, base: str, origin: str) -> str:
+    """A config's path as a path in the image; refuse one on another device or above the image's root."""
+    if device not in IMAGE_DEVICES:
+        raise ConfigError(
+            f"{origin}: {word!r} is on another device ({device}), not in the image; "
+            "only files in the image can be booted"
         )
-    (blocks,) = struct.unpack_from("<I", descriptor, 80)
-    (block_size,) = struct.unpack_from("<H", descriptor, 128)
-    volume = blocks * block_size
-    if size < volume:
-        raise PlanError(
-            f"{path}: truncated: the image is {size} bytes and its volume {volume}; "
-            "download or copy it again and compare its checksum"
-        )
+    return normalise(without_device(word), base, origin)
 
 
-class IsoImage:
-    """An ISO 9660 image read by path, with the Rock Ridge or Joliet names when it has them."""
+def _default(menu: Menu, entries: list[Entry], config: str) -> tuple[int | None, str]:
+    """The Linux entry the boot loader boots when nobody chooses.
 
-    def __init__(self, path: str) -> None:
-        try:
-            import pycdlib
-        except ImportError:
-            raise PlanError(f"reading ISO images needs pycdlib: {PIP_EXTRA}") from None
-        self.path = path
-        self._pycdlib = pycdlib
-        self._iso = pycdlib.PyCdlib()
-        try:
-            self._iso.open(path)
-        # pycdlib reports most damage as PyCdlibException, some (short records, bad path tables) as the error it hit.
-        except (pycdlib.pycdlibexception.PyCdlibException, IndexError, KeyError, ValueError, struct.error) as error:
-            raise PlanError(f"{path}: not a readable ISO 9660 image ({error}); give the path of an .iso file") from None
-        self.block_size = self._iso.logical_block_size
-        self.facility = (
-            "rr_path" if self._iso.has_rock_ridge() else "joliet_path" if self._iso.has_joliet() else "iso_path"
-        )
-
-    def __enter__(self) -> IsoImage:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._iso.close()
-
-    def find(self, path: str, hops: int = 0) -> tuple[str, Record] | None:
-        """(the name pycdlib knows `path` by, its directory record), following Rock Ridge symlinks inside the image."""
-        exact = "/"
-        record = None
-        parts = [part for part in path.split("/") if part]
-        for index, part in enumerate(parts):
-            try:
-                children = list(self._iso.list_children(**{self.facility: exact}))
-            except self._pycdlib.pycdlibexception.PyCdlibException:
-                return None
-            named = [(self._name(child), child) for child in children]
-            # isolinux and GRUB on a plain ISO 9660 volume ignore case; Rock Ridge names are matched exactly first.
-            match = next((pair for pair in named if pair[0] == part), None) or next(
-                (pair for pair in named if pair[0].lower() == part.lower()), None
-            )
-            if match is None or match[0] in (".", ".."):
-                return None
-            name, record = match
-            rock_ridge = getattr(record, "rock_ridge", None)
-            if rock_ridge is not None and rock_ridge.is_symlink():
-                if hops >= 16:
-                    return None
-                target = rock_ridge.symlink_path().decode("utf-8", "replace")
-                rest = "/".join(parts[index + 1 :])
-                followed = inside(target, exact, f"{self.path}: symlink {posixpath.join(exact, name)}")
-                return self.find(posixpath.join(followed, rest), hops + 1)
-            exact = posixpath.join(exact, name)
-        return (exact, record) if record is not None else None
-
-    def _name(self, record: Record) -> str:
-        identifier = record.file_identifier()
-        if self.facility == "rr_path" and record.rock_ridge is not None:
-            return record.rock_ridge.name().decode("utf-8", "replace")
-        if self.facility == "joliet_path":
-            return identifier.decode("utf-16-be", "replace") if identifier not in (b".", b"..") else identifier.decode()
-        name = identifier.decode("ascii", "replace").split(";")[0]
-        return name[:-1] if name.endswith(".") and name not in (".", "..") else name
-
-    def read_text(self, path: str, limit: int = 1 << 20) -> str | None:
-        """A (config) file's text, at most `limit` bytes; None when the image has no such file."""
-        found = self.find(path)
-        if found is None or found[1].is_dir():
-            return None
-        with self._iso.open_file_from_iso(**{self.facility: found[0]}) as source:
-            return source.read(limit).decode("utf-8", "replace")
-
-    def extract(self, path: str, target: str, what: str) -> int:
-        """Copy `path` from the image to `target` without holding it in memory; return its size.
-
-        An ISO 9660 file is one run of blocks (the extent its directory record gives): it is copied
-        straight from there, CHUNK bytes at a time.
-        """
-        found = self.find(path)
-        if found is None or found[1].is_dir():
-            raise PlanError(
-                f"{self.path}: {what} {path} is not in the image; the image's boot config names a file "
-                "it does not have (choose another --entry, or check the image)"
-            )
-        record = found[1]
-        expected = record.get_data_length()
-        if record.inode is not None and record.data_length != record.inode.data_length:
-            # pycdlib shortens a file that runs past the end of the image; its record still says where it ended.
-            raise PlanError(
-                f"{self.path}: truncated: {path} runs past the end of the image; download or copy the image again"
-            )
-        with open(self.path, "rb") as source, open(target, "wb") as out:
-            written = _copy_range(source.fileno(), out.fileno(), record.extent_location() * self.block_size, expected)
-        if written != expected:
-            raise PlanError(
-                f"{self.path}: truncated: {path} should be {expected} bytes and only {written} could be "
-                "read; download or copy the image again"
-            )
-        return written
-
-
-def _copy_range(source: int, target: int, offset: int, count: int) -> int:
-    """Copy `count` bytes at `offset` of `source` to `target` through one reused buffer; return the bytes there were."""
-    buffer = memoryview(bytearray(CHUNK))
-    done = 0
-    while done < count:
-        got = os.preadv(source, [buffer[: min(CHUNK, count - done)]], offset + done)
-        if got == 0:
-            break
-        os.write(target, buffer[:got])
-        done += got
-    return done
+    GRUB's `default` (a position, an --id, a title, or a `>` path of them); syslinux's MENU DEFAULT
+    in the top menu, else ONTIMEOUT, else DEFAULT.
+    """
+    marked = [index for index, entry in enumerate(entries) if entry.marked_default]
+    if marked:
+        return marked[0], f"MENU DEFAULT in {entries[marked[0]].config}"
+    if not menu.default:
+        return None, ""
+    if menu.default_source == "set default=":
+        chosen, _ = grub.select(menu.entries, menu.default)
+    else:
+        chosen = syslinux.select(entries, menu.default)
+    index = next((index for index, entry in enumerate(entries) if entry is chosen), None)
+    return (index, f"{menu.default_source} {menu.default} in {config}") if index is not None else (None, "")
 
 
 def _no_entries(image: str, examined: list[str]) -> str:
@@ -282,7 +214,7 @@ def list_text(found: Found) -> str:
     return "\n".join(lines)
 
 
-def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, BootEntry, str]:
+def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, Entry, str]:
     """The entry `--entry` names (a number from --list, or a title), else the image's default, else the first."""
     entries = found.entries
     if wanted is None:
@@ -301,7 +233,7 @@ def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, Boo
 
 
 def kernel_plan(
-    iso: IsoImage, number: int, entry: BootEntry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
+    iso: IsoImage, number: int, entry: Entry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
 ) -> plan.BootPlan:
     """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them."""
     origin = f"{iso.path}:{{}} (entry {number}, {entry.config})"

@@ -29,7 +29,7 @@ MEMORY_GOAL_MIB = 64
 FILES = ("install.amd/vmlinuz", "install.amd/initrd.gz")
 # The extraction alone, timed inside the installed runtime's own interpreter (its start-up is the next row's).
 EXTRACT = """import sys, tempfile, time
-from kexec_bin.stories.iso import IsoImage
+from kexec_bin.isofs import IsoImage
 into = tempfile.mkdtemp(dir=sys.argv[2])
 started = time.perf_counter()
 with IsoImage(sys.argv[1]) as image:
