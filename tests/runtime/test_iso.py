@@ -24,15 +24,6 @@ HOST_MEMDISK = Path("/") / iso.MEMDISK
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    """The folder of the images built once for this module (skipped where they cannot be built)."""
-    missing = iso_images.missing_tools()
-    if missing:
-        pytest.skip(missing)
-    return tmp_path_factory.mktemp("images")
-
-
-@pytest.fixture(scope="module")
 def loopback_iso(images) -> Path:
     return iso_images.loopback_image(images)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 
@@ -215,20 +216,22 @@ def list_text(found: Found) -> str:
 
 
 def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, Entry, str]:
-    """The entry `--entry` names (a number from --list, or a title), else the image's default, else the first."""
+    """The entry `--entry` names (a number from --list, a title or a syslinux label), else the image's default,
+    else the first."""
     entries = found.entries
     if wanted is None:
         if found.default is not None:
             return found.default + 1, entries[found.default], f"the image's default: {found.default_reason}"
         return 1, entries[0], "the first; the image names no default entry that boots Linux"
-    if wanted.isdigit() and 1 <= int(wanted) <= len(entries):
+    if wanted.isascii() and wanted.isdigit() and len(wanted) < 10 and 1 <= int(wanted) <= len(entries):
         return int(wanted), entries[int(wanted) - 1], "--entry"
-    for number, entry in enumerate(entries, 1):
-        if entry.title == wanted:
-            return number, entry, "--entry"
+    for matches in (lambda entry: entry.title == wanted, lambda entry: wanted in entry.names):
+        for number, entry in enumerate(entries, 1):
+            if matches(entry):
+                return number, entry, "--entry"
     raise PlanError(
-        f"--entry {wanted!r}: {image} has no such entry; give a number from 1 to {len(entries)} "
-        "or a title as `kexec-bin iso IMAGE --list` prints them"
+        f"--entry {wanted!r}: {image} has no such entry; give a number from 1 to {len(entries)}, "
+        "a title as `kexec-bin iso IMAGE --list` prints them, or a syslinux label"
     )
 
 
@@ -236,6 +239,11 @@ def kernel_plan(
     iso: IsoImage, number: int, entry: Entry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
 ) -> plan.BootPlan:
     """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them."""
+    iso_path = image_path_on_its_filesystem(iso.path)
+    finder = next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
+    if from_loopback or finder:
+        _check_findable(iso_path)
+    _check_room(iso, number, entry, scratch)
     origin = f"{iso.path}:{{}} (entry {number}, {entry.config})"
     check = "extracted from the image: {} bytes, the size its directory record gives (ISO 9660 has no checksums)"
     kernel_path = os.path.join(scratch, "kernel")
@@ -252,8 +260,6 @@ def kernel_plan(
     decisions = [f"entry {number} of {iso.path}: {entry.title} ({why}; --entry chooses another)"]
     words = [entry.cmdline] if entry.cmdline else []
     warnings = []
-    iso_path = image_path_on_its_filesystem(iso.path)
-    finder = next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
     if from_loopback:
         decisions.append(f"image path: iso_path={iso_path} given to {LOOPBACK}, which puts it on the command line")
     elif finder and f"{finder}=" not in entry.cmdline:
@@ -280,6 +286,42 @@ def kernel_plan(
         decisions=decisions,
         warnings=warnings,
     )
+
+
+def _check_findable(iso_path: str) -> None:
+    """Refuse an image path that the booted system's command line would cut: live systems split it at spaces."""
+    if any(char.isspace() or char in "\"'\\" or not char.isprintable() for char in iso_path):
+        raise PlanError(
+            f"{iso_path!r}: the booted live system would not find its image at this path: it reads the path "
+            "from its command line, which is split at spaces (and quotes and control characters break it); "
+            "move or rename the image to a path without them"
+        )
+
+
+def _check_room(iso: IsoImage, number: int, entry: Entry, scratch: str) -> None:
+    """Refuse, before anything is extracted, an entry whose files are too many or too large to write."""
+    if len(entry.initrds) > MAX_INITRDS:
+        raise PlanError(
+            f"{iso.path}: entry {number} names {len(entry.initrds)} initrds; kexec-bin loads at most "
+            f"{MAX_INITRDS} (the image's boot config is broken or hostile; choose another --entry)"
+        )
+    what = f"entry {number}'s"
+    kernel = iso.file_size(entry.kernel, f"{what} kernel")
+    initrds = sum(iso.file_size(initrd, f"{what} initrd") for initrd in entry.initrds)
+    # Several initrds are joined into one more file when they are loaded.
+    needed = kernel + initrds * (2 if len(entry.initrds) > 1 else 1)
+    if needed > MAX_EXTRACTED_BYTES:
+        raise PlanError(
+            f"{iso.path}: {what} files need {plan.size_text(needed)}, more than the "
+            f"{plan.size_text(MAX_EXTRACTED_BYTES)} kexec-bin extracts for one kernel; choose another --entry"
+        )
+    folder = os.path.dirname(scratch)
+    free = shutil.disk_usage(scratch).free
+    if needed > free:
+        raise PlanError(
+            f"{iso.path}: {what} files need {plan.size_text(needed)} and {folder} has {plan.size_text(free)} "
+            "free; set TMPDIR to a folder with room"
+        )
 
 
 def image_path_on_its_filesystem(path: str) -> str:
