@@ -6,8 +6,11 @@ would list first (with loader.conf's `default`), else the newest /boot/vmlinuz-*
 order (or the /vmlinuz link), else the running kernel's own files. A kernel whose modules are
 missing from /lib/modules is skipped, and the result says why.
 
-Everything is read under `root` as untrusted input: symbolic links are followed as if `root` were
-`/` (a chroot's view), so no path in a configuration file can lead outside it.
+The menus are read by the `menus` package (GRUB's script run as GRUB runs it, with grubenv loaded
+by its `load_env`; Boot Loader Specification entries). Everything is read under `root` as
+untrusted input, through `read_regular` (capped; a FIFO or device is refused, never waited on):
+symbolic links are followed as if `root` were `/` (a chroot's view), so no path in a configuration
+file can lead outside it.
 """
 
 from __future__ import annotations

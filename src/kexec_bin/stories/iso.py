@@ -6,8 +6,8 @@ them with the parameter that lets the booted system find its image again. Whole-
 (`--memdisk`, x86 machines booted by BIOS): syslinux's memdisk maps the whole image into memory
 and boots its El Torito boot code, for images that are not Linux.
 
-The image is read with pycdlib (the optional extra `kexec-bin[iso]`), only the directory records
-and the files needed, never the whole image.
+The image is read by `isofs` (the standard library), only the directories on the way to the configs
+and files needed, never the whole image; its menus by the `menus` readers, within one `Budget`.
 """
 
 from __future__ import annotations
