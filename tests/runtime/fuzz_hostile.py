@@ -236,14 +236,13 @@ def main() -> int:
     material_path, work, first, count, kexec_dir = sys.argv[2:7] if menus else sys.argv[1:6]
     os.environ["PATH"] = kexec_dir  # a harmless kexec: nothing can load whatever the preflight says
     os.environ.pop("KEXEC_BIN_PREFER", None)
-    stuff = None if menus else material(Path(material_path))
     signal.signal(signal.SIGALRM, _alarm)
     for seed in range(int(first), int(first) + int(count)):
         if menus:
             case = story_case(Path(material_path), Path(work), seed)
         else:
             tree = Path(work) / f"tree-{seed}"
-            build_tree(tree, seed, stuff)
+            build_tree(tree, seed, material(Path(material_path)))
             case = functools.partial(run_case, tree, as_json=seed % 2 == 0)
         reset_peak()
         cpu = cpu_seconds()

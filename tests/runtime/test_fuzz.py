@@ -64,7 +64,7 @@ def test_a_thousand_hostile_menus_images_and_boot_trees(tmp_path):
     missing = iso_images.missing_tools()
     if missing:
         pytest.skip(missing)
-    files = {
+    files: dict[str, str | bytes] = {
         "boot/grub/grub.cfg": 'set default=1\nsource /boot/grub/a.cfg\nmenuentry "L" --id l {\n linux /live/vmlinuz'
         " boot=live\n initrd /live/initrd.img\n}\n",
         "boot/grub/a.cfg": 'menuentry "A" {\n linux /live/vmlinuz\n}\n',

@@ -167,8 +167,11 @@ def test_an_entry_larger_than_the_free_space_is_refused_before_extracting(kexec_
     image = iso_images.config_image(
         images,
         "larger",
-        {"boot/grub/grub.cfg": 'menuentry "Big" {\n linux /vmlinuz\n initrd /big\n}\n', "vmlinuz": b"kernel"}
-        | {"big": bytes(4 << 20)},
+        {
+            "boot/grub/grub.cfg": 'menuentry "Big" {\n linux /vmlinuz\n initrd /big\n}\n',
+            "vmlinuz": b"kernel",
+            "big": bytes(4 << 20),
+        },
     )
     scratch = tmp_path / "small"
     scratch.mkdir()
