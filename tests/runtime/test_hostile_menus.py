@@ -281,3 +281,15 @@ def test_host_grub_runs_its_script_next_entry_then_saved_entry(machine, capsys):
     tree.write("/boot/grub/grubenv", "# GRUB Environment Block\nsaved_entry=second\n")
     code, out = reboot(tree, capsys)
     assert "kernel: GRUB default entry 'second' in /boot/grub/grub.cfg (grubenv's saved_entry" in out.out
+
+
+def test_a_fifo_as_mountinfo_under_root_is_no_hang(kexec_bin_iso, images, tmp_path):
+    config = 'menuentry "Live" {\n linux /vmlinuz boot=live\n}\n'
+    image = iso_images.config_image(images, "live-mounts", {"boot/grub/grub.cfg": config, "vmlinuz": b"kernel"})
+    root = tmp_path / "root"
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/cmdline").write_text("ro\n")
+    os.mkfifo(root / "proc/self/mountinfo")
+    result = kexec_bin_iso(image, "--console", "none", "--root", root, timeout=20)
+    assert result.returncode == 0, result
+    assert "plan: Live from" in result.stdout

@@ -23,6 +23,7 @@ from ..errors import ConfigError, PlanError
 from ..isofs import PVD_OFFSET, SECTOR, IsoImage
 from ..menus import Budget, Entry, Menu, Reader, grub, normalise, syslinux, without_device
 from ..plan import PlannedFile
+from ..read import read_capped
 
 __all__ = ["PVD_OFFSET", "SECTOR", "IsoImage", "find_entries"]
 
@@ -42,6 +43,8 @@ IMAGE_DEVICES = {"", "loop", "cd", "cd0"}
 # An entry's initrds, and all its files together, past which it is no boot entry but a way to fill a disk.
 MAX_INITRDS = 32
 MAX_EXTRACTED_BYTES = 4 << 30
+# /proc/self/mountinfo of a machine with thousands of mounts (containers) stays below this.
+MAX_MOUNTINFO_BYTES = 16 << 20
 # Live systems that look for their image after boot, and the parameter each takes for its path.
 IMAGE_FINDERS = (
     ("boot=live", "findiso"),  # Debian live-boot
@@ -340,20 +343,17 @@ def reachability_warnings(path: str, root: str = "/") -> list[str]:
     """Why the next system may not find the image where it is: a file system in memory, on a network, or mapped."""
     real = os.path.realpath(path)
     best: tuple[str, str, str] | None = None
-    try:
-        with open(os.path.join(root, "proc/self/mountinfo"), encoding="utf-8", errors="replace") as file:
-            for line in file:
-                fields = line.split()
-                if " - " not in line or len(fields) < 5:
-                    continue
-                mount = fields[4].encode().decode("unicode_escape")
-                fstype, source = line.split(" - ", 1)[1].split()[:2]
-                if (real == mount or real.startswith(mount.rstrip("/") + "/")) and (
-                    best is None or len(mount) > len(best[0])
-                ):
-                    best = (mount, fstype, source)
-    except OSError:
+    mountinfo = read_capped(os.path.join(root, "proc/self/mountinfo"), MAX_MOUNTINFO_BYTES)
+    if mountinfo is None:
         return []
+    for line in mountinfo.decode("utf-8", "replace").splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5 or len(line.split(" - ", 1)[1].split()) < 2:
+            continue
+        mount = fields[4].encode().decode("unicode_escape", "replace")
+        fstype, source = line.split(" - ", 1)[1].split()[:2]
+        if (real == mount or real.startswith(mount.rstrip("/") + "/")) and (best is None or len(mount) > len(best[0])):
+            best = (mount, fstype, source)
     if best is None:
         return []
     mount, fstype, source = best
