@@ -293,3 +293,18 @@ def test_a_fifo_as_mountinfo_under_root_is_no_hang(kexec_bin_iso, images, tmp_pa
     result = kexec_bin_iso(image, "--console", "none", "--root", root, timeout=20)
     assert result.returncode == 0, result
     assert "plan: Live from" in result.stdout
+
+
+def test_images_are_read_with_the_standard_library_alone(images):
+    # -S: no site-packages (no pycdlib, which parsed the whole directory tree on open): kexec_bin and the stdlib.
+    image = iso_images.config_image(
+        images, "stdlib", {"boot/grub/grub.cfg": 'menuentry "S" {\n linux /vmlinuz\n}\n', "vmlinuz": b"kernel"}
+    )
+    listing = subprocess.run(
+        [sys.executable, "-S", "-m", "kexec_bin", "iso", str(image), "--list"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": SOURCE},
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "1. S\n   kernel:  /vmlinuz" in listing.stdout
