@@ -48,6 +48,8 @@ class IsoImage:
     def __init__(self, path: str) -> None:
         self.path = path
         self.rock_ridge = self.joliet = False
+        self.device = False
+        """Whether the image is a disc (a block device such as /dev/sr0) rather than a file."""
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as error:
@@ -55,7 +57,7 @@ class IsoImage:
                 f"{path}: cannot read the image ({error.strerror}); give the path of an .iso file"
             ) from None
         try:
-            self.size = _size(self._fd, path)
+            self.size, self.device = _size(self._fd, path)
             self._open_volume()
         except BaseException:
             os.close(self._fd)
@@ -299,13 +301,13 @@ class IsoImage:
         return written
 
 
-def _size(descriptor: int, path: str) -> int:
-    """The bytes of a regular file or a block device (/dev/sr0); refuse anything else, naming what it is."""
+def _size(descriptor: int, path: str) -> tuple[int, bool]:
+    """The bytes of a regular file or a block device (/dev/sr0), and whether it is the device; refuse anything else."""
     mode = os.fstat(descriptor).st_mode
     if stat.S_ISREG(mode):
-        return os.fstat(descriptor).st_size
+        return os.fstat(descriptor).st_size, False
     if stat.S_ISBLK(mode):
-        return os.lseek(descriptor, 0, os.SEEK_END)
+        return os.lseek(descriptor, 0, os.SEEK_END), True
     raise PlanError(f"{path}: {kind_of(mode)}, not an ISO image file or a block device; give the path of an .iso file")
 
 

@@ -125,9 +125,13 @@ def test_an_image_that_is_a_fifo_is_refused_at_once(kexec_bin_iso, tmp_path):
 
 
 def test_a_block_device_image_is_read(kexec_bin_iso, images, tmp_path):
-    image = iso_images.config_image(
-        images, "device", {"boot/grub/grub.cfg": 'menuentry "Disc" {\n linux /vmlinuz\n}\n', "vmlinuz": b"kernel"}
-    )
+    # Booted from a disc, GRUB reads grub.cfg: loopback.cfg is for an image booted as a file.
+    files: dict[str, str | bytes] = {
+        "boot/grub/grub.cfg": 'menuentry "Disc" {\n linux /vmlinuz boot=live\n}\n',
+        "boot/grub/loopback.cfg": 'menuentry "File" {\n linux /vmlinuz boot=live findiso=${iso_path}\n}\n',
+        "vmlinuz": b"kernel",
+    }
+    image = iso_images.config_image(images, "device", files)
     attached = subprocess.run(
         ["losetup", "--find", "--show", "--read-only", str(image)], capture_output=True, text=True
     )
@@ -135,11 +139,15 @@ def test_a_block_device_image_is_read(kexec_bin_iso, images, tmp_path):
         pytest.skip(f"no loop device to hold the image as a block device: {attached.stderr.strip()}")
     device = attached.stdout.strip()
     try:
-        result = kexec_bin_iso(device, "--list")
+        listing = kexec_bin_iso(device, "--list")
+        plan = kexec_bin_iso(device, "--console", "none")
     finally:
         subprocess.run(["losetup", "--detach", device], check=True)
-    assert result.returncode == 0, result.stderr
-    assert "1. Disc\n   kernel:  /vmlinuz" in result.stdout
+    assert listing.returncode == 0, listing.stderr
+    assert "1. Disc\n   kernel:  /vmlinuz" in listing.stdout
+    assert plan.returncode == 0, plan.stderr
+    assert "command line: boot=live\n" in plan.stdout
+    assert f"image path: none added ({device} is a disc, which the live system finds itself)" in plan.stdout
 
 
 def test_a_config_name_that_is_not_utf8_is_no_internal_error(kexec_bin_iso, images):

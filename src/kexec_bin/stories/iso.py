@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 root=args.root,
             )
         try:
-            found = find_entries(iso.read_text, image_path_on_its_filesystem(image))
+            found = find_entries(iso.read_text, None if iso.device else image_path_on_its_filesystem(image))
         except ConfigError as error:
             raise ConfigError(f"{image}: {error}") from None
         if not found.entries:
@@ -137,19 +137,19 @@ class Found:
     default_reason: str = ""
 
 
-def find_entries(read: Reader, iso_path: str) -> Found:
+def find_entries(read: Reader, iso_path: str | None) -> Found:
     """The Linux boot entries of the image that `read` reads, searched as a boot loader booting it would.
 
-    loopback.cfg first (GRUB's convention for booting an image from a file; it receives `iso_path`),
-    then grub.cfg, then the isolinux/syslinux configs in isolinux's own order. One budget bounds the
-    work of the whole search.
+    loopback.cfg first (GRUB's convention for booting an image from a file; it receives `iso_path`,
+    and is skipped for a disc, `iso_path` None), then grub.cfg, then the isolinux/syslinux configs in
+    isolinux's own order. One budget bounds the work of the whole search.
     """
     budget = Budget()
     examined = []
     first_config = None
-    for path in (LOOPBACK, GRUB, *SYSLINUX):
+    for path in (*([LOOPBACK] if iso_path is not None else []), GRUB, *SYSLINUX):
         if path in (LOOPBACK, GRUB):
-            variables = {"iso_path": iso_path} if path == LOOPBACK else {}
+            variables = {"iso_path": iso_path} if path == LOOPBACK and iso_path is not None else {}
             menu = grub.read_menu(read, in_image, path, variables=variables, budget=budget)
         else:
             menu = syslinux.read_menu(read, in_image, path, budget=budget)
@@ -242,8 +242,9 @@ def kernel_plan(
     iso: IsoImage, number: int, entry: Entry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
 ) -> plan.BootPlan:
     """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them."""
-    iso_path = image_path_on_its_filesystem(iso.path)
-    finder = next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
+    iso_path = "" if iso.device else image_path_on_its_filesystem(iso.path)
+    # From a disc, a live system finds its medium itself (it scans the block devices).
+    finder = None if iso.device else next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
     if from_loopback or finder:
         _check_findable(iso_path)
     _check_room(iso, number, entry, scratch)
@@ -268,6 +269,8 @@ def kernel_plan(
     elif finder and f"{finder}=" not in entry.cmdline:
         words.append(f"{finder}={iso_path}")
         decisions.append(f"image path: {finder}={iso_path}, for the live system the entry boots to find its image")
+    elif iso.device:
+        decisions.append(f"image path: none added ({iso.path} is a disc, which the live system finds itself)")
     else:
         decisions.append(
             "image path: none added (the entry's command line uses no live-system scheme that "
