@@ -137,6 +137,8 @@ def grub_default(root: str, notes: list[str]) -> list[Candidate]:
     """GRUB's default entry, as grub.cfg with grubenv selects it; [] without a grub.cfg."""
     read = _reader(root)
     for config in GRUB_CONFIGS:
+        if not os.path.lexists(inside(root, config)):
+            continue  # grubenv is read only beside a grub.cfg that uses it
         folder = os.path.dirname(config)
         environment = grub.grubenv(read(f"{folder}/grubenv") or "")
         try:
