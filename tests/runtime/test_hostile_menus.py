@@ -316,3 +316,27 @@ def test_images_are_read_with_the_standard_library_alone(images):
     )
     assert listing.returncode == 0, listing.stderr
     assert "1. S\n   kernel:  /vmlinuz" in listing.stdout
+
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "i686"), reason="memdisk runs on x86 machines only")
+def test_memdisk_weighs_a_disc_by_its_end_not_its_file_size(kexec_bin_iso, tmp_path):
+    memdisk = Path("/usr/lib/syslinux/memdisk")
+    if not memdisk.exists():
+        pytest.skip("syslinux-common's memdisk not installed (scripts/setup --test installs it)")
+    root = tmp_path / "root"
+    (root / "proc").mkdir(parents=True)
+    (root / "proc/meminfo").write_text("MemTotal: 2048 kB\nMemAvailable: 100 kB\n")
+    (root / "usr/lib/syslinux").mkdir(parents=True)
+    (root / "usr/lib/syslinux/memdisk").write_bytes(memdisk.read_bytes())
+    attached = subprocess.run(
+        ["losetup", "--find", "--show", "--read-only", str(iso_images.packaged("ipxe"))], capture_output=True, text=True
+    )
+    if attached.returncode != 0:
+        pytest.skip(f"no loop device to hold the image as a block device: {attached.stderr.strip()}")
+    device = attached.stdout.strip()
+    try:
+        result = kexec_bin_iso(device, "--memdisk", "--root", root)
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)
+    refused(result, f"--memdisk: {device} is ")
+    assert "and only 0.1 MiB of memory is available" in result.stderr

@@ -406,7 +406,8 @@ def memdisk_plan(image: str, *, root: str = "/", machine: str) -> plan.BootPlan:
             "mode (without --memdisk), or start the machine in BIOS (CSM) mode"
         )
     memdisk = memdisk_file(root)
-    size = os.path.getsize(image)
+    with open(image, "rb") as file:  # the end of a disc (/dev/sr0) too, whose file size is 0
+        size = file.seek(0, os.SEEK_END)
     available = plan.available_memory(root)
     if available is not None and size > available:
         raise PlanError(
