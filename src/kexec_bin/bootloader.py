@@ -141,8 +141,11 @@ def grub_default(root: str, notes: list[str]) -> list[Candidate]:
             continue  # grubenv is read only beside a grub.cfg that uses it
         folder = os.path.dirname(config)
         environment = grub.grubenv(read(f"{folder}/grubenv") or "")
+        # GRUB's own variables that grub.cfg tests: where it found its files, and the firmware it runs on.
+        platform = "efi" if os.path.isdir(inside(root, "/sys/firmware/efi")) else "pc"
+        variables = {"prefix": folder, "grub_platform": platform}
         try:
-            menu = grub.read_menu(read, _grub_resolver, config, variables={"prefix": folder}, environment=environment)
+            menu = grub.read_menu(read, _grub_resolver, config, variables=variables, environment=environment)
         except ConfigError as error:
             raise BootError(str(error)) from None
         if menu is not None:

@@ -340,3 +340,22 @@ def test_memdisk_weighs_a_disc_by_its_end_not_its_file_size(kexec_bin_iso, tmp_p
         subprocess.run(["losetup", "--detach", device], check=True)
     refused(result, f"--memdisk: {device} is ")
     assert "and only 0.1 MiB of memory is available" in result.stderr
+
+
+@pytest.mark.usefixtures("recording_kexec")
+@pytest.mark.parametrize(("firmware", "chosen"), [("efi", "A"), ("pc", "B")])
+def test_host_grub_counts_only_the_entries_its_platform_shows(machine, capsys, firmware, chosen):
+    # grub-mkconfig puts firmware-setup and memtest entries inside `if [ "$grub_platform" = … ]`.
+    tree, release = machine
+    if firmware == "pc":
+        tree.remove("/sys/firmware/efi")
+    files = f" {{\n linux /boot/vmlinuz-{release}\n initrd /boot/initrd.img-{release}\n}}\n"
+    tree.write(
+        "/boot/grub/grub.cfg",
+        "set default=1\n"
+        'if [ "$grub_platform" = "efi" ]; then\n menuentry "UEFI Firmware Settings" {\n  fwsetup\n }\nfi\n'
+        f"menuentry 'A'{files}menuentry 'B'{files}",
+    )
+    code, out = reboot(tree, capsys)
+    assert code == 0, out.err
+    assert f"kernel: GRUB default entry '{chosen}' in /boot/grub/grub.cfg (grub.cfg's set default=)" in out.out
