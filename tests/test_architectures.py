@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from kexec_bin import _architectures, iso
+from kexec_bin import _architectures
 from kexec_bin.debian import installer
+from kexec_bin.stories import iso
 from kexec_build import hook, recipes
 from kexec_build.paths import PROJECT_ROOT
 

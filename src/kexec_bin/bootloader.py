@@ -6,20 +6,24 @@ would list first (with loader.conf's `default`), else the newest /boot/vmlinuz-*
 order (or the /vmlinuz link), else the running kernel's own files. A kernel whose modules are
 missing from /lib/modules is skipped, and the result says why.
 
-Everything is read under `root` as untrusted input: symbolic links are followed as if `root` were
-`/` (a chroot's view), so no path in a configuration file can lead outside it.
+The menus are read by the `menus` package (GRUB's script run as GRUB runs it, with grubenv loaded
+by its `load_env`; Boot Loader Specification entries). Everything is read under `root` as
+untrusted input, through `read_regular` (capped; a FIFO or device is refused, never waited on):
+symbolic links are followed as if `root` were `/` (a chroot's view), so no path in a configuration
+file can lead outside it.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 
-from .errors import BootError
+from .errors import BootError, ConfigError, UsageError
+from .menus import Reader, bls, grub, normalise, without_device
+from .menus.bls import compare_versions
+from .read import read_regular
 
 __all__ = [
     "BootError",
@@ -34,7 +38,8 @@ __all__ = [
 ]
 
 GRUB_CONFIGS = ("/boot/grub/grub.cfg", "/boot/grub2/grub.cfg")
-BLS_PLACES = ("/boot", "/efi", "/boot/efi")
+# A boot menu file larger than this is no boot menu (update-grub writes tens of KiB).
+MAX_MENU_BYTES = 1 << 20
 # The names distributions give a kernel's initrd, for a kernel release.
 INITRD_NAMES = ("/boot/initrd.img-{}", "/boot/initramfs-{}.img", "/boot/initrd-{}")
 _MAX_LINKS = 40
@@ -125,42 +130,38 @@ def installed_releases(root: str) -> list[str]:
     return sorted(releases, key=functools.cmp_to_key(compare_versions), reverse=True)
 
 
-# GRUB
-
-
-@dataclass(frozen=True)
-class _MenuEntry:
-    title: str
-    entry_id: str | None
-    kernel: str | None = None
-    initrds: tuple[str, ...] = ()
-    children: tuple[_MenuEntry, ...] = ()
-
-    @property
-    def submenu(self) -> bool:
-        return self.kernel is None and bool(self.children)
+# GRUB and the Boot Loader Specification, read by the menus package through this machine's files
 
 
 def grub_default(root: str, notes: list[str]) -> list[Candidate]:
     """GRUB's default entry, as grub.cfg with grubenv selects it; [] without a grub.cfg."""
+    read = _reader(root)
     for config in GRUB_CONFIGS:
-        text = _read(root, config)
-        if text is not None:
+        if not os.path.lexists(inside(root, config)):
+            continue  # grubenv is read only beside a grub.cfg that uses it
+        folder = os.path.dirname(config)
+        environment = grub.grubenv(read(f"{folder}/grubenv") or "")
+        # GRUB's own variables that grub.cfg tests: where it found its files, and the firmware it runs on.
+        platform = "efi" if os.path.isdir(inside(root, "/sys/firmware/efi")) else "pc"
+        variables = {"prefix": folder, "grub_platform": platform}
+        try:
+            menu = grub.read_menu(read, _grub_resolver, config, variables=variables, environment=environment)
+        except ConfigError as error:
+            raise BootError(str(error)) from None
+        if menu is not None:
             break
     else:
         return []
-    entries = _grub_entries(text)
-    if not entries:
+    if not menu.entries:
         notes.append(f"{config} has no menu entry")
         return []
-    environment = _grubenv(_read(root, os.path.join(os.path.dirname(config), "grubenv")) or "")
-    default, why = _grub_default_value(text, environment)
-    entry, path = _grub_select(entries, default)
+    default, why = _grub_default_value(menu.default, environment)
+    entry, path = grub.select(menu.entries, default)
     if entry is None:
         # GRUB itself falls back to the first entry when the default names none.
         notes.append(f"GRUB default {default!r} ({why}) names no entry in {config}: GRUB boots the first entry")
-        entry, path = _grub_select(entries, "0")
-    if entry is None or entry.kernel is None:
+        entry, path = grub.select(menu.entries, "0")
+    if entry is None or not entry.kernel:
         raise BootError(
             f"GRUB's default entry {' > '.join(path) or default!r} in {config} starts no Linux kernel "
             "(a chainloader, firmware setup or empty submenu): set GRUB_DEFAULT to a Linux entry and "
@@ -175,93 +176,24 @@ def grub_default(root: str, notes: list[str]) -> list[Candidate]:
     ]
 
 
-def _grub_entries(text: str) -> list[_MenuEntry]:
-    """The menu as nested entries: the kernel and initrds of each menuentry, the children of each submenu."""
-    stack: list[list] = [["", None, [], None, []]]  # title, id, children, kernel, initrds
-    kinds: list[str] = []
-    for line in text.splitlines():
-        words = _words(line)
-        if not words:
-            continue
-        if words[0] in ("menuentry", "submenu") and words[-1] == "{":
-            kinds.append(words[0])
-            stack.append([words[1] if len(words) > 2 else "", _grub_id(words), [], None, []])
-        elif words[-1] == "{":  # a function or other block
-            kinds.append("block")
-        elif words[0] == "}" and kinds:
-            kind = kinds.pop()
-            if kind != "block":
-                title, entry_id, children, kernel, initrds = stack.pop()
-                stack[-1][2].append(
-                    _MenuEntry(
-                        title, entry_id, kernel if kind == "menuentry" else None, tuple(initrds), tuple(children)
-                    )
-                )
-        elif len(stack) > 1 and words[0] in ("linux", "linux16", "linuxefi") and len(words) > 1:
-            stack[-1][3] = words[1]
-        elif len(stack) > 1 and words[0] in ("initrd", "initrd16", "initrdefi"):
-            stack[-1][4] = words[1:]
-    return stack[0][2]
+def _grub_default_value(default: str, environment: dict[str, str]) -> tuple[str, str]:
+    """The default grub.cfg left set, and why: grubenv's next_entry (grub-reboot), its saved_entry, or its own."""
+    if not default:
+        return "0", "GRUB's own default, the first entry"
+    if default == environment.get("next_entry"):
+        return default, "grubenv's next_entry, set by grub-reboot"
+    if default == environment.get("saved_entry"):
+        return default, "grubenv's saved_entry, set by grub-set-default"
+    return default, "grub.cfg's set default="
 
 
-def _grub_id(words: list[str]) -> str | None:
-    for marker in ("$menuentry_id_option", "--id"):
-        if marker in words[:-1]:
-            return words[words.index(marker) + 1]
-    return None
-
-
-def _words(line: str) -> list[str]:
-    try:
-        return shlex.split(line, comments=True)
-    except ValueError:  # an unbalanced quote: GRUB would refuse the line too
-        return []
-
-
-def _grubenv(text: str) -> dict[str, str]:
-    """grubenv's NAME=value lines (the file is padded with '#' to 1024 bytes)."""
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
-
-
-def _grub_default_value(text: str, environment: dict[str, str]) -> tuple[str, str]:
-    """The default entry GRUB selects, and why: grubenv's next_entry (grub-reboot), else `set default=`."""
-    if environment.get("next_entry"):
-        return environment["next_entry"], "grubenv's next_entry, set by grub-reboot"
-    value, why = "0", "GRUB's own default, the first entry"
-    for match in re.finditer(r'^\s*set\s+default=("[^"]*"|\'[^\']*\'|\S+)', text, re.M):
-        word = match.group(1).strip("\"'")
-        if word == "${next_entry}":
-            continue  # the one-shot branch, handled above
-        if word in ("${saved_entry}", "$saved_entry"):
-            value, why = environment.get("saved_entry", ""), "grubenv's saved_entry, set by grub-set-default"
-            if not value:
-                value, why = "0", "no saved_entry in grubenv: the first entry"
-        else:
-            value, why = word, "grub.cfg's set default="
-    return value, why
-
-
-def _grub_select(entries: list[_MenuEntry], default: str) -> tuple[_MenuEntry | None, list[str]]:
-    """The entry `default` names: '>'-separated steps, each a position, a title or an id."""
-    level = entries
-    path: list[str] = []
-    for step in default.split(">"):
-        found = next((entry for entry in level if step in (entry.title, entry.entry_id)), None)
-        if found is None and step.isdigit() and int(step) < len(level):
-            found = level[int(step)]
-        if found is None:
-            return None, path
-        path.append(found.title)
-        if not found.submenu:
-            return found, path
-        level = list(found.children)
-    # A path that ends on a submenu boots its first entry.
-    return (level[0], [*path, level[0].title]) if level and not level[0].submenu else (None, path)
+def _grub_resolver(word: str, device: str, base: str, origin: str) -> str:
+    """A GRUB path on this machine, whatever device it names: GRUB reads it from one of this machine's disks."""
+    return normalise(without_device(word), base, origin)
 
 
 def _grub_path(root: str, path: str, config: str) -> str:
-    """A GRUB path as seen on the machine: without a (device) prefix; under /boot when /boot is its own partition."""
-    path = re.sub(r"^\([^)]*\)", "", path)
+    """A GRUB path as seen on the machine: under /boot when /boot is its own partition."""
     if not os.path.lexists(inside(root, path)) and os.path.lexists(inside(root, "/boot" + path)):
         return "/boot" + path
     if not os.path.lexists(inside(root, path)):
@@ -272,82 +204,32 @@ def _grub_path(root: str, path: str, config: str) -> str:
     return path
 
 
-# Boot Loader Specification (systemd-boot)
-
-
 def bls_default(root: str, notes: list[str]) -> list[Candidate]:
     """The entry systemd-boot would start: loader.conf's `default` pattern, else the first in its order."""
-    entries = []
-    for place in BLS_PLACES:
-        folder = f"{place}/loader/entries"
-        try:
-            names = os.listdir(inside(root, folder))
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".conf"):
-                fields = _bls_fields(_read(root, f"{folder}/{name}") or "")
-                if "linux" in fields:
-                    entries.append((place, name.removesuffix(".conf"), fields))
-                else:
-                    notes.append(f"{folder}/{name}: no linux line (an EFI or unified image entry)")
+    read = _reader(root)
+    try:
+        entries, passed_over = bls.read_entries(read, lambda folder: _listdir(root, folder))
+    except ConfigError as error:
+        raise BootError(str(error)) from None
+    notes += passed_over
     if not entries:
         return []
-    entries.sort(key=functools.cmp_to_key(_bls_order))
-    pattern, config = _loader_default(root)
-    chosen = next((entry for entry in entries if pattern and fnmatch.fnmatch(entry[1], pattern)), None)
+    pattern, config = bls.loader_default(read)
+    chosen = bls.select(entries, pattern)
     why = f"{config}'s default {pattern}" if chosen else "the first in systemd-boot's order"
-    place, entry_id, fields = chosen or entries[0]
-    where = f"{place}/loader/entries/{entry_id}.conf"
-    kernel = _bls_path(root, place, fields["linux"][0], where)
-    initrds = tuple(_bls_path(root, place, initrd, where) for initrd in fields.get("initrd", []))
-    release = fields.get("version", [None])[0] or _release_from_name(kernel)
-    return [Candidate(kernel, initrds, release, f"Boot Loader Specification entry {where} ({why})")]
+    entry = chosen or entries[0]
+    kernel = _bls_path(root, entry.kernel, entry.config)
+    initrds = tuple(_bls_path(root, initrd, entry.config) for initrd in entry.initrds)
+    release = entry.version or _release_from_name(kernel)
+    return [Candidate(kernel, initrds, release, f"Boot Loader Specification entry {entry.config} ({why})")]
 
 
-def _bls_fields(text: str) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, _, value = line.strip().partition(" ")
-        if key and not key.startswith("#"):
-            fields.setdefault(key, []).extend(value.split() if key == "initrd" else [value.strip()])
-    return fields
-
-
-def _bls_order(a: tuple, b: tuple) -> int:
-    """systemd-boot's order: entries with a sort-key first (by it, machine-id, newest version), then newest id."""
-    (_, a_id, a_fields), (_, b_id, b_fields) = a, b
-    a_key, b_key = a_fields.get("sort-key", [None])[0], b_fields.get("sort-key", [None])[0]
-    if (a_key is None) != (b_key is None):
-        return -1 if a_key is not None else 1
-    if a_key is not None:
-        for first, second, sign in (
-            (a_key, b_key, 1),
-            (a_fields.get("machine-id", [""])[0], b_fields.get("machine-id", [""])[0], 1),
-            (a_fields.get("version", [""])[0], b_fields.get("version", [""])[0], -1),
-        ):
-            order = (first > second) - (first < second) if sign == 1 else -compare_versions(first, second)
-            if order:
-                return order
-    return -compare_versions(a_id, b_id)
-
-
-def _loader_default(root: str) -> tuple[str | None, str | None]:
-    for place in BLS_PLACES:
-        config = f"{place}/loader/loader.conf"
-        for line in (_read(root, config) or "").splitlines():
-            key, _, value = line.strip().partition(" ")
-            if key == "default" and value.strip():
-                return value.strip().removesuffix(".conf"), config
-    return None, None
-
-
-def _bls_path(root: str, place: str, path: str, entry: str) -> str:
-    """An entry's path, relative to the partition holding the entries (mounted at `place`)."""
-    full = f"{place}/{path.lstrip('/')}"
+def _bls_path(root: str, full: str, entry: str) -> str:
+    """An entry's path (already under the partition holding the entries), refused when it is missing."""
     if not os.path.lexists(inside(root, full)):
+        place = next(place for place in sorted(bls.PLACES, key=len, reverse=True) if full.startswith(place + "/"))
         raise BootError(
-            f"{entry} names {path}, which does not exist ({full}): reinstall that kernel "
+            f"{entry} names {full.removeprefix(place)}, which does not exist ({full}): reinstall that kernel "
             "(kernel-install add) or remove the entry"
         )
     return full
@@ -361,11 +243,11 @@ def newest_installed(root: str, notes: list[str]) -> list[Candidate]:
     releases = installed_releases(root)
     found = []
     for release in releases:
-        kernel = next(
-            path
-            for path in (f"/boot/vmlinuz-{release}", f"/boot/vmlinux-{release}")
-            if os.path.lexists(inside(root, path))
-        )
+        names = (f"/boot/vmlinuz-{release}", f"/boot/vmlinux-{release}")
+        kernel = next((path for path in names if os.path.isfile(inside(root, path))), None)
+        if kernel is None:
+            notes.append(f"skipped {' and '.join(names)}: not a file (a dangling symbolic link?)")
+            continue
         found.append(
             Candidate(
                 kernel, _initrd_for(root, release), release, "the newest kernel in /boot, by Debian's version order"
@@ -402,6 +284,28 @@ def _initrd_for(root: str, release: str | None) -> tuple[str, ...]:
         if release and os.path.exists(inside(root, path)):
             return (path,)
     return ()
+
+
+def _reader(root: str) -> Reader:
+    """The menus' reader on this machine: a file's text, None when absent; a FIFO or device is refused."""
+
+    def read(path: str) -> str | None:
+        full = inside(root, path)
+        if not os.path.lexists(full):
+            return None
+        try:
+            return read_regular(full, MAX_MENU_BYTES, "boot menu").decode("utf-8", "replace")
+        except UsageError as error:
+            raise BootError(f"{error}; kexec-bin reads boot menus only from regular files") from None
+
+    return read
+
+
+def _listdir(root: str, folder: str) -> list[str]:
+    try:
+        return os.listdir(inside(root, folder))
+    except OSError:
+        return []
 
 
 def _release_from_name(path: str) -> str | None:
@@ -441,50 +345,3 @@ def inside(root: str, path: str) -> str:
             continue
         resolved.append(part)
     return os.path.join(root, *resolved)
-
-
-def _read(root: str, path: str) -> str | None:
-    try:
-        with open(inside(root, path), encoding="utf-8", errors="replace") as file:
-            return file.read(1 << 20)
-    except OSError:
-        return None
-
-
-# Debian's version order (dpkg's verrevcmp), which update-grub uses to sort kernels
-
-
-def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as dpkg --compare-versions orders `a` and `b` (digits as numbers; '~' before everything)."""
-    while a or b:
-        a_text, a_digits, a = _version_parts(a)
-        b_text, b_digits, b = _version_parts(b)
-        width = max(len(a_text), len(b_text))
-        for x, y in zip(a_text.ljust(width, "\0"), b_text.ljust(width, "\0")):
-            if _order(x) != _order(y):
-                return -1 if _order(x) < _order(y) else 1
-        if int(a_digits or 0) != int(b_digits or 0):
-            return -1 if int(a_digits or 0) < int(b_digits or 0) else 1
-    return 0
-
-
-# A version as (non-digits, digits, rest): dpkg compares the parts alternately.
-_VERSION_PART = re.compile(r"(\D*)(\d*)(.*)", re.S)
-
-
-def _version_parts(version: str) -> tuple[str, str, str]:
-    """`version`'s leading non-digits, the digits after them, and the rest."""
-    match = _VERSION_PART.match(version)
-    if match is None:  # every group may be empty, so any text matches: this names a broken pattern
-        raise BootError(f"{version!r}: not split into Debian version parts by {_VERSION_PART.pattern!r}")
-    text, digits, rest = match.groups()
-    return text, digits, rest
-
-
-def _order(char: str) -> int:
-    """dpkg's weight of a character: '~' sorts before the end of the string, letters before other marks."""
-    if char == "~":
-        return -1
-    if char == "\0":
-        return 0
-    return ord(char) if char.isalpha() else ord(char) + 256

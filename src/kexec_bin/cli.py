@@ -236,12 +236,12 @@ EXAMPLES = """examples:
 
 # Story commands: name → (module in this package, one-line help).
 STORIES: dict[str, tuple[str, str]] = {
-    "reboot": ("reboot", "boot the kernel this machine would boot next, skipping firmware and boot loader"),
+    "reboot": ("stories.reboot", "boot the kernel this machine would boot next, skipping firmware and boot loader"),
     "netboot": (
         "stories.netboot",
         "download the Debian installer, verify it along Debian's signed chain, and kexec into it",
     ),
-    "iso": ("iso", "boot an ISO image: the kernel of one of its entries, or the whole image through memdisk"),
+    "iso": ("stories.iso", "boot an ISO image: the kernel of one of its entries, or the whole image through memdisk"),
 }
 
 COMMANDS = {

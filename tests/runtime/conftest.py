@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kexec_build import fetch, recipes
+from kexec_build.testbed import iso_images
 from kexec_build.testbed.debian_packages import unpacked
 from tests.runtime.installed import system_kexec
 
@@ -156,3 +157,12 @@ def kexec_tools_headers() -> dict[str, str]:
                 assert extracted is not None, f"{tarball}: {member.name} is not a regular file"
                 headers[name] = extracted.read().decode()
     return headers
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """The folder of the images built once for a test module (skipped where they cannot be built)."""
+    missing = iso_images.missing_tools()
+    if missing:
+        pytest.skip(missing)
+    return tmp_path_factory.mktemp("images")

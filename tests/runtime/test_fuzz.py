@@ -1,5 +1,6 @@
-"""A thousand hostile kernel trees through the doctor and the API's load, and fuzzed `kexec` command lines through
-the installed script: no traceback, JSON that parses, no hang, no case over 2 s (of CPU) or 100 MiB.
+"""A thousand hostile kernel trees through the doctor and the API's load, a thousand hostile boot menus, ISO images
+and /boot trees through `kexec-bin iso` and `kexec-bin reboot`, and fuzzed `kexec` command lines through the
+installed script: no traceback, JSON that parses, no hang, no case over 2 s (of CPU) or 100 MiB.
 
 Nothing can load or boot: the only kexec on PATH is a shell script that exits, and the kernels do not exist.
 Time is CPU time: the wall clock of a case on a machine shared with compilers and VMs says little, so it
@@ -17,13 +18,17 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from kexec_bin.errors import EXIT_BLOCKED, EXIT_UNAVAILABLE, EXIT_USAGE
 from kexec_bin.shim import LONG_OPTIONS, SHORT_OPTIONS
+from kexec_build.testbed import iso_images
 from tests.runtime.fuzz_hostile import build_tree, material
 from tests.runtime.installed import SOURCE, install
 from tests.runtime.measure import run_measured
 
 TREES = 1000
+MENU_CASES = 1000
 WORKERS = 2
 CAP_SECONDS, CAP_MIB = 2.0, 100
 PROJECT = SOURCE.parents[1]
@@ -50,9 +55,34 @@ def write_material(folder: Path, config: str) -> Path:
 
 def test_a_thousand_hostile_trees(tmp_path, debian_kernel):
     stuff = write_material(tmp_path / "material", debian_kernel.config)
+    run_workers([str(stuff)], tmp_path, TREES, "trees")
+
+
+def test_a_thousand_hostile_menus_images_and_boot_trees(tmp_path):
+    # Half generated GRUB and syslinux menus read as an image's, a quarter one real image with bytes changed in
+    # its descriptors and directories, a quarter /boot trees under `reboot --root` (see fuzz_hostile.story_case).
+    missing = iso_images.missing_tools()
+    if missing:
+        pytest.skip(missing)
+    files: dict[str, str | bytes] = {
+        "boot/grub/grub.cfg": 'set default=1\nsource /boot/grub/a.cfg\nmenuentry "L" --id l {\n linux /live/vmlinuz'
+        " boot=live\n initrd /live/initrd.img\n}\n",
+        "boot/grub/a.cfg": 'menuentry "A" {\n linux /live/vmlinuz\n}\n',
+        "isolinux/isolinux.cfg": "include a.cfg\nlabel x\n kernel /live/vmlinuz\n",
+        "isolinux/a.cfg": "label a\n kernel /live/vmlinuz\n append initrd=/live/initrd.img\n",
+        "live/vmlinuz": b"kernel",
+        "live/initrd.img": b"initrd",
+    }
+    image = iso_images.config_image(tmp_path, "fuzz", files)
+    run_workers(["menus", str(image)], tmp_path, MENU_CASES, "menus, images and /boot trees")
+
+
+def run_workers(material: list[str], tmp_path: Path, count: int, what: str) -> None:
+    """`count` cases from fuzz_hostile in WORKERS processes: none with a problem, none over the caps."""
     kexec_dir = harmless_kexec(tmp_path / "harmless")
-    share = TREES // WORKERS
-    fuzz = [sys.executable, "-m", "tests.runtime.fuzz_hostile", str(stuff), str(tmp_path / "trees")]
+    share = count // WORKERS
+    fuzz = [sys.executable, "-m", "tests.runtime.fuzz_hostile", *material, str(tmp_path / "work")]
+    (tmp_path / "work").mkdir()
     workers = [
         subprocess.Popen(
             [*fuzz, str(index * share), str(share), str(kexec_dir)],
@@ -70,14 +100,14 @@ def test_a_thousand_hostile_trees(tmp_path, debian_kernel):
         cases += [json.loads(line) for line in stdout.splitlines()]
         errors += [stderr] if stderr or worker.returncode else []
     assert errors == []
-    assert len(cases) == TREES
+    assert len(cases) == count
     assert [case for case in cases if case["problems"]] == []
     slowest = max(cases, key=lambda case: case["cpu_seconds"])
     largest = max(cases, key=lambda case: case["peak_mib"])
     print(
-        f"\n{len(cases)} trees: most CPU {slowest['cpu_seconds']:.3f} s (tree {slowest['seed']}), "
+        f"\n{len(cases)} {what}: most CPU {slowest['cpu_seconds']:.3f} s (case {slowest['seed']}), "
         f"longest wall clock {max(case['seconds'] for case in cases):.3f} s, "
-        f"largest {largest['peak_mib']:.1f} MiB (tree {largest['seed']})"
+        f"largest {largest['peak_mib']:.1f} MiB (case {largest['seed']})"
     )
     assert slowest["cpu_seconds"] < CAP_SECONDS and largest["peak_mib"] < CAP_MIB
 

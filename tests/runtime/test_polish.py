@@ -99,7 +99,11 @@ def test_a_carried_memdisk_that_is_not_the_built_one_is_refused(tmp_path):
     carried.parent.mkdir()
     carried.write_bytes(b"not the memdisk this wheel was built with\n")
     result = subprocess.run(
-        [str(installed.venv / "bin/python"), "-c", "from kexec_bin import iso; iso.memdisk_file('/nonexistent')"],
+        [
+            str(installed.venv / "bin/python"),
+            "-c",
+            "from kexec_bin.stories import iso; iso.memdisk_file('/nonexistent')",
+        ],
         capture_output=True,
         text=True,
     )

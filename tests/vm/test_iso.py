@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kexec_bin.iso import MEMDISK
+from kexec_bin.stories.iso import MEMDISK
 from kexec_build import recipes
 from kexec_build.testbed import iso_images
 from kexec_build.vm import python_guest, screen
@@ -53,7 +53,7 @@ def test_kexec_bin_iso_boots_the_installer_out_of_an_image(vm, tmp_path, firmwar
     pip_install(machine, "--find-links /mnt 'kexec-bin[iso]'")
 
     isolinux = machine.run("kexec-bin iso /mnt/isolinux.iso --list", COMMAND_SECONDS)
-    assert "3. Advanced options > Expert install" in isolinux
+    assert "2. Advanced options > Expert install" in isolinux  # syslinux's order: Expert, Rescue, Automated
     loopback = machine.run("kexec-bin iso /mnt/loopback.iso --list", COMMAND_SECONDS)
     # /mnt is the disk's own root: the path a booted live system would look for on that disk.
     assert "cmdline: priority=low iso-scan/filename=/loopback.iso" in loopback

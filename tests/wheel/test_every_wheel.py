@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from kexec_bin import iso
+from kexec_bin.stories import iso
 from kexec_build import bundled, elf, hook, recipes, sbom, toolchain
 from kexec_build.commands import run
 from tests.wheel.debian_hosts import run_python, supported_tags

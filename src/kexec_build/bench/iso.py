@@ -7,7 +7,6 @@ the image pays for it; kexec-bin reads only directory records and the two files.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import statistics
@@ -29,7 +28,7 @@ MEMORY_GOAL_MIB = 64
 FILES = ("install.amd/vmlinuz", "install.amd/initrd.gz")
 # The extraction alone, timed inside the installed runtime's own interpreter (its start-up is the next row's).
 EXTRACT = """import sys, tempfile, time
-from kexec_bin.iso import IsoImage
+from kexec_bin.isofs import IsoImage
 into = tempfile.mkdtemp(dir=sys.argv[2])
 started = time.perf_counter()
 with IsoImage(sys.argv[1]) as image:
@@ -45,18 +44,12 @@ PEAK_RSS = (
 
 
 def iso_rows(work: Path) -> list[Row]:
-    """`kexec-bin iso` (installed with pycdlib) against bsdtar on the same 1 GiB image, in turns."""
+    """`kexec-bin iso` (the wheel alone, its reader is stdlib) against bsdtar on the same 1 GiB image, in turns."""
     missing = iso_images.missing_tools() or ("" if shutil.which("bsdtar") else "bsdtar not installed")
     if missing:
         raise WheelError(f"inv bench (iso): {missing}")
     image = iso_images.loopback_image(work, padding=PADDING)
     venv = fresh_venv(work / "venv", native_wheel(work / "dist"))
-    # pycdlib as the toolkit's venv has it (requirements-dev.txt pins it): the [iso] extra, offline.
-    pycdlib = importlib.util.find_spec("pycdlib")
-    if pycdlib is None or pycdlib.origin is None:
-        raise WheelError("inv bench (iso): pycdlib is not installed here: pip install -r requirements-dev.txt")
-    (site,) = venv.root.glob("lib/python*/site-packages")
-    shutil.copytree(Path(pycdlib.origin).parent, site / "pycdlib")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(KEXEC_BIN_PREFER="bundled", PATH=f"{venv.root / 'bin'}:/usr/bin:/bin", TMPDIR=str(work))
     kexec_bin = str(venv.script("kexec-bin"))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 
-from . import plan
-from .bootloader import Candidate, inside, modules_missing, named_kernel, next_kernel
-from .errors import BootError, PlanError
+from .. import plan
+from ..bootloader import Candidate, inside, modules_missing, named_kernel, next_kernel
+from ..errors import BootError, PlanError
 
 # Parameters of the running command line that must not reach the next kernel, and why.
 DROPPED = {
@@ -81,7 +82,7 @@ def make_plan(args: argparse.Namespace) -> plan.BootPlan:
     except BootError as error:
         raise PlanError(str(error)) from None
     kernel, release = _checked_kernel(root, candidate)
-    from .trust import prefer_signed
+    from ..trust import prefer_signed
 
     kernel = prefer_signed(kernel, root, decisions)  # the signed flavour when only signed kernels load here
     initrds = _initrds(root, candidate, args.initrd, decisions)
@@ -97,9 +98,10 @@ def make_plan(args: argparse.Namespace) -> plan.BootPlan:
 
 def _checked_kernel(root: str, candidate: Candidate) -> tuple[plan.PlannedFile, str | None]:
     """The kernel file after its header check and its modules check, and its release."""
-    from .image import identify
+    from ..image import identify
 
     path = inside(root, candidate.kernel)
+    _refuse_unless_regular(path, f"the kernel {candidate.kernel}")
     try:
         image = identify(path)
     except OSError as error:
@@ -140,6 +142,7 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
     for name in names:
         # On this machine a relative --initrd is relative to the working folder; in a tree, to its root.
         path = inside(root, os.path.abspath(name) if root == "/" else name)
+        _refuse_unless_regular(path, f"initrd {name}")
         try:
             with open(path, "rb") as file:
                 head = file.read(8)
@@ -158,19 +161,49 @@ def _initrds(root: str, candidate: Candidate, given: str | None, decisions: list
     return files
 
 
+def _refuse_unless_regular(path: str, what: str) -> None:
+    """Refuse a FIFO, device or folder where a kernel file should be: reading it would wait or never end."""
+    from ..read import kind_of
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # the read that follows names the reason
+    if not stat.S_ISREG(mode):
+        raise PlanError(f"{what} is {kind_of(mode)}, not a regular file: give a regular file")
+
+
+def kernel_words(cmdline: str) -> list[str]:
+    """A command line split as the kernel splits it (lib/cmdline.c): at spaces outside double quotes."""
+    words: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in cmdline:
+        if char.isspace() and not quoted:
+            if current:
+                words.append("".join(current))
+            current = []
+            continue
+        quoted = quoted != (char == '"')
+        current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
+
+
 def _command_line(root: str, args: argparse.Namespace, decisions: list[str]) -> str:
     if args.command_line is not None:
         decisions.append("command line: --command-line")
         return args.command_line
-    from .kernel import Kernel
+    from ..kernel import Kernel
 
     running = Kernel(root).cmdline()
     if running.value is None:
         raise PlanError(f"cannot read the running command line ({running.path}): give one with --command-line")
     kept: list[str] = []
     dropped: list[str] = []
-    for word in str(running.value).split():
-        (dropped if word.split("=", 1)[0] in DROPPED else kept).append(word)
+    for word in kernel_words(str(running.value)):
+        (dropped if word.lstrip('"').split("=", 1)[0] in DROPPED else kept).append(word)
     why = f" without {' '.join(dropped)} (they describe the previous boot)" if dropped else ""
     decisions.append(f"command line: the running kernel's ({running.path}){why}")
     if args.append:

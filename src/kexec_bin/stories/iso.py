@@ -6,37 +6,47 @@ them with the parameter that lets the booted system find its image again. Whole-
 (`--memdisk`, x86 machines booted by BIOS): syslinux's memdisk maps the whole image into memory
 and boots its El Torito boot code, for images that are not Linux.
 
-The image is read with pycdlib (the optional extra `kexec-bin[iso]`), only the directory records
-and the files needed, never the whole image.
+The image is read by `isofs` (the standard library), only the directories on the way to the configs
+and files needed, never the whole image; its menus by the `menus` readers, within one `Budget`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import posixpath
-import struct
+import shutil
 import tempfile
+from dataclasses import dataclass
 
-from . import plan
-from ._architectures import X86
-from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
-from .errors import ConfigError, PlanError
-from .plan import PlannedFile
-from .plan.model import shown
+from .. import plan
+from .._architectures import X86
+from ..errors import ConfigError, PlanError
+from ..isofs import PVD_OFFSET, SECTOR, IsoImage
+from ..menus import Budget, Entry, Menu, Reader, grub, normalise, syslinux, without_device
+from ..plan import PlannedFile
+from ..plan.model import shown
+from ..read import read_capped
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+__all__ = ["PVD_OFFSET", "SECTOR", "IsoImage", "find_entries"]
 
-    # pycdlib is untyped: its directory records (file_identifier, rock_ridge, extent_location...) are Any.
-    Record = Any
-
-SECTOR = 2048
-# ISO 9660: the primary volume descriptor sits at sector 16 ("\x01CD001"); its volume size
-# (in logical blocks, both-endian) at offset 80 and its logical block size at offset 128.
-PVD_OFFSET = 16 * SECTOR
-CHUNK = 4 << 20
+LOOPBACK = "/boot/grub/loopback.cfg"
+GRUB = "/boot/grub/grub.cfg"
+# isolinux's own search order for its config (syslinux 6, core/fs/iso9660 and doc/isolinux.txt).
+SYSLINUX = (
+    "/boot/isolinux/isolinux.cfg",
+    "/isolinux/isolinux.cfg",
+    "/isolinux.cfg",
+    "/boot/syslinux/syslinux.cfg",
+    "/syslinux/syslinux.cfg",
+    "/syslinux.cfg",
+)
+# GRUB device prefixes that name the image itself when GRUB boots it (from a CD or through `loopback loop`).
+IMAGE_DEVICES = {"", "loop", "cd", "cd0"}
+# An entry's initrds, and all its files together, past which it is no boot entry but a way to fill a disk.
+MAX_INITRDS = 32
+MAX_EXTRACTED_BYTES = 4 << 30
+# /proc/self/mountinfo of a machine with thousands of mounts (containers) stays below this.
+MAX_MOUNTINFO_BYTES = 16 << 20
 # Live systems that look for their image after boot, and the parameter each takes for its path.
 IMAGE_FINDERS = (
     ("boot=live", "findiso"),  # Debian live-boot
@@ -61,7 +71,6 @@ UNREACHABLE_FILESYSTEMS = {
 MEMDISK = "usr/lib/syslinux/memdisk"
 # The x86 wheels carry syslinux-common's memdisk for hosts without it (recipes/bundled.toml).
 BUNDLED_MEMDISK = "boot/memdisk"
-PIP_EXTRA = "pip install 'kexec-bin[iso]'"
 
 
 EXAMPLES = """examples:
@@ -96,19 +105,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     image = os.path.abspath(args.image)
-    check_image(image)
-    if args.memdisk:
-        import platform
-
-        return plan.carry_out(
-            memdisk_plan(image, root=args.root, machine=platform.machine()),
-            args.mode,
-            exec_after=args.exec_after,
-            root=args.root,
-        )
     with IsoImage(image) as iso:
+        if args.memdisk:
+            import platform
+
+            return plan.carry_out(
+                memdisk_plan(image, root=args.root, machine=platform.machine()),
+                args.mode,
+                exec_after=args.exec_after,
+                root=args.root,
+            )
         try:
-            found = find_entries(iso.read_text, image_path_on_its_filesystem(image))
+            found = find_entries(iso.read_text, None if iso.device else image_path_on_its_filesystem(image))
         except ConfigError as error:
             raise ConfigError(f"{image}: {error}") from None
         if not found.entries:
@@ -122,143 +130,71 @@ def run(args: argparse.Namespace) -> int:
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 
-def check_image(path: str) -> None:
-    """Refuse a file that is not an ISO 9660 image or is shorter than its volume says."""
-    try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            file.seek(PVD_OFFSET)
-            descriptor = file.read(SECTOR)
-    except OSError as error:
-        raise PlanError(f"{path}: cannot read the image ({error.strerror}); give the path of an .iso file") from None
-    if descriptor[:6] != b"\x01CD001":
-        raise PlanError(
-            f"{path}: not an ISO 9660 image (no primary volume descriptor at byte {PVD_OFFSET}); "
-            "give the path of an .iso file"
+@dataclass
+class Found:
+    """What the search found: the config the entries come from (None: none at all) and its Linux entries."""
+
+    config: str | None
+    entries: list[Entry]
+    examined: list[str]
+    default: int | None = None
+    """The index of the entry the boot loader would boot without a choice (None: the image does not say)."""
+    default_reason: str = ""
+
+
+def find_entries(read: Reader, iso_path: str | None) -> Found:
+    """The Linux boot entries of the image that `read` reads, searched as a boot loader booting it would.
+
+    loopback.cfg first (GRUB's convention for booting an image from a file; it receives `iso_path`,
+    and is skipped for a disc, `iso_path` None), then grub.cfg, then the isolinux/syslinux configs in
+    isolinux's own order. One budget bounds the work of the whole search.
+    """
+    budget = Budget()
+    examined = []
+    first_config = None
+    for path in (*([LOOPBACK] if iso_path is not None else []), GRUB, *SYSLINUX):
+        if path in (LOOPBACK, GRUB):
+            variables = {"iso_path": iso_path} if path == LOOPBACK and iso_path is not None else {}
+            menu = grub.read_menu(read, in_image, path, variables=variables, budget=budget)
+        else:
+            menu = syslinux.read_menu(read, in_image, path, budget=budget)
+        if menu is None:
+            continue
+        examined.append(path)
+        first_config = first_config or path
+        entries = [entry for entry in menu.entries if entry.kernel]
+        if entries:
+            return Found(path, entries, examined, *_default(menu, entries, path))
+    return Found(first_config, [], examined)
+
+
+def in_image(word: str, device: str, base: str, origin: str) -> str:
+    """A config's path as a path in the image; refuse one on another device or above the image's root."""
+    if device not in IMAGE_DEVICES:
+        raise ConfigError(
+            f"{origin}: {word!r} is on another device ({device}), not in the image; "
+            "only files in the image can be booted"
         )
-    (blocks,) = struct.unpack_from("<I", descriptor, 80)
-    (block_size,) = struct.unpack_from("<H", descriptor, 128)
-    volume = blocks * block_size
-    if size < volume:
-        raise PlanError(
-            f"{path}: truncated: the image is {size} bytes and its volume {volume}; "
-            "download or copy it again and compare its checksum"
-        )
+    return normalise(without_device(word), base, origin)
 
 
-class IsoImage:
-    """An ISO 9660 image read by path, with the Rock Ridge or Joliet names when it has them."""
+def _default(menu: Menu, entries: list[Entry], config: str) -> tuple[int | None, str]:
+    """The Linux entry the boot loader boots when nobody chooses.
 
-    def __init__(self, path: str) -> None:
-        try:
-            import pycdlib
-        except ImportError:
-            raise PlanError(f"reading ISO images needs pycdlib: {PIP_EXTRA}") from None
-        self.path = path
-        self._pycdlib = pycdlib
-        self._iso = pycdlib.PyCdlib()
-        try:
-            self._iso.open(path)
-        # pycdlib reports most damage as PyCdlibException, some (short records, bad path tables) as the error it hit.
-        except (pycdlib.pycdlibexception.PyCdlibException, IndexError, KeyError, ValueError, struct.error) as error:
-            raise PlanError(f"{path}: not a readable ISO 9660 image ({error}); give the path of an .iso file") from None
-        self.block_size = self._iso.logical_block_size
-        self.facility = (
-            "rr_path" if self._iso.has_rock_ridge() else "joliet_path" if self._iso.has_joliet() else "iso_path"
-        )
-
-    def __enter__(self) -> IsoImage:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._iso.close()
-
-    def find(self, path: str, hops: int = 0) -> tuple[str, Record] | None:
-        """(the name pycdlib knows `path` by, its directory record), following Rock Ridge symlinks inside the image."""
-        exact = "/"
-        record = None
-        parts = [part for part in path.split("/") if part]
-        for index, part in enumerate(parts):
-            try:
-                children = list(self._iso.list_children(**{self.facility: exact}))
-            except self._pycdlib.pycdlibexception.PyCdlibException:
-                return None
-            named = [(self._name(child), child) for child in children]
-            # isolinux and GRUB on a plain ISO 9660 volume ignore case; Rock Ridge names are matched exactly first.
-            match = next((pair for pair in named if pair[0] == part), None) or next(
-                (pair for pair in named if pair[0].lower() == part.lower()), None
-            )
-            if match is None or match[0] in (".", ".."):
-                return None
-            name, record = match
-            rock_ridge = getattr(record, "rock_ridge", None)
-            if rock_ridge is not None and rock_ridge.is_symlink():
-                if hops >= 16:
-                    return None
-                target = rock_ridge.symlink_path().decode("utf-8", "replace")
-                rest = "/".join(parts[index + 1 :])
-                followed = inside(target, exact, f"{self.path}: symlink {posixpath.join(exact, name)}")
-                return self.find(posixpath.join(followed, rest), hops + 1)
-            exact = posixpath.join(exact, name)
-        return (exact, record) if record is not None else None
-
-    def _name(self, record: Record) -> str:
-        identifier = record.file_identifier()
-        if self.facility == "rr_path" and record.rock_ridge is not None:
-            return record.rock_ridge.name().decode("utf-8", "replace")
-        if self.facility == "joliet_path":
-            return identifier.decode("utf-16-be", "replace") if identifier not in (b".", b"..") else identifier.decode()
-        name = identifier.decode("ascii", "replace").split(";")[0]
-        return name[:-1] if name.endswith(".") and name not in (".", "..") else name
-
-    def read_text(self, path: str, limit: int = 1 << 20) -> str | None:
-        """A (config) file's text, at most `limit` bytes; None when the image has no such file."""
-        found = self.find(path)
-        if found is None or found[1].is_dir():
-            return None
-        with self._iso.open_file_from_iso(**{self.facility: found[0]}) as source:
-            return source.read(limit).decode("utf-8", "replace")
-
-    def extract(self, path: str, target: str, what: str) -> int:
-        """Copy `path` from the image to `target` without holding it in memory; return its size.
-
-        An ISO 9660 file is one run of blocks (the extent its directory record gives): it is copied
-        straight from there, CHUNK bytes at a time.
-        """
-        found = self.find(path)
-        if found is None or found[1].is_dir():
-            raise PlanError(
-                f"{self.path}: {what} {path} is not in the image; the image's boot config names a file "
-                "it does not have (choose another --entry, or check the image)"
-            )
-        record = found[1]
-        expected = record.get_data_length()
-        if record.inode is not None and record.data_length != record.inode.data_length:
-            # pycdlib shortens a file that runs past the end of the image; its record still says where it ended.
-            raise PlanError(
-                f"{self.path}: truncated: {path} runs past the end of the image; download or copy the image again"
-            )
-        with open(self.path, "rb") as source, open(target, "wb") as out:
-            written = _copy_range(source.fileno(), out.fileno(), record.extent_location() * self.block_size, expected)
-        if written != expected:
-            raise PlanError(
-                f"{self.path}: truncated: {path} should be {expected} bytes and only {written} could be "
-                "read; download or copy the image again"
-            )
-        return written
-
-
-def _copy_range(source: int, target: int, offset: int, count: int) -> int:
-    """Copy `count` bytes at `offset` of `source` to `target` through one reused buffer; return the bytes there were."""
-    buffer = memoryview(bytearray(CHUNK))
-    done = 0
-    while done < count:
-        got = os.preadv(source, [buffer[: min(CHUNK, count - done)]], offset + done)
-        if got == 0:
-            break
-        os.write(target, buffer[:got])
-        done += got
-    return done
+    GRUB's `default` (a position, an --id, a title, or a `>` path of them); syslinux's MENU DEFAULT
+    in the top menu, else ONTIMEOUT, else DEFAULT.
+    """
+    marked = [index for index, entry in enumerate(entries) if entry.marked_default]
+    if marked:
+        return marked[0], f"MENU DEFAULT in {entries[marked[0]].config}"
+    if not menu.default:
+        return None, ""
+    if menu.default_source == "set default=":
+        chosen, _ = grub.select(menu.entries, menu.default)
+    else:
+        chosen = syslinux.select(entries, menu.default)
+    index = next((index for index, entry in enumerate(entries) if entry is chosen), None)
+    return (index, f"{menu.default_source} {menu.default} in {config}") if index is not None else (None, "")
 
 
 def _no_entries(image: str, examined: list[str]) -> str:
@@ -287,28 +223,36 @@ def list_text(found: Found) -> str:
     return "\n".join(shown(line) for line in lines)  # an image's text, escape sequences and all
 
 
-def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, BootEntry, str]:
-    """The entry `--entry` names (a number from --list, or a title), else the image's default, else the first."""
+def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, Entry, str]:
+    """The entry `--entry` names (a number from --list, a title or a syslinux label), else the image's default,
+    else the first."""
     entries = found.entries
     if wanted is None:
         if found.default is not None:
             return found.default + 1, entries[found.default], f"the image's default: {found.default_reason}"
         return 1, entries[0], "the first; the image names no default entry that boots Linux"
-    if wanted.isdigit() and 1 <= int(wanted) <= len(entries):
+    if wanted.isascii() and wanted.isdigit() and len(wanted) < 10 and 1 <= int(wanted) <= len(entries):
         return int(wanted), entries[int(wanted) - 1], "--entry"
-    for number, entry in enumerate(entries, 1):
-        if entry.title == wanted:
-            return number, entry, "--entry"
+    for matches in (lambda entry: entry.title == wanted, lambda entry: wanted in entry.names):
+        for number, entry in enumerate(entries, 1):
+            if matches(entry):
+                return number, entry, "--entry"
     raise PlanError(
-        f"--entry {wanted!r}: {image} has no such entry; give a number from 1 to {len(entries)} "
-        "or a title as `kexec-bin iso IMAGE --list` prints them"
+        f"--entry {wanted!r}: {image} has no such entry; give a number from 1 to {len(entries)}, "
+        "a title as `kexec-bin iso IMAGE --list` prints them, or a syslinux label"
     )
 
 
 def kernel_plan(
-    iso: IsoImage, number: int, entry: BootEntry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
+    iso: IsoImage, number: int, entry: Entry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
 ) -> plan.BootPlan:
     """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them."""
+    iso_path = "" if iso.device else image_path_on_its_filesystem(iso.path)
+    # From a disc, a live system finds its medium itself (it scans the block devices).
+    finder = None if iso.device else next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
+    if from_loopback or finder:
+        _check_findable(iso_path)
+    _check_room(iso, number, entry, scratch)
     origin = f"{iso.path}:{{}} (entry {number}, {entry.config})"
     check = "extracted from the image: {} bytes, the size its directory record gives (ISO 9660 has no checksums)"
     kernel_path = os.path.join(scratch, "kernel")
@@ -326,13 +270,13 @@ def kernel_plan(
     decisions = [f"entry {number} of {iso.path}: {entry.title} ({why}; --entry chooses another)"]
     words = [entry.cmdline] if entry.cmdline else []
     warnings = []
-    iso_path = image_path_on_its_filesystem(iso.path)
-    finder = next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
     if from_loopback:
         decisions.append(f"image path: iso_path={iso_path} given to {LOOPBACK}, which puts it on the command line")
     elif finder and f"{finder}=" not in entry.cmdline:
         words.append(f"{finder}={iso_path}")
         decisions.append(f"image path: {finder}={iso_path}, for the live system the entry boots to find its image")
+    elif iso.device:
+        decisions.append(f"image path: none added ({iso.path} is a disc, which the live system finds itself)")
     else:
         decisions.append(
             "image path: none added (the entry's command line uses no live-system scheme that "
@@ -356,6 +300,42 @@ def kernel_plan(
     )
 
 
+def _check_findable(iso_path: str) -> None:
+    """Refuse an image path that the booted system's command line would cut: live systems split it at spaces."""
+    if any(char.isspace() or char in "\"'\\" or not char.isprintable() for char in iso_path):
+        raise PlanError(
+            f"{iso_path!r}: the booted live system would not find its image at this path: it reads the path "
+            "from its command line, which is split at spaces (and quotes and control characters break it); "
+            "move or rename the image to a path without them"
+        )
+
+
+def _check_room(iso: IsoImage, number: int, entry: Entry, scratch: str) -> None:
+    """Refuse, before anything is extracted, an entry whose files are too many or too large to write."""
+    if len(entry.initrds) > MAX_INITRDS:
+        raise PlanError(
+            f"{iso.path}: entry {number} names {len(entry.initrds)} initrds; kexec-bin loads at most "
+            f"{MAX_INITRDS} (the image's boot config is broken or hostile; choose another --entry)"
+        )
+    what = f"entry {number}'s"
+    kernel = iso.file_size(entry.kernel, f"{what} kernel")
+    initrds = sum(iso.file_size(initrd, f"{what} initrd") for initrd in entry.initrds)
+    # Several initrds are joined into one more file when they are loaded.
+    needed = kernel + initrds * (2 if len(entry.initrds) > 1 else 1)
+    if needed > MAX_EXTRACTED_BYTES:
+        raise PlanError(
+            f"{iso.path}: {what} files need {plan.size_text(needed)}, more than the "
+            f"{plan.size_text(MAX_EXTRACTED_BYTES)} kexec-bin extracts for one kernel; choose another --entry"
+        )
+    folder = os.path.dirname(scratch)
+    free = shutil.disk_usage(scratch).free
+    if needed > free:
+        raise PlanError(
+            f"{iso.path}: {what} files need {plan.size_text(needed)} and {folder} has {plan.size_text(free)} "
+            "free; set TMPDIR to a folder with room"
+        )
+
+
 def image_path_on_its_filesystem(path: str) -> str:
     """`path` as seen from the root of the file system holding it: what iso_path/findiso= expect."""
     real = os.path.realpath(path)
@@ -372,20 +352,17 @@ def reachability_warnings(path: str, root: str = "/") -> list[str]:
     """Why the next system may not find the image where it is: a file system in memory, on a network, or mapped."""
     real = os.path.realpath(path)
     best: tuple[str, str, str] | None = None
-    try:
-        with open(os.path.join(root, "proc/self/mountinfo"), encoding="utf-8", errors="replace") as file:
-            for line in file:
-                fields = line.split()
-                if " - " not in line or len(fields) < 5:
-                    continue
-                mount = fields[4].encode().decode("unicode_escape")
-                fstype, source = line.split(" - ", 1)[1].split()[:2]
-                if (real == mount or real.startswith(mount.rstrip("/") + "/")) and (
-                    best is None or len(mount) > len(best[0])
-                ):
-                    best = (mount, fstype, source)
-    except OSError:
+    mountinfo = read_capped(os.path.join(root, "proc/self/mountinfo"), MAX_MOUNTINFO_BYTES)
+    if mountinfo is None:
         return []
+    for line in mountinfo.decode("utf-8", "replace").splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5 or len(line.split(" - ", 1)[1].split()) < 2:
+            continue
+        mount = fields[4].encode().decode("unicode_escape", "replace")
+        fstype, source = line.split(" - ", 1)[1].split()[:2]
+        if (real == mount or real.startswith(mount.rstrip("/") + "/")) and (best is None or len(mount) > len(best[0])):
+            best = (mount, fstype, source)
     if best is None:
         return []
     mount, fstype, source = best
@@ -409,7 +386,7 @@ def memdisk_file(root: str = "/", bundled: str = BUNDLED_MEMDISK) -> PlannedFile
         return PlannedFile(
             host, "the host's syslinux (Debian, Ubuntu: syslinux-common)", "the host's own file, not checked further"
         )
-    from .resolve import carried
+    from ..resolve import carried
 
     checked = carried(bundled)
     if checked:
@@ -436,7 +413,8 @@ def memdisk_plan(image: str, *, root: str = "/", machine: str) -> plan.BootPlan:
             "mode (without --memdisk), or start the machine in BIOS (CSM) mode"
         )
     memdisk = memdisk_file(root)
-    size = os.path.getsize(image)
+    with open(image, "rb") as file:  # the end of a disc (/dev/sr0) too, whose file size is 0
+        size = file.seek(0, os.SEEK_END)
     available = plan.available_memory(root)
     if available is not None and size > available:
         raise PlanError(
