@@ -22,6 +22,7 @@ from . import plan
 from .bootconfig import GRUB, LOOPBACK, SYSLINUX, BootEntry, Found, find_entries, inside
 from .errors import ConfigError, PlanError
 from .plan import PlannedFile
+from .wayback import plan_way_back
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         number, entry, why = choose_entry(found, args.entry, image)
         with tempfile.TemporaryDirectory(prefix="kexec-bin-iso-") as scratch:
-            boot_plan = kernel_plan(iso, number, entry, why, found.config == LOOPBACK, scratch, args)
+            boot_plan = plan_way_back(
+                kernel_plan(iso, number, entry, why, found.config == LOOPBACK, scratch, args), args, args.root
+            )
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 

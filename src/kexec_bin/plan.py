@@ -16,6 +16,10 @@ from typing import Sequence, TextIO
 
 from .errors import PlanError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .wayback import WayBack
+
 # What the user asked for: print the plan only, load it and leave `kexec -e` to them, or boot it.
 DRY_RUN, LOAD_ONLY, BOOT = "dry-run", "load-only", "boot"
 MODES = (DRY_RUN, LOAD_ONLY, BOOT)
@@ -53,6 +57,8 @@ class BootPlan:
     """Bytes the next system needs to start, beyond the files themselves (0: not estimated)."""
     options: Sequence[str] = ()
     """Further kexec --load options the kernel needs (memdisk: --real-mode)."""
+    way_back: WayBack | None = None
+    """What returns the machine to this system if the next one fails (see `wayback`)."""
 
     def to_text(self, program: str | None = None, root: str = "/") -> str:
         """The plan for a person to read and check before anything is loaded."""
@@ -63,6 +69,7 @@ class BootPlan:
             lines.append(f"  {'':<7} checked: {planned.check}")
         lines.append(f"  command line: {self.cmdline or '(empty)'}")
         lines += [f"  - {decision}" for decision in self.decisions]
+        lines += [self.way_back.text()] if self.way_back else []
         needed, available = self.memory(root)
         if needed:
             lines.append(
@@ -116,6 +123,7 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
 
     with tempfile.TemporaryDirectory(prefix="kexec-bin-") as scratch:
         joined = _join(plan.initrds, scratch) if len(plan.initrds) > 1 else None
+        from . import wayback
         from .api import load
 
         load(
@@ -126,6 +134,7 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
             options=plan.options,
             root=root,
         )
+    wayback.arm(plan.way_back, root, out)
     print(f"loaded with {choice.path} ({choice.source})", file=out)
     if mode == LOAD_ONLY:
         print("boot it with `systemctl kexec` (or `kexec -e`); unload it with `kexec -u`", file=out)
@@ -295,6 +304,9 @@ def add_mode_options(parser: argparse.ArgumentParser, *, default_exec_after: flo
         metavar="SECONDS",
         help=f"with --yes, wait this long before booting (default {default_exec_after:g})",
     )
+    from .wayback import add_options
+
+    add_options(parser)
 
 
 def console_parameters(spec: str, root: str = "/") -> tuple[list[str], str]:

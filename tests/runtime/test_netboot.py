@@ -107,7 +107,7 @@ def test_load_only_loads_the_verified_installer_with_the_running_console(netboot
     initrd = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[INITRD])
     assert calls == [
         f"--load --kexec-syscall-auto --initrd={initrd} "
-        f"--command-line=console=tty0 console=ttyS0,115200 priority=low -- {kernel}"
+        f"--command-line=console=tty0 console=ttyS0,115200 priority=low panic=30 -- {kernel}"
     ]
     assert kernel.read_bytes() == real_files[KERNEL]
     signers = netboot_mirror.signers(real_files["dists/bookworm/InRelease"])
