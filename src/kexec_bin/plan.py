@@ -119,6 +119,10 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     if mode == DRY_RUN:
         print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
         return 0
+    if plan.way_back and plan.way_back.via == "firmware":
+        from . import firmware
+
+        return firmware.boot(plan, mode, root=root, out=out)
     import tempfile  # here and below: only loading and booting need these, not the plan a dry run prints
 
     with tempfile.TemporaryDirectory(prefix="kexec-bin-") as scratch:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,8 +94,13 @@ def test_reboot_sets_grubs_one_shot_entry_for_the_running_kernel(machine, capsys
     wants = tree.root / "etc/systemd/system/multi-user.target.wants" / wayback.CONFIRM_UNIT
     assert wants.is_symlink() and str(wants.readlink()) == f"/etc/systemd/system/{wayback.CONFIRM_UNIT}"
     text = unit.read_text()
-    assert "ExecStart=grub-editenv /boot/grub/grubenv unset next_entry\n" in text
-    subprocess.run(["grub-editenv", str(grubenv), "unset", "next_entry"], check=True)
+    assert f"ExecStart={sys.executable} -m kexec_bin.wayback --confirm /boot/grub/grubenv {entry}\n" in text
+    # Run as the unit would, on this tree's grubenv.
+    source = str(Path(wayback.__file__).parents[1])  # the tests import kexec_bin from src/
+    command = [sys.executable, "-m", "kexec_bin.wayback", "--confirm", str(grubenv), entry]
+    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": source})
+    listed = subprocess.run(["grub-editenv", str(grubenv), "list"], capture_output=True, text=True, check=True)
+    assert listed.stdout.split() == ["saved_entry=0"]
     assert bootloader.next_kernel(str(tree.root)).candidate.release == new
 
 
@@ -116,3 +124,58 @@ def test_grubenv_block_round_trips_through_grub_editenv(tmp_path):
     subprocess.run(["grub-editenv", str(reference), "set", "b=x y", "next_entry=one>two"], check=True)
     # The same bytes grub-editenv writes, header and padding included.
     assert path.read_bytes() == reference.read_bytes()
+
+
+def test_via_auto_takes_the_firmware_path_where_kexec_load_is_disabled(machine, capsys, recording_kexec):
+    tree, old, new = machine
+    write_grub(tree.root, new, old)
+    tree.write("/proc/sys/kernel/kexec_load_disabled", "1\n")
+    assert reboot(tree, "--via", "auto", "--load-only") == 0
+    out = capsys.readouterr().out
+    assert "way back: path: firmware (the doctor predicts kexec cannot load here: kexec_load_disabled (" in out
+    assert not recording_kexec.exists()  # kexec never ran
+
+    # The same verified files, staged where GRUB reads them, with the plan's command line.
+    staged = tree.root / "boot/kexec-bin"
+    assert (staged / "vmlinuz").read_bytes() == (tree.root / f"boot/vmlinuz-{new}").read_bytes()
+    assert (staged / "initrd").read_bytes() == (tree.root / f"boot/initrd.img-{new}").read_bytes()
+    custom = tree.root / "boot/grub/custom.cfg"
+    text = custom.read_text()
+    assert f"menuentry 'kexec-bin: reboot into {new}' --id 'kexec-bin-once' {{" in text
+    assert "\tlinux /boot/kexec-bin/vmlinuz root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet" in text
+    assert "crashkernel=256M panic=30\n" in text and "\tinitrd /boot/kexec-bin/initrd\n" in text
+    # GRUB's own checker accepts the entry; GRUB's one-shot names it.
+    subprocess.run(["grub-script-check", str(custom)], check=True)
+    grubenv = tree.root / "boot/grub/grubenv"
+    listed = subprocess.run(["grub-editenv", str(grubenv), "list"], capture_output=True, text=True, check=True)
+    assert listed.stdout.split() == ["next_entry=kexec-bin-once"]
+
+    # The next boot of this system removes the entry and the files.
+    unit = (tree.root / "etc/systemd/system" / wayback.CONFIRM_UNIT).read_text()
+    arguments = unit.split("--confirm ", 1)[1].split("\n", 1)[0].split()
+    assert arguments == ["/boot/grub/grubenv", "kexec-bin-once", "/boot/grub/custom.cfg", "/boot/kexec-bin"]
+    source = str(Path(wayback.__file__).parents[1])
+    in_tree = (
+        [str(tree.root) + path for path in arguments[:1]]
+        + arguments[1:2]
+        + [str(tree.root) + path for path in arguments[2:]]
+    )
+    command = [sys.executable, "-m", "kexec_bin.wayback", "--confirm", *in_tree]
+    subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": source})
+    assert not custom.exists() and not staged.exists()
+    listed = subprocess.run(["grub-editenv", str(grubenv), "list"], capture_output=True, text=True, check=True)
+    assert listed.stdout.split() == []
+
+
+def test_via_auto_keeps_kexec_where_the_doctor_finds_nothing_in_the_way(machine, capsys, recording_kexec):
+    tree, _old, _new = machine
+    assert reboot(tree, "--via", "auto", "--load-only") == 0
+    assert "way back: path: kexec (the doctor finds nothing that stops a kexec load)" in capsys.readouterr().out
+    assert recording_kexec.exists()
+
+
+def test_via_firmware_without_grub_is_refused_before_anything_is_written(machine, capsys):
+    tree, _old, _new = machine
+    assert reboot(tree, "--via", "firmware", "--yes") == 1
+    assert "--via firmware: no GRUB menu" in capsys.readouterr().err
+    assert not (tree.root / "boot/kexec-bin").exists()
