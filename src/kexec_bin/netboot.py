@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             warnings=warnings,
             memory_needed=minimum << 20,
         )
-        plan_way_back(boot_plan, args, args.root)
+        plan_way_back(boot_plan, args, args.root, scratch)
         return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 

@@ -179,3 +179,28 @@ def test_via_firmware_without_grub_is_refused_before_anything_is_written(machine
     assert reboot(tree, "--via", "firmware", "--yes") == 1
     assert "--via firmware: no GRUB menu" in capsys.readouterr().err
     assert not (tree.root / "boot/kexec-bin").exists()
+
+
+@pytest.mark.parametrize("login", [False, True])
+def test_the_installers_deadline_is_a_startup_script_in_an_initrd(tmp_path, login):
+    url = "http://deb.example/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/linux"
+    archive, line = wayback.deadline_archive(url, 0.5, login)
+    # One regular file in a newc archive, at the path the installer's startup sources.
+    assert archive.startswith(b"070701")
+    name_size = int(archive[94:102], 16)
+    assert archive[110 : 110 + name_size - 1].decode() == wayback.DEADLINE_SCRIPT
+    script = archive[archive.index(b"# kexec-bin") : archive.index(b"TRAILER!!!")].rstrip(b"\0").decode()
+    (tmp_path / "deadline").write_text(script)
+    subprocess.run(["sh", "-n", str(tmp_path / "deadline")], check=True)  # the shell accepts it
+    assert "+ 30 ))" in script and f"wget -q -T 10 -O /dev/null {url}" in script
+    assert "[ -d /var/lib/partman ]" in script and "reboot -f" in script
+    assert ("[s]shd: installer" in script) is login
+    assert line.startswith(f"deadline: unless the installer fetches {url}")
+    assert "within 0.5 min, it reboots through the firmware into this system" in line
+
+
+@pytest.mark.parametrize("minutes", ["0", "-1", "soon"])
+def test_a_bad_deadline_is_a_usage_error(machine, capsys, minutes):
+    tree, _old, _new = machine
+    assert reboot(tree, f"--deadline={minutes}") == 64
+    assert "--deadline" in capsys.readouterr().err
