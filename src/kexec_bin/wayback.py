@@ -424,16 +424,21 @@ def protections(kernel, config=None, program=None):
         "way back: deadline",
         INFO,
         "netboot only",
-        "the installer gets no deadline yet: an installer whose network never comes up waits for a human",
+        f"netboot gives the installer a deadline (--deadline, default {DEFAULT_DEADLINE_MINUTES} min): without a "
+        "working network (and, with --ssh-key, a login) it reboots through the firmware into this system",
     )
     watchdogs = sorted(name for name in _listing(kernel.path("/sys/class/watchdog")) if name.startswith("watchdog"))
     identity = [kernel._read(f"/sys/class/watchdog/{name}/identity") for name in watchdogs]
+    stop = kernel._read("/sys/module/watchdog/parameters/stop_on_reboot")
+    evidence = ", ".join(f"{name} ({(text or '?').strip()})" for name, text in zip(watchdogs, identity))
     yield Finding(
         "way back: watchdog",
         INFO,
-        ", ".join(f"{name} ({(text or '?').strip()})" for name, text in zip(watchdogs, identity))
-        or kernel.path("/sys/class/watchdog") + ": none",
-        "a watchdog exists, but kexec-bin does not arm it: a kernel that hangs without panicking needs a power cycle"
+        (evidence or kernel.path("/sys/class/watchdog") + ": none")
+        + (f"; watchdog.stop_on_reboot={stop.strip()}" if stop is not None else ""),
+        "kexec-bin arms no watchdog: a driver that stops on reboot (the watchdog core's default for most) is "
+        "stopped by kexec too, unless this kernel booted with watchdog.stop_on_reboot=0; a kernel that hangs "
+        "without panicking needs a power cycle"
         if watchdogs
         else "no watchdog: a kernel that hangs without panicking needs a power cycle",
     )

@@ -204,3 +204,25 @@ def test_a_bad_deadline_is_a_usage_error(machine, capsys, minutes):
     tree, _old, _new = machine
     assert reboot(tree, f"--deadline={minutes}") == 64
     assert "--deadline" in capsys.readouterr().err
+
+
+def test_the_doctor_names_the_protections_this_host_has(machine):
+    from kexec_bin.doctor import INFO, support
+
+    tree, old, new = machine
+
+    def way_back() -> dict[str, str]:
+        findings = support(str(tree.root)).findings
+        return {f.check: f.meaning for f in findings if f.check.startswith("way back") and f.status == INFO}
+
+    found = way_back()
+    assert set(found) == {f"way back: {name}" for name in ("panic", "one-shot entry", "deadline", "watchdog")}
+    assert found["way back: one-shot entry"].startswith("no GRUB menu: kexec-bin sets no one-shot entry")
+    assert found["way back: watchdog"].startswith("no watchdog")
+    write_grub(tree.root, new, old)
+    tree.write("/sys/class/watchdog/watchdog0/identity", "i6300ESB timer\n")
+    found = way_back()
+    assert found["way back: one-shot entry"].startswith("GRUB: a one-shot next_entry in /boot/grub/grubenv")
+    assert (
+        "stopped by kexec too, unless this kernel booted with watchdog.stop_on_reboot=0" in found["way back: watchdog"]
+    )
