@@ -95,19 +95,20 @@ def boot(plan: BootPlan, mode: str, *, root: str = "/", out: TextIO) -> int:
     if config is None:
         raise PlanError("--via firmware: no GRUB menu found; nothing was staged")
     folder = os.path.dirname(config)
-    staged = inside(root, STAGED)
-    os.makedirs(staged, exist_ok=True)
-    kernel = os.path.join(STAGED, "vmlinuz")
-    initrd = os.path.join(STAGED, "initrd")
-    wayback.write_atomically(inside(root, kernel), sources=(plan.kernel.path,))
-    if plan.initrds:
-        wayback.write_atomically(inside(root, initrd), sources=tuple(initrd.path for initrd in plan.initrds))
-    # GRUB sees the file system that holds /boot: on a /boot of its own, the paths start below it.
-    boot_apart = os.path.ismount(inside(root, "/boot"))
-    on_disk = (lambda path: path.removeprefix("/boot")) if boot_apart else (lambda path: path)
+    custom = inside(root, os.path.join(folder, "custom.cfg"))
+    if os.path.lexists(custom) and not _ours(custom):
+        raise PlanError(
+            f"{folder}/custom.cfg exists and is not kexec-bin's: the firmware path would replace it (and remove it "
+            "afterwards); move its entries to /etc/grub.d/40_custom and run update-grub, then try again"
+        )
     for word in (plan.cmdline, plan.title):
         if "\n" in word or "'" in word:
             raise PlanError(f"{word!r}: a quote or newline cannot go into a GRUB menu entry; nothing was staged")
+    kernel = os.path.join(STAGED, "vmlinuz")
+    initrd = os.path.join(STAGED, "initrd")
+    # GRUB sees the file system that holds /boot: on a /boot of its own, the paths start below it.
+    boot_apart = os.path.ismount(inside(root, "/boot"))
+    on_disk = (lambda path: path.removeprefix("/boot")) if boot_apart else (lambda path: path)
     entry = ENTRY.format(
         title=plan.title,
         entry_id=ENTRY_ID,
@@ -117,7 +118,11 @@ def boot(plan: BootPlan, mode: str, *, root: str = "/", out: TextIO) -> int:
     )
     if not plan.initrds:
         entry = entry.replace("\tinitrd \n", "")
-    wayback.write_atomically(inside(root, os.path.join(folder, "custom.cfg")), entry.encode())
+    os.makedirs(inside(root, STAGED), exist_ok=True)
+    wayback.write_atomically(inside(root, kernel), sources=(plan.kernel.path,))
+    if plan.initrds:
+        wayback.write_atomically(inside(root, initrd), sources=tuple(initrd.path for initrd in plan.initrds))
+    wayback.write_atomically(custom, entry.encode())
     wayback.set_grubenv(inside(root, os.path.join(folder, "grubenv")), {"next_entry": ENTRY_ID})
     wayback.install_confirm(
         root, os.path.join(folder, "grubenv"), ENTRY_ID, (os.path.join(folder, "custom.cfg"), STAGED)
@@ -136,3 +141,10 @@ def boot(plan: BootPlan, mode: str, *, root: str = "/", out: TextIO) -> int:
     out.flush()
     command = ["systemctl", "reboot"] if os.path.isdir(os.path.join(root, "run/systemd/system")) else ["reboot"]
     return subprocess.run(command).returncode
+
+
+def _ours(path: str) -> bool:
+    from .read import read_capped
+
+    text = read_capped(path, 64 * 1024)
+    return text is not None and text.startswith(ENTRY.split("\n", 1)[0].encode())

@@ -110,6 +110,7 @@ def test_no_one_shot_when_the_default_is_the_running_kernel(machine, capsys, rec
     assert reboot(tree, "--load-only", "--kernel", new) == 0
     assert f"way back: the firmware's next boot: the running kernel {old}" in capsys.readouterr().out
     assert "next_entry" not in (tree.root / "boot/grub/grubenv").read_text()
+    assert not (tree.root / "boot/kexec-bin").exists()
 
 
 def test_grubenv_block_round_trips_through_grub_editenv(tmp_path):
@@ -226,3 +227,14 @@ def test_the_doctor_names_the_protections_this_host_has(machine):
     assert (
         "stopped by kexec too, unless this kernel booted with watchdog.stop_on_reboot=0" in found["way back: watchdog"]
     )
+
+
+def test_via_firmware_never_replaces_a_custom_cfg_it_did_not_write(machine, capsys, recording_kexec):
+    tree, old, new = machine
+    write_grub(tree.root, new, old)
+    custom = tree.write("/boot/grub/custom.cfg", "menuentry 'mine' {\n\ttrue\n}\n")
+    assert reboot(tree, "--via", "firmware", "--load-only") == 1
+    assert "/boot/grub/custom.cfg exists and is not kexec-bin's" in capsys.readouterr().err
+    assert custom.read_text() == "menuentry 'mine' {\n\ttrue\n}\n"
+    assert "next_entry" not in (tree.root / "boot/grub/grubenv").read_text()
+    assert not (tree.root / "boot/kexec-bin").exists()
