@@ -62,7 +62,7 @@ Description=kexec-bin: this system is up, so clear the one-shot boot entry
 After=multi-user.target
 Before=boot-complete.target
 ConditionPathExists={grubenv}
-[Service]
+{only_kernel}[Service]
 Type=oneshot
 ExecStart={python} -m kexec_bin.wayback --confirm {arguments}
 ExecStartPost=/bin/rm -f {unit} {wants}
@@ -78,10 +78,10 @@ class OneShot:
     next_entry names (the entry's ids, '>'-separated through submenus, as grub-reboot takes it).
     """
 
-    __slots__ = ("entry", "grubenv", "release")
+    __slots__ = ("entry", "grubenv", "next_release", "release")
 
-    def __init__(self, grubenv: str, entry: str, release: str) -> None:
-        self.grubenv, self.entry, self.release = grubenv, entry, release
+    def __init__(self, grubenv: str, entry: str, release: str, next_release: str | None = None) -> None:
+        self.grubenv, self.entry, self.release, self.next_release = grubenv, entry, release, next_release
 
 
 class WayBack:
@@ -220,7 +220,7 @@ def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str 
         # GRUB's one next_entry starts the staged entry; a reset after it boots GRUB's default.
         lines.append("after the staged boot, a reset (a panic, the deadline) boots GRUB's default entry")
     else:
-        one_shot, next_boot = firmware_next_boot(root)
+        one_shot, next_boot = firmware_next_boot(root, _release_of(plan.kernel.path))
         lines.append(next_boot)
     if scratch is not None:
         from .plan import PlannedFile
@@ -237,7 +237,17 @@ def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str 
     return plan
 
 
-def firmware_next_boot(root: str = "/") -> tuple[OneShot | None, str]:
+def _release_of(kernel: str) -> str | None:
+    from .image import identify
+
+    try:
+        image = identify(kernel)
+    except OSError:
+        return None
+    return image.release if image else None
+
+
+def firmware_next_boot(root: str = "/", next_release: str | None = None) -> tuple[OneShot | None, str]:
     """What the firmware's next boot starts, and the one-shot entry that makes it the running kernel when needed."""
     from . import bootloader
     from .kernel import Kernel
@@ -261,7 +271,7 @@ def firmware_next_boot(root: str = "/") -> tuple[OneShot | None, str]:
             "kernel again"
         )
     grubenv = os.path.join(os.path.dirname(config), "grubenv")
-    return OneShot(grubenv, entry, release), (
+    return OneShot(grubenv, entry, release, next_release), (
         f"one-shot GRUB entry {entry!r} (the running kernel {release}) in {grubenv}'s next_entry, as grub-reboot "
         f"sets it: a reset boots {release} once, not the default {default.release}; the new system clears it "
         f"when it reaches multi-user.target ({CONFIRM_UNIT}, installed for one boot)"
@@ -297,7 +307,7 @@ def arm(way_back: WayBack | None, root: str = "/", out: TextIO | None = None) ->
 
     grubenv = inside(root, one_shot.grubenv)
     set_grubenv(grubenv, {"next_entry": one_shot.entry})
-    install_confirm(root, one_shot.grubenv, one_shot.entry)
+    install_confirm(root, one_shot.grubenv, one_shot.entry, only_kernel=one_shot.next_release)
     if out is not None:
         print(f"way back armed: next_entry={one_shot.entry} in {one_shot.grubenv}", file=out)
 
@@ -365,9 +375,15 @@ def write_atomically(path: str, data: bytes = b"", mode: int = 0o644, *, sources
         ) from None
 
 
-def install_confirm(root: str, grubenv: str, entry: str, remove: tuple[str, ...] = ()) -> None:
+def install_confirm(
+    root: str, grubenv: str, entry: str, remove: tuple[str, ...] = (), *, only_kernel: str | None = None
+) -> None:
     """The unit that, once the next system reaches multi-user.target, clears grubenv's next_entry if it
-    still names `entry` and removes `remove` (the firmware path's staged files), enabled for one boot."""
+    still names `entry` and removes `remove` (the firmware path's staged files), enabled for one boot.
+
+    `only_kernel`: the release the unit confirms; a boot of another kernel (the old one, after the
+    way back was taken) skips it, so it stays for the boot it is meant for.
+    """
     import re
     import sys
 
@@ -375,14 +391,19 @@ def install_confirm(root: str, grubenv: str, entry: str, remove: tuple[str, ...]
 
     # The Python that runs kexec-bin now has it installed, so the next system clears the entry the way
     # it was set (grub-editenv's block); the boot loader's own tools need not be there.
-    words = (sys.executable, grubenv, entry, *remove)
+    words = (sys.executable, grubenv, entry, *remove, *([only_kernel] if only_kernel else []))
     odd = [word for word in words if not re.fullmatch(r"[\w./>+:-]+", word)]
     if odd:
         raise PlanError(f"{odd[0]!r}: unexpected characters for a unit's command line; use --no-way-back")
     unit = f"/etc/systemd/system/{CONFIRM_UNIT}"
     wants = f"/etc/systemd/system/multi-user.target.wants/{CONFIRM_UNIT}"
     text = CONFIRM_TEXT.format(
-        python=sys.executable, arguments=" ".join(words[1:]), grubenv=grubenv, unit=unit, wants=wants
+        python=sys.executable,
+        arguments=" ".join((grubenv, entry, *remove)),
+        grubenv=grubenv,
+        unit=unit,
+        wants=wants,
+        only_kernel=f"ConditionKernelVersion={only_kernel}\n" if only_kernel else "",
     )
     os.makedirs(os.path.dirname(inside(root, wants)), exist_ok=True)
     write_atomically(inside(root, unit), text.encode())

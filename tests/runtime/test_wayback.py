@@ -94,6 +94,8 @@ def test_reboot_sets_grubs_one_shot_entry_for_the_running_kernel(machine, capsys
     wants = tree.root / "etc/systemd/system/multi-user.target.wants" / wayback.CONFIRM_UNIT
     assert wants.is_symlink() and str(wants.readlink()) == f"/etc/systemd/system/{wayback.CONFIRM_UNIT}"
     text = unit.read_text()
+    # Only the kernel it confirms runs it: the old kernel, back after a failure, leaves it for later.
+    assert f"ConditionKernelVersion={new}\n" in text
     assert f"ExecStart={sys.executable} -m kexec_bin.wayback --confirm /boot/grub/grubenv {entry}\n" in text
     # Run as the unit would, on this tree's grubenv.
     source = str(Path(wayback.__file__).parents[1])  # the tests import kexec_bin from src/
