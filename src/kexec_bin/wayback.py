@@ -189,12 +189,23 @@ def deadline_archive(url: str, minutes: float, login: bool) -> tuple[bytes, str]
 
 
 def with_panic(cmdline: str, seconds: int) -> tuple[str, int | None, str]:
-    """`cmdline` with panic=`seconds` added unless it sets panic= already; the seconds added (or None) and why."""
-    own = [word for word in cmdline.split() if word.startswith("panic=")]
+    """`cmdline` with panic=`seconds` added unless it sets panic= already; the seconds added (or None) and why.
+
+    Words after a lone `--` are init's arguments, not the kernel's: panic= goes before them.
+    """
+    words = cmdline.split()
+    kernel_words = words[: words.index("--")] if "--" in words else words
+    own = [word for word in kernel_words if word.startswith("panic=")]
     if own:
         return cmdline, None, f"{own[-1]}: the command line's own (kept; none added)"
+    at = len(kernel_words)
+    added = (
+        " ".join([*words[:at], f"panic={seconds}", *words[at:]])
+        if "--" in words
+        else f"{cmdline} panic={seconds}".strip()  # the line as it was, its spacing kept
+    )
     return (
-        f"{cmdline} panic={seconds}".strip(),
+        added,
         seconds,
         f"panic={seconds}: a panic in the next kernel resets through the firmware after {seconds} s",
     )

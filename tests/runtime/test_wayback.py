@@ -240,3 +240,12 @@ def test_via_firmware_never_replaces_a_custom_cfg_it_did_not_write(machine, caps
     assert custom.read_text() == "menuentry 'mine' {\n\ttrue\n}\n"
     assert "next_entry" not in (tree.root / "boot/grub/grubenv").read_text()
     assert not (tree.root / "boot/kexec-bin").exists()
+
+
+def test_panic_goes_before_the_arguments_for_init():
+    # Words after a lone "--" are init's arguments, not the kernel's: panic= must come before them.
+    line, added, _ = wayback.with_panic("root=/dev/vda init=/usr/bin/sleep -- infinity", 30)
+    assert (line, added) == ("root=/dev/vda init=/usr/bin/sleep panic=30 -- infinity", 30)
+    # A panic= among init's arguments is init's: the kernel still gets one.
+    line, added, _ = wayback.with_panic("quiet -- panic=5", 30)
+    assert (line, added) == ("quiet panic=30 -- panic=5", 30)
