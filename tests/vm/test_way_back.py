@@ -7,15 +7,20 @@ at its console loop with the first kernel's release and command line came back t
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
+from typing import Sequence
 
 import pytest
 
+from kexec_build import netboot_mirror
 from kexec_build.vm import guests
 from kexec_build.vm.binaries import wheel_for
 from kexec_build.vm.debian_guest import (
     SYSTEMD,
+    USER_NET_HOST,
+    USER_NIC,
     debian_guest,
     disk_with,
     pip_install,
@@ -25,7 +30,7 @@ from kexec_build.vm.debian_guest import (
 )
 from kexec_build.vm.grub_guest import FSTAB_LINE, boot_disk, entry_id, grub_kernel
 from kexec_build.vm.guests import BOOT_SECONDS, COMMAND_SECONDS, log_path
-from kexec_build.vm.machine import Machine
+from kexec_build.vm.machine import GuestError, Machine
 
 pytestmark = pytest.mark.vm
 
@@ -92,7 +97,9 @@ def test_a_kernel_that_cannot_mount_root_panics_back_into_the_original_system(re
         machine.close()
 
 
-def start_through_grub(request, folder, *, next_entry: str) -> tuple[Machine, str]:
+def start_through_grub(
+    request, folder, *, next_entry: str | None = None, qemu_options: Sequence[str] = ()
+) -> tuple[Machine, str]:
     """The systemd guest started by the firmware through GRUB, its /boot on a disk of its own (mounted from
     fstab from the next boot on), the wheel installed; GRUB's grubenv holds `next_entry` for the first boot."""
     guest = debian_guest(flavour=SYSTEMD)
@@ -108,7 +115,7 @@ def start_through_grub(request, folder, *, next_entry: str) -> tuple[Machine, st
         initrd=guest.initrd,  # not read: GRUB loads the initrd its menu names
         cmdline="",
         log=log_path(request.node.name),
-        qemu_options=qemu_drives(guest, *disks),
+        qemu_options=[*qemu_drives(guest, *disks), *qemu_options],
     )
     try:
         machine.run(f"echo '{FSTAB_LINE}' >> /etc/fstab && mount /boot")
@@ -136,7 +143,7 @@ def test_reboot_into_a_kernel_that_panics_comes_back_and_a_good_one_stays(reques
         )
         assert f"plan: reboot into {newer}" in answer and one_shot in answer
         machine.expect("Rebooting automatically due to panic= boot argument", BOOT_SECONDS)
-        machine.expect(f"GRUB: booting {running}", BOOT_SECONDS)
+        machine.expect(re.escape(f"GRUB: booting {running}"), BOOT_SECONDS)
         cmdline, _ = back_at_console(machine)
         assert f"vmtest.nonce={nonce}" in cmdline and "panic=" not in cmdline
         assert machine.run("uname -r") == running
@@ -155,8 +162,95 @@ def test_reboot_into_a_kernel_that_panics_comes_back_and_a_good_one_stays(reques
 
         # A further firmware reboot: no one-shot entry left, GRUB boots its default, the newer kernel.
         machine.send("systemctl reboot")
-        machine.expect(f"GRUB: booting {newer}", BOOT_SECONDS)
+        machine.expect(re.escape(f"GRUB: booting {newer}"), BOOT_SECONDS)
         back_at_console(machine)
         assert machine.run("uname -r") == newer
+    finally:
+        machine.close()
+
+
+# A test deadline: short, so the installer that cannot reach its mirror comes back quickly. The
+# installer runs with auto=true, which configures the network before asking anything (else it would
+# wait at its language question, network down, until the deadline).
+DEADLINE_MINUTES = 1
+# netcfg's static answers for an address on a subnet QEMU's network does not route.
+WRONG_SUBNET = (
+    "netcfg/disable_autoconfig=true netcfg/get_ipaddress=192.168.77.5 netcfg/get_netmask=255.255.255.0 "
+    "netcfg/get_gateway=192.168.77.1 netcfg/get_nameservers=192.168.77.1 netcfg/confirm_static=true"
+)
+NETBOOT_SECONDS = 600
+
+
+def test_netboot_via_firmware_where_kexec_is_off_and_the_deadline_brings_it_back(request, tmp_path, httpserver):
+    for path, data in netboot_mirror.files("bookworm", "amd64").items():
+        httpserver.expect_request(f"/debian/{path}").respond_with_data(data, content_type="application/octet-stream")
+    mirror = f"http://{USER_NET_HOST}:{httpserver.port}/debian"
+    _running, newer = debian_guest(flavour=SYSTEMD).versions
+    machine, nonce = start_through_grub(request, tmp_path, qemu_options=USER_NIC)
+    try:
+        assert machine.run("uname -r") == newer
+        machine.run("sysctl -w kernel.kexec_load_disabled=1")
+        netboot = (
+            f"kexec-bin netboot debian --mirror {mirror} --release bookworm --network dhcp --via auto "
+            f"--deadline {DEADLINE_MINUTES} --yes --append 'auto=true priority=critical"
+        )
+
+        # A network that cannot work: the installer never reaches its mirror, and the deadline reboots it.
+        machine.send(f"{netboot} {WRONG_SUBNET}'")
+        plan = machine.expect(r"(?s)plan: Debian 12.*?staged: [^\n]*\n", NETBOOT_SECONDS).group()
+        assert "way back: path: firmware (the doctor predicts kexec cannot load here: kexec_load_disabled" in plan
+        assert f"deadline: unless the installer fetches {mirror}/dists/bookworm/" in plan
+        machine.expect("kexec-bin: booting the staged kernel once", BOOT_SECONDS)  # GRUB, the one-shot entry
+        machine.expect("kexec-bin: deadline: no network within 1 min; rebooting into the old system", BOOT_SECONDS * 2)
+        machine.expect(re.escape(f"GRUB: booting {newer}"), BOOT_SECONDS)  # the firmware, GRUB's default again
+        cmdline, _ = back_at_console(machine)
+        assert f"vmtest.nonce={nonce}" in cmdline and machine.run("uname -r") == newer
+        # This system's next boot removed the staged entry and files.
+        machine.run("systemctl is-system-running --wait || true", BOOT_SECONDS)
+        assert machine.run("ls /boot/grub/custom.cfg /boot/kexec-bin 2>/dev/null | wc -l") == "0"
+
+        # A network that works: the installer fetches from its mirror and the deadline disarms itself.
+        machine.run("sysctl -w kernel.kexec_load_disabled=1")  # the reboot switched it back on
+        machine.send(f"{netboot}'")
+        machine.expect("kexec-bin: booting the staged kernel once", NETBOOT_SECONDS)
+        machine.expect("kexec-bin: network up: deadline disarmed", BOOT_SECONDS * 2)
+        with pytest.raises(GuestError, match="did not appear"):
+            machine.expect("rebooting into the old system", DEADLINE_MINUTES * 60 + 30)
+    finally:
+        machine.close()
+
+
+# QEMU's i6300esb, whose expiry resets the machine through the firmware.
+WATCHDOG = ("-device", "i6300esb", "-action", "watchdog=reset")
+
+
+def test_a_kernel_that_hangs_comes_back_through_a_watchdog_kept_running_across_kexec(request, tmp_path):
+    # The watchdog core stops i6300esb on every reboot, kexec included (the driver asks it to:
+    # watchdog_stop_on_reboot), unless the running kernel booted with watchdog.stop_on_reboot=0.
+    guest = debian_guest(flavour=SYSTEMD)
+    _running, newer = guest.versions
+    machine, wheel = start_with_wheel(
+        start_logged(log_path(request.node.name)),
+        tmp_path,
+        flavour=SYSTEMD,
+        cmdline=f"watchdog.stop_on_reboot=0 vmtest.nonce={secrets.token_hex(8)}",
+        qemu_options=WATCHDOG,
+    )
+    try:
+        first = machine.run("cat /proc/cmdline")
+        pip_install(machine, f"/mnt/{wheel}")
+        machine.run("modprobe i6300esb && cat /sys/module/watchdog/parameters/stop_on_reboot")
+        # Petted every 5 s until kexec -e ends the process without the magic close: the timer runs on.
+        machine.run("(while :; do printf 1; sleep 5; done) > /dev/watchdog &")
+        # The new kernel's init never returns and never pets: it hangs without a panic.
+        machine.run(
+            f"kexec-bin reboot --kernel {newer} --append 'init=/usr/bin/sleep -- infinity' --load-only",
+            COMMAND_SECONDS,
+        )
+        machine.send("kexec -e")
+        started = time.monotonic()
+        cmdline, ready = back_at_console(machine)
+        assert cmdline == first
+        print(f"\nway back: a hung kernel was reset by i6300esb and back at the console in {ready - started:.1f} s")
     finally:
         machine.close()
