@@ -85,10 +85,11 @@ def toolchain(c, arch="native", version=None):
 def bench(c, output=None):
     """Measure the speed and size goals as ratios in one run."""
     from kexec_build import bench as benchmark
-    from kexec_build.vm.bench import netboot_rows, reboot_rows, story_reboot_rows
+    from kexec_build.vm.bench import netboot_rows, reboot_rows, story_reboot_rows, way_back_rows
 
     benchmark.run(
-        Path(output) if output else build_dir() / "bench.json", extra=[reboot_rows, netboot_rows, story_reboot_rows]
+        Path(output) if output else build_dir() / "bench.json",
+        extra=[reboot_rows, netboot_rows, story_reboot_rows, way_back_rows],
     )
 
 

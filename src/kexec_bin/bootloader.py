@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import BootError, ConfigError, UsageError
-from .menus import Reader, bls, grub, normalise, without_device
+from .menus import Menu, Reader, bls, grub, normalise, without_device
 from .menus.bls import compare_versions
 from .read import read_regular
 
@@ -133,8 +133,9 @@ def installed_releases(root: str) -> list[str]:
 # GRUB and the Boot Loader Specification, read by the menus package through this machine's files
 
 
-def grub_default(root: str, notes: list[str]) -> list[Candidate]:
-    """GRUB's default entry, as grub.cfg with grubenv selects it; [] without a grub.cfg."""
+def grub_menu(root: str) -> tuple[str, Menu, dict[str, str]] | None:
+    """The first grub.cfg under `root`, read as GRUB runs it (with grubenv beside it): (its path, its menu,
+    grubenv's variables); None without a grub.cfg."""
     read = _reader(root)
     for config in GRUB_CONFIGS:
         if not os.path.lexists(inside(root, config)):
@@ -149,9 +150,16 @@ def grub_default(root: str, notes: list[str]) -> list[Candidate]:
         except ConfigError as error:
             raise BootError(str(error)) from None
         if menu is not None:
-            break
-    else:
+            return config, menu, environment
+    return None
+
+
+def grub_default(root: str, notes: list[str]) -> list[Candidate]:
+    """GRUB's default entry, as grub.cfg with grubenv selects it; [] without a grub.cfg."""
+    found = grub_menu(root)
+    if found is None:
         return []
+    config, menu, environment = found
     if not menu.entries:
         notes.append(f"{config} has no menu entry")
         return []

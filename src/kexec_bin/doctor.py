@@ -389,6 +389,12 @@ def _state(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[
         yield Finding("crash loaded", OK, f"{crash.path}: 1", "a crash kernel is loaded")
 
 
+def _way_back(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
+    from .wayback import protections  # informational: what brings the machine back after a failed boot
+
+    return protections(kernel)
+
+
 _CHECKS: tuple = (  # each: Callable[[Kernel, Reading, Choice | None], Iterable[Finding]]
     _syscalls,
     _signatures,
@@ -398,5 +404,6 @@ _CHECKS: tuple = (  # each: Callable[[Kernel, Reading, Choice | None], Iterable[
     _privilege,
     _xen,
     _crash,
+    _way_back,
     _state,
 )

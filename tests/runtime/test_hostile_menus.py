@@ -152,7 +152,7 @@ def test_a_block_device_image_is_read(kexec_bin_iso, images, tmp_path):
     assert listing.returncode == 0, listing.stderr
     assert "1. Disc\n   kernel:  /vmlinuz" in listing.stdout
     assert plan.returncode == 0, plan.stderr
-    assert "command line: boot=live\n" in plan.stdout
+    assert "command line: boot=live panic=30\n" in plan.stdout
     assert f"image path: none added ({device} is a disc, which the live system finds itself)" in plan.stdout
 
 
@@ -269,7 +269,7 @@ def test_a_quoted_boot_image_with_a_space_is_dropped_whole(machine, capsys):
     tree.write("/proc/cmdline", 'BOOT_IMAGE="/boot/vmlinuz 6" root=/dev/sda1 ro quiet\n')
     code, out = reboot(tree, capsys)
     assert code == 0, out.err
-    assert "command line: root=/dev/sda1 ro quiet\n" in out.out
+    assert "command line: root=/dev/sda1 ro quiet panic=30\n" in out.out
     assert 'without BOOT_IMAGE="/boot/vmlinuz 6"' in out.out
 
 

@@ -124,7 +124,7 @@ def test_images_without_rock_ridge_are_read_by_their_other_names(kexec_bin_iso, 
     assert result.returncode == 0, result.stderr
     assert f"from {image}:/isolinux/vmlinuz (entry 1, /isolinux/isolinux.cfg)" in result.stdout
     assert "checked: extracted from the image: 6 bytes" in result.stdout
-    assert "command line: quiet\n" in result.stdout
+    assert "command line: quiet panic=30\n" in result.stdout
 
 
 @pytest.mark.network  # Debian packages, downloaded into an empty cache
@@ -457,7 +457,7 @@ def test_grub_sources_submenus_and_initrds_of_a_live_image(kexec_bin_iso, images
     assert result.returncode == 0, result.stderr
     on_its_filesystem = iso.image_path_on_its_filesystem(str(image))
     # A live-boot entry read from grub.cfg gets the image's path the way live-boot looks for it.
-    assert f"command line: boot=live nomodeset findiso={on_its_filesystem}\n" in result.stdout
+    assert f"command line: boot=live nomodeset findiso={on_its_filesystem} panic=30\n" in result.stdout
     assert (
         f"image path: findiso={on_its_filesystem}, for the live system the entry boots to find its image"
         in result.stdout

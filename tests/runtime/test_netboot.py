@@ -124,9 +124,14 @@ def test_load_only_loads_the_verified_installer(netboot, mirror, real_files):
     assert status == 0, err
     kernel = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[KERNEL])
     initrd = netboot.cache / "downloads" / "sha256" / netboot_mirror.sha256(real_files[INITRD])
-    assert calls == [
-        f"--load --kexec-syscall-auto --initrd={initrd} --command-line=console=ttyS0,115200 priority=low -- {kernel}"
-    ]
+    # The installer's initrd joined with the way back's deadline (see test_wayback) into one for kexec.
+    (call,) = calls
+    joined = call.split("--initrd=", 1)[1].split(" ", 1)[0]
+    assert call == (
+        f"--load --kexec-syscall-auto --initrd={joined} "
+        f"--command-line=console=ttyS0,115200 priority=low panic=30 -- {kernel}"
+    )
+    assert f"initrd  {initrd} (" in out
     assert kernel.read_bytes() == real_files[KERNEL]
     signers = netboot_mirror.signers(real_files["dists/bookworm/InRelease"])
     assert signers and all(f"[{fingerprint}]" in out for fingerprint in signers)
@@ -140,7 +145,8 @@ def test_a_suite_or_number_resolves_through_the_signed_release_fields(netboot, m
     status, out, err, calls = netboot("--mirror", mirror(), "--release", release, "--network", "dhcp")
     assert status == 0, err
     assert "plan: Debian 12." in out and "(bookworm) installer, netboot, amd64" in out
-    assert "command line: console=tty0 console=ttyS0,115200\n" in out  # the running kernel's consoles
+    # The running kernel's consoles, and the way back's panic= (test_wayback).
+    assert "command line: console=tty0 console=ttyS0,115200 panic=30\n" in out
     assert "dry run: nothing loaded" in out and calls == []
 
 
@@ -352,7 +358,10 @@ def test_ssh_key_file_starts_network_console_with_the_keys_on_the_command_line(n
     )
     assert status == 0, err
     (call,) = calls
+    # The network-console answers, then the way back's panic= (test_wayback) last.
     parameters = call.split("--command-line=", 1)[1].split(" -- ", 1)[0].split()
+    assert parameters[-1] == "panic=30"
+    parameters = parameters[:-1]
     assert parameters[-3] == "anna/choose_modules=network-console"
     assert parameters[-1] == "network-console/password-disabled=true"
     name, _, url = parameters[-2].partition("=")

@@ -45,7 +45,7 @@ def test_escape_sequences_are_shown_escaped_in_the_plan(machine, recording_kexec
     assert main(["reboot", "--root", str(tree.root), "--command-line", hidden]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out
-    assert "command line: quiet \\e[8minit=/bin/sh\\e[0m \\u202eevil\n" in out
+    assert "command line: quiet \\e[8minit=/bin/sh\\e[0m \\u202eevil panic=30\n" in out
 
 
 def test_a_dry_run_on_a_kernel_without_kexec_shows_the_plan_and_says_it_would_be_refused(

@@ -37,7 +37,7 @@ def test_dry_run_prints_the_plan_and_loads_nothing(machine, capsys, recording_ke
     assert f"initrd  {root}/boot/initrd.img-{new}" in out
     assert "checked: gzip-compressed (the kernel's own)" in out
     # BOOT_IMAGE names the previous kernel; crashkernel= keeps kdump working in the next one.
-    assert "command line: root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M\n" in out
+    assert "command line: root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M panic=30\n" in out
     assert f"without BOOT_IMAGE=/boot/vmlinuz-{old}" in out
     assert "dry run: nothing loaded" in out
     assert not recording_kexec.exists()
@@ -56,7 +56,8 @@ def test_the_plan_shows_the_load_it_makes(machine, recording_kexec, capsys):
         "--load",
         "--kexec-syscall-auto",
         f"--initrd={tree.root}/boot/initrd.img-{new}",
-        "--command-line=root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M vmtest.marker=1",
+        "--command-line=root=UUID=2f6b7bb5-6a0d-4d7c-9a59-6d1c8c6f2b0e ro quiet crashkernel=256M vmtest.marker=1"
+        " panic=30",
         "--",  # the kernel last, after the end of the options
         f"{tree.root}/boot/vmlinuz-{new}",
     ]
@@ -69,7 +70,7 @@ def test_named_release_no_initrd_and_a_command_line(machine, recording_kexec, ca
     assert kexec_command(capsys.readouterr().out) == [
         "--load",
         "--kexec-syscall-auto",
-        "--command-line=console=ttyS0",
+        "--command-line=console=ttyS0 panic=30",
         "--",
         f"{tree.root}/boot/vmlinuz-{old}",
     ]

@@ -66,6 +66,9 @@ def add_story_options(parser: argparse.ArgumentParser, *, default_exec_after: fl
         help="the machine to inspect, as a file tree (its /proc, /sys, /boot and /etc under DIR; "
         "default /: this machine); with --dry-run only: the kernel that would load is this host's",
     )
+    from ..wayback import add_options
+
+    add_options(parser)  # --via, --panic, --no-way-back, --deadline
 
 
 def seconds(text: str) -> float:
@@ -94,14 +97,15 @@ def run_story(run: Callable[[argparse.Namespace], int], args: argparse.Namespace
             f"--root {args.root} with --{'yes' if args.mode == BOOT else 'load-only'}: a tree is only inspected, "
             "while the kernel that would load is this host's; drop --root to load here, or --dry-run to see the plan"
         )
-    if args.mode != DRY_RUN:
+    by_kexec = args.via == "kexec"  # through the firmware (--via firmware, or auto's choice) no kexec is refused
+    if args.mode != DRY_RUN and by_kexec:
         blocked = refusal(args.root)
         if blocked:
             raise blocked
     try:
         return run(args)
     except PlanError as error:
-        blocked = refusal(args.root) if args.mode == DRY_RUN else None  # a load was checked above
+        blocked = refusal(args.root) if args.mode == DRY_RUN and by_kexec else None  # a load was checked above
         if blocked is None:
             raise
         raise BlockedError(f"{blocked}\n  (and no plan could be made: {error})", blocked.support) from None
@@ -133,9 +137,11 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
     if mode not in MODES:
         raise PlanError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     choice = choose()
-    from ..trust import choose_syscall
+    by_firmware = plan.way_back is not None and plan.way_back.via == "firmware"
+    if not by_firmware:
+        from ..trust import choose_syscall
 
-    choose_syscall(plan, root)  # under lockdown: kexec_file_load, or a refusal before anything is loaded
+        choose_syscall(plan, root)  # under lockdown: kexec_file_load, or a refusal before anything is loaded
     available = probes.available_memory(root)
     print(plan.to_text(choice.path, available), file=out)
     if root != "/":
@@ -154,10 +160,14 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
         )
     if mode == DRY_RUN:
         print("dry run: nothing loaded (--load-only loads it, --yes loads and boots it)", file=out)
-        blocked = refusal(root, plan.syscall, choice)  # the program chosen above: a dry run runs none
+        blocked = None if by_firmware else refusal(root, plan.syscall, choice)  # the program chosen above
         if blocked:
             raise BlockedError(f"this plan would be refused here: {blocked}", blocked.support)
         return 0
+    if by_firmware:
+        from .. import firmware
+
+        return firmware.boot(plan, mode, root=root, out=out)
     import tempfile  # here and below: only loading and booting need these, not the plan a dry run prints
 
     with tempfile.TemporaryDirectory(prefix="kexec-bin-") as scratch:
@@ -172,6 +182,9 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
             options=plan.options,
             root=root,
         )
+    from .. import wayback
+
+    wayback.arm(plan.way_back, root, out)  # only once the load held: a refused load changes nothing
     print(f"loaded with {choice.path} ({choice.source})", file=out)
     if mode == LOAD_ONLY:
         print("boot it with `systemctl kexec` (or `kexec -e`); unload it with `kexec -u`", file=out)

@@ -16,6 +16,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Sequence
 
+    from ..wayback import WayBack
+
 
 # A value the kernel's command-line parser and the installer's env2debconf keep as one word:
 # printable ASCII without spaces, quotes or backslashes.
@@ -78,6 +80,7 @@ class BootPlan:
         warnings: list[str] | None = None,
         memory_needed: int = 0,
         options: Sequence[str] = (),
+        way_back: WayBack | None = None,
     ) -> None:
         self.title = title
         self.kernel = kernel
@@ -92,6 +95,8 @@ class BootPlan:
         """Bytes the next system needs to start, beyond the files themselves (0: not estimated)."""
         self.options = options
         """Further kexec --load options the kernel needs (memdisk: --real-mode)."""
+        self.way_back = way_back
+        """What returns the machine to this system if the next one fails (see `wayback`)."""
 
     def to_text(self, program: str | None = None, available: int | None = None) -> str:
         """The plan for a person to read and check before anything is loaded.
@@ -109,6 +114,7 @@ class BootPlan:
             lines.append(f"  {'':<7} checked: {shown(planned.check)}")
         lines.append(f"  command line: {shown(self.cmdline) or '(empty)'}")
         lines += [f"  - {shown(decision)}" for decision in self.decisions]
+        lines += [f"  way back: {shown(line)}" for line in self.way_back.lines] if self.way_back else []
         needed = self.memory_needed_in_total()
         if needed:
             lines.append(

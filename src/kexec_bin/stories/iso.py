@@ -26,6 +26,7 @@ from ..menus import Budget, Entry, Menu, Reader, grub, normalise, syslinux, with
 from ..plan import PlannedFile
 from ..plan.model import shown
 from ..read import read_capped
+from ..wayback import plan_way_back
 
 __all__ = ["PVD_OFFSET", "SECTOR", "IsoImage", "find_entries"]
 
@@ -126,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         number, entry, why = choose_entry(found, args.entry, image)
         with tempfile.TemporaryDirectory(prefix="kexec-bin-iso-") as scratch:
-            boot_plan = kernel_plan(iso, number, entry, why, found.config == LOOPBACK, scratch, args)
+            boot_plan = plan_way_back(
+                kernel_plan(iso, number, entry, why, found.config == LOOPBACK, scratch, args), args, args.root
+            )
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 

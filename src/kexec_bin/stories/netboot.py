@@ -12,6 +12,7 @@ import argparse
 
 from .. import plan
 from ..errors import PlanError
+from ..wayback import plan_way_back
 
 # The RAM below which the installer itself refuses to run, in MiB: the "min" levels of its lowmem
 # check (rootskel's S15lowmem, in the initrd). Architectures it does not list get amd64's level.
@@ -146,4 +147,5 @@ def run(args: argparse.Namespace) -> int:
             warnings=warnings,
             memory_needed=minimum << 20,
         )
+        plan_way_back(boot_plan, args, args.root, scratch)  # panic=, and the installer's deadline
         return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)

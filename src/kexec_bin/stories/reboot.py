@@ -14,6 +14,7 @@ import stat
 from .. import plan
 from ..bootloader import Candidate, inside, modules_missing, named_kernel, next_kernel
 from ..errors import BootError, PlanError
+from ..wayback import plan_way_back
 
 # Parameters of the running command line that must not reach the next kernel, and why.
 DROPPED = {
@@ -64,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return plan.carry_out(make_plan(args), args.mode, exec_after=args.exec_after, root=args.root)
+    boot_plan = plan_way_back(make_plan(args), args, args.root)
+    return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
 
 def make_plan(args: argparse.Namespace) -> plan.BootPlan:
