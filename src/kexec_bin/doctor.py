@@ -390,7 +390,7 @@ def _state(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[
 
 
 def _way_back(kernel: Kernel, config: Reading, program: Choice | None) -> Iterable[Finding]:
-    from .wayback import protections  # informational: what brings the machine back after a failed boot
+    from .protections import protections  # informational: what brings the machine back after a failed boot
 
     return protections(kernel)
 

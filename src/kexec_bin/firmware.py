@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
-    from .plan import BootPlan
+    from .plan.model import BootPlan
 
 KEXEC, FIRMWARE, AUTO = "kexec", "firmware", "auto"
 VIAS = (KEXEC, FIRMWARE, AUTO)
@@ -87,9 +87,9 @@ def describe(plan: BootPlan, root: str = "/") -> str:
 
 def boot(plan: BootPlan, mode: str, *, root: str = "/", out: TextIO) -> int:
     """Stage `plan` as GRUB's one-shot entry, then (in boot mode) reboot through the firmware."""
-    from . import wayback
+    from . import grubenv
     from .bootloader import inside
-    from .plan.boot import BOOT
+    from .plan.model import BOOT
 
     config = grub_config(root)
     if config is None:
@@ -119,12 +119,12 @@ def boot(plan: BootPlan, mode: str, *, root: str = "/", out: TextIO) -> int:
     if not plan.initrds:
         entry = entry.replace("\tinitrd \n", "")
     os.makedirs(inside(root, STAGED), exist_ok=True)
-    wayback.write_atomically(inside(root, kernel), sources=(plan.kernel.path,))
+    grubenv.write_atomically(inside(root, kernel), sources=(plan.kernel.path,))
     if plan.initrds:
-        wayback.write_atomically(inside(root, initrd), sources=tuple(initrd.path for initrd in plan.initrds))
-    wayback.write_atomically(custom, entry.encode())
-    wayback.set_grubenv(inside(root, os.path.join(folder, "grubenv")), {"next_entry": ENTRY_ID})
-    wayback.install_confirm(
+        grubenv.write_atomically(inside(root, initrd), sources=tuple(initrd.path for initrd in plan.initrds))
+    grubenv.write_atomically(custom, entry.encode())
+    grubenv.set_grubenv(inside(root, os.path.join(folder, "grubenv")), {"next_entry": ENTRY_ID})
+    grubenv.install_confirm(
         root, os.path.join(folder, "grubenv"), ENTRY_ID, (os.path.join(folder, "custom.cfg"), STAGED)
     )
     print(f"staged: {STAGED}/ and entry {ENTRY_ID!r} in {folder}/custom.cfg; next_entry={ENTRY_ID}", file=out)

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kexec_bin import bootloader, firmware, wayback
+from kexec_bin import bootloader, firmware, grubenv, wayback
 from kexec_bin.cli import main, story_parser
 from kexec_bin.errors import PlanError
-from kexec_bin.plan.boot import LOAD_ONLY
-from kexec_bin.plan.model import BootPlan
+from kexec_bin.plan.model import LOAD_ONLY, BootPlan
 
 from .kernel_trees import install_kernel, package_tree, write_grub
 
@@ -74,7 +73,7 @@ def test_no_way_back_adds_nothing_and_says_so(machine):
     plan = armed(tree, "--no-way-back")
     assert "panic=" not in plan.cmdline
     assert "way back: none (--no-way-back)" in plan.to_text()
-    assert not (tree.root / "etc/systemd/system" / wayback.CONFIRM_UNIT).exists()
+    assert not (tree.root / "etc/systemd/system" / grubenv.CONFIRM_UNIT).exists()
 
 
 @pytest.mark.parametrize("seconds", ["0", "ten", "-3"])
@@ -87,36 +86,36 @@ def test_a_bad_panic_value_is_a_usage_error(machine, capsys, seconds):
 def test_reboot_sets_grubs_one_shot_entry_for_the_running_kernel(machine, capsys, recording_kexec):
     tree, old, new = machine
     write_grub(tree.root, new, old, grubenv={"saved_entry": "0"})
-    grubenv = tree.root / "boot/grub/grubenv"
+    env_block = tree.root / "boot/grub/grubenv"
     assert bootloader.next_kernel(str(tree.root)).candidate.release == new
 
     # A dry run names the way back and writes nothing.
     assert reboot(tree) == 0
     entry = f"gnulinux-advanced-{UUID}>gnulinux-{old}-advanced-{UUID}"
     assert f"way back: one-shot GRUB entry {entry!r} (the running kernel {old})" in capsys.readouterr().out
-    assert "next_entry" not in grubenv.read_text()
+    assert "next_entry" not in env_block.read_text()
 
     armed(tree)
     # The block is still grub-editenv's: GRUB's own tool reads both variables from it.
-    assert len(grubenv.read_bytes()) == wayback.GRUBENV_SIZE
-    listed = subprocess.run(["grub-editenv", str(grubenv), "list"], capture_output=True, text=True, check=True)
+    assert len(env_block.read_bytes()) == grubenv.GRUBENV_SIZE
+    listed = subprocess.run(["grub-editenv", str(env_block), "list"], capture_output=True, text=True, check=True)
     assert listed.stdout.split() == ["saved_entry=0", f"next_entry={entry}"]
     # The firmware's next boot now goes to the running kernel, read the way GRUB reads it.
     assert bootloader.next_kernel(str(tree.root)).candidate.release == old
 
     # The new system's confirm step: the unit, enabled for one boot, clears the entry and removes itself.
-    unit = tree.root / "etc/systemd/system" / wayback.CONFIRM_UNIT
-    wants = tree.root / "etc/systemd/system/multi-user.target.wants" / wayback.CONFIRM_UNIT
-    assert wants.is_symlink() and str(wants.readlink()) == f"/etc/systemd/system/{wayback.CONFIRM_UNIT}"
+    unit = tree.root / "etc/systemd/system" / grubenv.CONFIRM_UNIT
+    wants = tree.root / "etc/systemd/system/multi-user.target.wants" / grubenv.CONFIRM_UNIT
+    assert wants.is_symlink() and str(wants.readlink()) == f"/etc/systemd/system/{grubenv.CONFIRM_UNIT}"
     text = unit.read_text()
     # Only the kernel it confirms runs it: the old kernel, back after a failure, leaves it for later.
     assert f"ConditionKernelVersion={new}\n" in text
-    assert f"ExecStart={sys.executable} -m kexec_bin.wayback --confirm /boot/grub/grubenv {entry}\n" in text
+    assert f"ExecStart={sys.executable} -m kexec_bin.grubenv --confirm /boot/grub/grubenv {entry}\n" in text
     # Run as the unit would, on this tree's grubenv.
     source = str(Path(wayback.__file__).parents[1])  # the tests import kexec_bin from src/
-    command = [sys.executable, "-m", "kexec_bin.wayback", "--confirm", str(grubenv), entry]
+    command = [sys.executable, "-m", "kexec_bin.grubenv", "--confirm", str(env_block), entry]
     subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": source})
-    listed = subprocess.run(["grub-editenv", str(grubenv), "list"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(["grub-editenv", str(env_block), "list"], capture_output=True, text=True, check=True)
     assert listed.stdout.split() == ["saved_entry=0"]
     assert bootloader.next_kernel(str(tree.root)).candidate.release == new
 
@@ -132,9 +131,9 @@ def test_no_one_shot_when_the_default_is_the_running_kernel(machine):
 
 def test_grubenv_block_round_trips_through_grub_editenv(tmp_path):
     path = tmp_path / "grubenv"
-    path.write_bytes(wayback.grubenv_bytes({}))
+    path.write_bytes(grubenv.grubenv_bytes({}))
     subprocess.run(["grub-editenv", str(path), "set", "a=1", "b=x y"], check=True)
-    wayback.set_grubenv(str(path), {"next_entry": "one>two", "a": None})
+    grubenv.set_grubenv(str(path), {"next_entry": "one>two", "a": None})
     listed = subprocess.run(["grub-editenv", str(path), "list"], capture_output=True, text=True, check=True)
     assert listed.stdout.splitlines() == ["b=x y", "next_entry=one>two"]
     reference = tmp_path / "reference"
@@ -167,12 +166,12 @@ def test_via_auto_takes_the_firmware_path_where_kexec_load_is_disabled(machine, 
     assert "crashkernel=256M panic=30\n" in text and "\tinitrd /boot/kexec-bin/initrd\n" in text
     # GRUB's own checker accepts the entry; GRUB's one-shot names it.
     subprocess.run(["grub-script-check", str(custom)], check=True)
-    grubenv = tree.root / "boot/grub/grubenv"
-    listed = subprocess.run(["grub-editenv", str(grubenv), "list"], capture_output=True, text=True, check=True)
+    env_block = tree.root / "boot/grub/grubenv"
+    listed = subprocess.run(["grub-editenv", str(env_block), "list"], capture_output=True, text=True, check=True)
     assert listed.stdout.split() == ["next_entry=kexec-bin-once"]
 
     # The next boot of this system removes the entry and the files.
-    unit = (tree.root / "etc/systemd/system" / wayback.CONFIRM_UNIT).read_text()
+    unit = (tree.root / "etc/systemd/system" / grubenv.CONFIRM_UNIT).read_text()
     arguments = unit.split("--confirm ", 1)[1].split("\n", 1)[0].split()
     assert arguments == ["/boot/grub/grubenv", "kexec-bin-once", "/boot/grub/custom.cfg", "/boot/kexec-bin"]
     source = str(Path(wayback.__file__).parents[1])
@@ -181,10 +180,10 @@ def test_via_auto_takes_the_firmware_path_where_kexec_load_is_disabled(machine, 
         + arguments[1:2]
         + [str(tree.root) + path for path in arguments[2:]]
     )
-    command = [sys.executable, "-m", "kexec_bin.wayback", "--confirm", *in_tree]
+    command = [sys.executable, "-m", "kexec_bin.grubenv", "--confirm", *in_tree]
     subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": source})
     assert not custom.exists() and not staged.exists()
-    listed = subprocess.run(["grub-editenv", str(grubenv), "list"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(["grub-editenv", str(env_block), "list"], capture_output=True, text=True, check=True)
     assert listed.stdout.split() == []
 
 

@@ -7,8 +7,8 @@ shared options, the refusals that need no download, the plan printed, the doctor
 through the same program `kexec` would run, the load, and a clean boot.
 """
 
-from .boot import DRY_RUN, add_story_options, carry_out
-from .model import BootPlan, PlannedFile, size_text
+from .boot import add_story_options, carry_out
+from .model import DRY_RUN, BootPlan, PlannedFile, size_text
 from .probes import available_memory, console_parameters
 
 # What the story commands use; the rest is in the modules themselves (boot.boot_loaded, model.shown).

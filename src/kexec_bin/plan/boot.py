@@ -15,7 +15,7 @@ import sys
 from .. import ops
 from ..errors import BlockedError, KexecBinError, PlanError, UsageError
 from . import probes
-from .model import BootPlan, PlannedFile, size_text
+from .model import BOOT, DRY_RUN, LOAD_ONLY, MODES, BootPlan, PlannedFile, size_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
     from ..resolve import Choice
 
-# What the user asked for: print the plan only, load it and leave `kexec -e` to them, or boot it.
-DRY_RUN, LOAD_ONLY, BOOT = "dry-run", "load-only", "boot"
-MODES = (DRY_RUN, LOAD_ONLY, BOOT)
 # The transient timer (and service) that boots the loaded kernel after a delay under systemd.
 SYSTEMD_UNIT = "kexec-bin-reboot"
 

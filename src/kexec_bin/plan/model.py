@@ -16,7 +16,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Sequence
 
-    from ..wayback import WayBack
+# What the user asked for: print the plan only, load it and leave `kexec -e` to them, or boot it.
+DRY_RUN, LOAD_ONLY, BOOT = "dry-run", "load-only", "boot"
+MODES = (DRY_RUN, LOAD_ONLY, BOOT)
 
 
 # A value the kernel's command-line parser and the installer's env2debconf keep as one word:
@@ -64,6 +66,36 @@ class PlannedFile:
 
     def __repr__(self) -> str:
         return f"PlannedFile({self.path!r}, {self.origin!r}, {self.check!r})"
+
+
+class OneShot:
+    """A boot entry the firmware's next boot starts once: the running kernel's, in a boot loader kexec-bin drives.
+
+    `grubenv`: the grubenv file (as seen on the machine) whose next_entry GRUB consumes; `entry`: what
+    next_entry names (the entry's ids, '>'-separated through submenus, as grub-reboot takes it).
+    """
+
+    __slots__ = ("entry", "grubenv", "next_release", "release")
+
+    def __init__(self, grubenv: str, entry: str, release: str, next_release: str | None = None) -> None:
+        self.grubenv, self.entry, self.release, self.next_release = grubenv, entry, release, next_release
+
+
+class WayBack:
+    """How the plan boots and what returns the machine to this system if the next one fails.
+
+    `panic_seconds`: the panic= this command added (None when the user's line sets it, or the way back
+    is off); `lines`: the plan's lines (the path and why, each protection and why, or why there is none);
+    `via`: kexec, or firmware (`firmware.boot` stages the files as a one-shot boot entry and reboots);
+    built by `wayback.plan_way_back`.
+    """
+
+    __slots__ = ("lines", "one_shot", "panic_seconds", "via")
+
+    def __init__(
+        self, panic_seconds: int | None, lines: tuple[str, ...], one_shot: OneShot | None = None, via: str = "kexec"
+    ) -> None:
+        self.panic_seconds, self.lines, self.one_shot, self.via = panic_seconds, lines, one_shot, via
 
 
 class BootPlan:
