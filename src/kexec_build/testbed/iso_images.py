@@ -154,4 +154,3 @@ def _run(command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise ProveError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
-
