@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -156,33 +154,3 @@ def _run(command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise ProveError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
-
-
-def pycdlib_wheel(folder: Path) -> Path:
-    """The wheel of the pycdlib this venv runs (requirements-dev.txt pins it), from PyPI once, then the cache."""
-    from importlib.metadata import version
-
-    wanted = version("pycdlib")
-    cached = debian_packages.CACHE / "pypi" / "pycdlib"
-    found = sorted(cached.glob(f"pycdlib-{wanted}-*.whl"))
-    if not found:
-        cached.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(dir=cached))
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--only-binary=:all:",
-                f"pycdlib=={wanted}",
-                "-d",
-                str(partial),
-            ]
-        )
-        (downloaded,) = partial.glob("*.whl")
-        found = [downloaded.rename(cached / downloaded.name)]
-        shutil.rmtree(partial)
-    return Path(shutil.copy(found[0], folder))
