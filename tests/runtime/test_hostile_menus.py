@@ -177,8 +177,20 @@ def test_thousand_initrds_are_refused_before_anything_is_extracted(kexec_bin_iso
     refused(kexec_bin_iso(image, "--console", "none"), "entry 1 names 1000 initrds; kexec-bin loads at most 32")
 
 
-def test_an_entry_larger_than_the_free_space_is_refused_before_extracting(kexec_bin_iso, images, tmp_path):
-    image = iso_images.config_image(
+@pytest.fixture
+def small_tmpdir(tmp_path):
+    """A 1 MiB tmpfs, for TMPDIR."""
+    scratch = tmp_path / "small"
+    scratch.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(scratch)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield scratch
+    subprocess.run(["umount", str(scratch)], check=True)
+
+
+def _image_with_a_big_initrd(images):
+    return iso_images.config_image(
         images,
         "larger",
         {
@@ -187,18 +199,23 @@ def test_an_entry_larger_than_the_free_space_is_refused_before_extracting(kexec_
             "big": bytes(4 << 20),
         },
     )
-    scratch = tmp_path / "small"
-    scratch.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(scratch)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        result = kexec_bin_iso(image, "--console", "none", env={"TMPDIR": str(scratch)})
-        left = os.listdir(scratch)
-    finally:
-        subprocess.run(["umount", str(scratch)], check=True)
-    refused(result, f"entry 1's files need 4.0 MiB and {scratch} has")
-    assert left == []
+
+
+def test_an_entry_larger_than_the_free_space_is_refused_before_extracting(kexec_bin_iso, images, small_tmpdir):
+    image = _image_with_a_big_initrd(images)
+    result = kexec_bin_iso(image, "--console", "none", "--load-only", env={"TMPDIR": str(small_tmpdir)})
+    refused(result, f"entry 1's files need 4.0 MiB and {small_tmpdir} has")
+    assert os.listdir(small_tmpdir) == []
+
+
+def test_a_dry_run_extracts_the_kernel_only(kexec_bin_iso, images, small_tmpdir):
+    # The 4 MiB initrd would not fit the 1 MiB TMPDIR: a plan that only shows it writes none of it.
+    image = _image_with_a_big_initrd(images)
+    result = kexec_bin_iso(image, "--console", "none", env={"TMPDIR": str(small_tmpdir)})
+    assert result.returncode == 0, result
+    assert "initrd  (extracted for the load from " in result.stdout
+    assert "checked: not extracted for a dry run: 4194304 bytes, the size its directory record gives" in result.stdout
+    assert os.listdir(small_tmpdir) == []
 
 
 @pytest.mark.parametrize(

@@ -48,21 +48,26 @@ class PlannedFile:
 
     `temporary`: the file exists only while the plan is carried out (extracted from an image, made
     here); the plan's text names its origin instead of a path that is gone when a dry run ends.
+    `known_size`: its size where the file is not written for a plan that only shows it (a dry run
+    of an image's entry), else None: the size is the file's own.
     """
 
-    __slots__ = ("check", "origin", "path", "temporary")
+    __slots__ = ("check", "known_size", "origin", "path", "temporary")
 
-    def __init__(self, path: str, origin: str, check: str, *, temporary: bool = False) -> None:
+    def __init__(
+        self, path: str, origin: str, check: str, *, temporary: bool = False, known_size: int | None = None
+    ) -> None:
         self.path = path
         self.origin = origin
         """Where the file came from, as a person would find it again: a URL, a path in an image, a path in /boot."""
         self.check = check
         """How its content was checked before use ("sha256 … listed in SHA256SUMS, …"), or why it was not."""
         self.temporary = temporary
+        self.known_size = known_size
 
     @property
     def size(self) -> int:
-        return os.path.getsize(self.path)
+        return os.path.getsize(self.path) if self.known_size is None else self.known_size
 
     def __repr__(self) -> str:
         return f"PlannedFile({self.path!r}, {self.origin!r}, {self.check!r})"

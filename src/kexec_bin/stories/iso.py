@@ -249,13 +249,18 @@ def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, Ent
 def kernel_plan(
     iso: IsoImage, number: int, entry: Entry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
 ) -> plan.BootPlan:
-    """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them."""
+    """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them.
+
+    A dry run extracts the kernel only (the plan checks it: its format, its signature under Secure
+    Boot) and shows the initrds at the sizes their directory records give: a plan writes no more
+    than it needs to show."""
     iso_path = "" if iso.device else image_path_on_its_filesystem(iso.path)
     # From a disc, a live system finds its medium itself (it scans the block devices).
     finder = None if iso.device else next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
     if from_loopback or finder:
         _check_findable(iso_path)
-    _check_room(iso, number, entry, scratch)
+    loads = args.mode != plan.DRY_RUN
+    _check_room(iso, number, entry, scratch, with_initrds=loads)
     origin = f"{iso.path}:{{}} (entry {number}, {entry.config})"
     check = "extracted from the image: {} bytes, the size its directory record gives (ISO 9660 has no checksums)"
     kernel_path = os.path.join(scratch, "kernel")
@@ -267,9 +272,14 @@ def kernel_plan(
     )
     initrds = []
     for index, initrd in enumerate(entry.initrds):
-        target = os.path.join(scratch, f"initrd{index}")
-        size = iso.extract(initrd, target, f"entry {number}'s initrd")
-        initrds.append(PlannedFile(target, origin.format(initrd), check.format(size), temporary=True))
+        target, what = os.path.join(scratch, f"initrd{index}"), f"entry {number}'s initrd"
+        if loads:
+            size = iso.extract(initrd, target, what)
+            initrds.append(PlannedFile(target, origin.format(initrd), check.format(size), temporary=True))
+        else:
+            size = iso.file_size(initrd, what)
+            shown_only = f"not extracted for a dry run: {size} bytes, the size its directory record gives"
+            initrds.append(PlannedFile(target, origin.format(initrd), shown_only, temporary=True, known_size=size))
     decisions = [f"entry {number} of {iso.path}: {entry.title} ({why}; --entry chooses another)"]
     words = [entry.cmdline] if entry.cmdline else []
     warnings = []
@@ -313,8 +323,9 @@ def _check_findable(iso_path: str) -> None:
         )
 
 
-def _check_room(iso: IsoImage, number: int, entry: Entry, scratch: str) -> None:
-    """Refuse, before anything is extracted, an entry whose files are too many or too large to write."""
+def _check_room(iso: IsoImage, number: int, entry: Entry, scratch: str, *, with_initrds: bool = True) -> None:
+    """Refuse, before anything is extracted, an entry whose files are too many or too large to write
+    (`with_initrds`: False for a dry run, which writes the kernel only)."""
     if len(entry.initrds) > MAX_INITRDS:
         raise PlanError(
             f"{iso.path}: entry {number} names {len(entry.initrds)} initrds; kexec-bin loads at most "
@@ -330,11 +341,12 @@ def _check_room(iso: IsoImage, number: int, entry: Entry, scratch: str) -> None:
             f"{iso.path}: {what} files need {plan.size_text(needed)}, more than the "
             f"{plan.size_text(MAX_EXTRACTED_BYTES)} kexec-bin extracts for one kernel; choose another --entry"
         )
+    written = needed if with_initrds else kernel
     folder = os.path.dirname(scratch)
     free = shutil.disk_usage(scratch).free
-    if needed > free:
+    if written > free:
         raise PlanError(
-            f"{iso.path}: {what} files need {plan.size_text(needed)} and {folder} has {plan.size_text(free)} "
+            f"{iso.path}: {what} files need {plan.size_text(written)} and {folder} has {plan.size_text(free)} "
             "free; set TMPDIR to a folder with room"
         )
 
