@@ -91,3 +91,16 @@ def run_measured(command: list[str], *, timeout: float, env: dict | None = None)
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def report_worst(cases: list[dict], what: str, name: str, cap_seconds: float, cap_mib: float) -> None:
+    """Print a fuzz run's worst cases (CPU, wall clock, memory; each case named by its `name` field)
+    and assert that none passed the caps."""
+    slowest = max(cases, key=lambda case: case["cpu_seconds"])
+    largest = max(cases, key=lambda case: case["peak_mib"])
+    print(
+        f"\n{len(cases)} {what}: most CPU {slowest['cpu_seconds']:.3f} s ({name} {slowest[name]}), "
+        f"longest wall clock {max(case['seconds'] for case in cases):.3f} s, "
+        f"largest {largest['peak_mib']:.1f} MiB ({name} {largest[name]})"
+    )
+    assert slowest["cpu_seconds"] < cap_seconds and largest["peak_mib"] < cap_mib

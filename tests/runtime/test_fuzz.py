@@ -25,7 +25,7 @@ from kexec_bin.shim import LONG_OPTIONS, SHORT_OPTIONS
 from kexec_build.testbed import iso_images
 from tests.runtime.fuzz_hostile import build_tree, material
 from tests.runtime.installed import SOURCE, install
-from tests.runtime.measure import run_measured
+from tests.runtime.measure import report_worst, run_measured
 
 TREES = 1000
 MENU_CASES = 1000
@@ -102,14 +102,7 @@ def run_workers(material: list[str], tmp_path: Path, count: int, what: str) -> N
     assert errors == []
     assert len(cases) == count
     assert [case for case in cases if case["problems"]] == []
-    slowest = max(cases, key=lambda case: case["cpu_seconds"])
-    largest = max(cases, key=lambda case: case["peak_mib"])
-    print(
-        f"\n{len(cases)} {what}: most CPU {slowest['cpu_seconds']:.3f} s (case {slowest['seed']}), "
-        f"longest wall clock {max(case['seconds'] for case in cases):.3f} s, "
-        f"largest {largest['peak_mib']:.1f} MiB (case {largest['seed']})"
-    )
-    assert slowest["cpu_seconds"] < CAP_SECONDS and largest["peak_mib"] < CAP_MIB
+    report_worst(cases, what, "seed", CAP_SECONDS, CAP_MIB)
 
 
 def test_hostile_trees_through_real_doctor_processes(tmp_path, debian_kernel):
