@@ -61,6 +61,16 @@ def test_a_file_signed_only_by_an_unknown_key_is_refused_naming_the_key(keys, tm
         archive.verify_release(signed, "http://m/dists/trixie/InRelease", "trixie", [str(keyring)], now=NOW)
 
 
+def test_a_keyring_gpgv_cannot_read_is_named_as_such_not_as_tampering(tmp_path):
+    # Debian's real InRelease against a keyring file that holds no OpenPGP packets at all.
+    keyring = tmp_path / "damaged.gpg"
+    keyring.write_text("not a keyring\n")
+    with pytest.raises(VerificationError) as raised:
+        archive.gpgv((DATA / "sid-expired.InRelease").read_bytes(), [str(keyring)], "InRelease")
+    assert "the keyring cannot be read (gpgv: invalid packet or keyblock resource)" in str(raised.value)
+    assert "which the keyring lacks" not in str(raised.value)
+
+
 def test_a_changed_text_is_a_bad_signature_even_beside_a_missing_key(keys, tmp_path):
     signed = keys.sign(release_text(), [keys.first, keys.second]).replace(b"Version: 13.8", b"Version: 13.9")
     keyring = keys.keyring([keys.first], tmp_path / "older.gpg")

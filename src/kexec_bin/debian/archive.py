@@ -139,14 +139,15 @@ def gpgv(data: bytes, keyrings: Sequence[str], what: str) -> Signed:
         if bad or not signers or not output.is_file():
             if bad:
                 why = f"gpgv reports {'; '.join(bad)}: the file was altered after it was signed"
+            elif "invalid packet" in result.stderr or "keyblock resource" in result.stderr:
+                # Checked before the missing keys: a keyring gpgv cannot read lacks every key, through no tampering.
+                why = (
+                    "the keyring cannot be read (gpgv: invalid packet or keyblock resource): give a valid .gpg keyring"
+                )
             elif missing:
                 why = (
                     f"signed only by key {', '.join(missing)}, which the keyring lacks: signed by a key "
                     "Debian does not use, or the keyring is older than the archive's keys"
-                )
-            elif "invalid packet" in result.stderr or "keyblock resource" in result.stderr:
-                why = (
-                    "the keyring cannot be read (gpgv: invalid packet or keyblock resource): give a valid .gpg keyring"
                 )
             else:
                 why = "no valid OpenPGP signature in it (is it an InRelease at all?)"
