@@ -64,6 +64,10 @@ class ProveError(BuildError):
     exit_code = 9
 
 
+class GuestError(ProveError):
+    """The guest did not print what was awaited in time (or its QEMU exited)."""
+
+
 class ReleaseError(BuildError):
     """The release set in dist/ could not be assembled, or a check of it failed."""
 

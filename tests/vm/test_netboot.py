@@ -17,6 +17,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from kexec_build.errors import GuestError
 from kexec_build.testbed import netboot_mirror
 from kexec_build.vm.debian_guest import (
     USER_NET_DNS,
@@ -27,7 +28,7 @@ from kexec_build.vm.debian_guest import (
     start_with_wheel,
 )
 from kexec_build.vm.guests import INSTALLER_MAIN_MENU, INSTALLER_SECONDS
-from kexec_build.vm.machine import GuestError, Machine
+from kexec_build.vm.machine import Machine
 
 pytestmark = pytest.mark.vm
 

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import pytest
 
+from kexec_build.errors import GuestError
 from kexec_build.testbed import netboot_mirror
 from kexec_build.vm import guests
 from kexec_build.vm.binaries import wheel_for
@@ -31,7 +32,7 @@ from kexec_build.vm.debian_guest import (
 )
 from kexec_build.vm.grub_guest import FSTAB_LINE, boot_disk, entry_id, grub_kernel
 from kexec_build.vm.guests import BOOT_SECONDS, COMMAND_SECONDS, log_path
-from kexec_build.vm.machine import GuestError, Machine
+from kexec_build.vm.machine import Machine
 
 pytestmark = pytest.mark.vm
 

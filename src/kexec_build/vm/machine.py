@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import atomic
-from ..errors import ProveError
+from ..errors import GuestError
 
 # Terminal control sequences (CSI, charset selection, two-byte escapes) and the other control
 # characters a full-screen program such as the Debian installer writes instead of newlines.
@@ -25,10 +25,6 @@ _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[@-Z\\-_=>])|[
 # A trailing escape that may be completed by the next chunk is held back until it is.
 _OPEN_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[()])?$")
 TAIL_LINES = 50
-
-
-class GuestError(ProveError):
-    """The guest did not print what was awaited in time (or its QEMU exited)."""
 
 
 class Machine:

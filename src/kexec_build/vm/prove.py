@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .. import columns
-from ..errors import ProveError
+from ..errors import GuestError, ProveError
 from ..recipes import Release, Target
 from . import guests
 from .binaries import extract_kexec, wheels_for
-from .machine import GuestError
 
 Log = Callable[[str], None]
 
