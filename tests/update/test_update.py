@@ -112,6 +112,15 @@ def authentic_chain(files: dict[str, bytes]) -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.parametrize("path", CHAIN_PATHS)
+def test_a_cached_chain_with_one_byte_changed_is_not_used(real_chain, path):
+    data = real_chain[path]
+    middle = len(data) // 2
+    damaged = {**real_chain, path: data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]}
+    with pytest.raises(UpdateError, match=re.escape(path)):
+        authentic_chain(damaged)
+
+
 def serve(httpserver, files: dict[str, bytes]) -> str:
     for path, data in files.items():
         httpserver.expect_request(f"/debian/{path}").respond_with_data(data)
