@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from kexec_build import fetch, recipes
+from kexec_build import atomic, fetch, recipes
 from kexec_build.paths import cache_dir
 
 # Resolved once at import, before any test points KEXEC_BIN_CACHE at a temporary folder:
@@ -145,8 +144,7 @@ def upstream_dir(recipe_set) -> Path:
         wanted = folder / release.source
         if not wanted.exists():
             tarball = fetch.fetch(release, cache=USER_CACHE, retries=0, timeout=(3, 10))
-            shutil.copyfile(tarball, wanted.with_suffix(".part"))
-            wanted.with_suffix(".part").rename(wanted)
+            atomic.copy_file(tarball, wanted)  # its temporary name is per process: pytest -n 2 runs this twice
     return folder
 
 

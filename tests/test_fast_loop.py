@@ -34,19 +34,19 @@ def child_pytest(fast_loop_tripwires):
     ours = str(fast_loop_tripwires.parent) if fast_loop_tripwires else None
     path = os.pathsep.join(entry for entry in os.environ["PATH"].split(os.pathsep) if entry != ours)
 
-    def run(folder: Path, source: str) -> subprocess.CompletedProcess:
-        return _child_pytest(folder, source, path)
+    def run(folder: Path, source: str, *options: str) -> subprocess.CompletedProcess:
+        return _child_pytest(folder, source, path, *options)
 
     return run
 
 
-def _child_pytest(folder: Path, source: str, path: str) -> subprocess.CompletedProcess:
+def _child_pytest(folder: Path, source: str, path: str, *options: str) -> subprocess.CompletedProcess:
     (folder / "test_child.py").write_text(source)
     return subprocess.run(
         # A basetemp of its own: pytest would otherwise number one under /tmp/pytest-of-<user> and delete the
         # oldest there, which may be another session's, still running.
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", str(folder)]
-        + ["--basetemp", str(folder / "basetemp")],
+        + ["--basetemp", str(folder / "basetemp"), *options],
         cwd=folder,
         env={**os.environ, "PATH": path, "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}"},
         capture_output=True,
@@ -73,6 +73,17 @@ def test_a_selection_with_a_build_test_keeps_the_real_compiler(tmp_path, child_p
     marked = CALLS_GCC.format(marker="import pytest\npytestmark = pytest.mark.build")
     result = child_pytest(tmp_path, marked)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.usefixtures("gcc_on_path")
+def test_under_two_workers_each_has_its_own_tripwires(tmp_path, child_pytest):
+    # pytest -n 2 (the fast loop as documented): the session fixture runs in each worker process. `--dist each`
+    # runs the test in both, so both must catch the call, each with the tripwires in its own basetemp.
+    result = child_pytest(tmp_path, CALLS_GCC.format(marker=""), "-n", "2", "--dist", "each")
+    assert result.returncode == 1, result.stdout
+    for worker in ("gw0", "gw1"):
+        assert f"popen-{worker}/tripwires0/gcc --version" in result.stdout, result.stdout
+    assert "called a compiler or qemu-user" in result.stdout
 
 
 def test_a_fast_loop_test_that_calls_nothing_passes(tmp_path, child_pytest):

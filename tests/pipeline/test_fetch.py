@@ -122,8 +122,8 @@ def test_server_errors_are_retried(isolated, httpserver, release, tarball):
 def test_server_that_never_answers_times_out(isolated, release):
     server = RawServer(lambda c: time.sleep(30))
     try:
-        with pytest.raises(FetchError, match=r"no answer within 1s \(read timeout\)"):
-            fetch.fetch(release, mirrors=[server.url], timeout=(2, 1), retries=0)
+        with pytest.raises(FetchError, match=r"no answer within 0.5s \(read timeout\)"):
+            fetch.fetch(release, mirrors=[server.url], timeout=(2, 0.5), retries=0)
     finally:
         server.close()
     assert cache_entries(isolated / "cache") == []
@@ -245,8 +245,9 @@ def test_an_endless_body_stops_at_the_recipes_size(isolated, release):
 def test_a_trickle_stops_at_the_overall_deadline(isolated, release):
     server = RawServer(endless([0], headers(release.size), pause=0.05))
     try:
-        with pytest.raises(FetchError, match=r"not finished within 2s \(the limit for one download\)"):
-            fetch.fetch(release, mirrors=[server.url], retries=0, timeout=(2, 1), deadline=2)
+        # A byte every 0.05 s keeps the 0.5 s read timeout from firing: only the deadline stops it.
+        with pytest.raises(FetchError, match=r"not finished within 1s \(the limit for one download\)"):
+            fetch.fetch(release, mirrors=[server.url], retries=0, timeout=(2, 0.5), deadline=1)
     finally:
         server.close()
     assert cache_entries(isolated / "cache") == []

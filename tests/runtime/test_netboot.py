@@ -342,9 +342,11 @@ def _ssh_keygen(path: Path, kind: str, comment: str) -> Path:
     return path
 
 
-@pytest.fixture
-def keys(tmp_path) -> Path:
-    """An authorized_keys file as people keep them: a comment, an ed25519 key, an RSA key with options."""
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> Path:
+    """An authorized_keys file as people keep them: a comment, an ed25519 key, an RSA key with options.
+    Made once for the module (no test changes it): an RSA key pair costs ssh-keygen up to a second."""
+    tmp_path = tmp_path_factory.mktemp("keys")
     ed25519 = _ssh_keygen(tmp_path / "id_ed25519", "ed25519", "me@laptop").with_suffix(".pub").read_text().strip()
     rsa = _ssh_keygen(tmp_path / "id_rsa", "rsa", "backup@desk").with_name("id_rsa.pub").read_text().strip()
     keys = tmp_path / "authorized_keys"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from kexec_build import fetch, update
+from kexec_build import atomic, fetch, update
 from kexec_build.apt import host_archives
 from kexec_build.errors import UpdateError
 from kexec_build.paths import PROJECT_ROOT
 from kexec_build.recipes import load
+from tests.conftest import USER_CACHE
 from tests.inv import inv
 
 pytestmark = [
@@ -73,15 +74,51 @@ def test_an_unknown_version_is_refused_naming_the_suites_tried(tmp_path):
     assert (recipes_dir / "kexec-tools.toml").read_text() == before
 
 
+CHAIN_PATHS = (f"dists/{SUITE}/InRelease", f"dists/{SUITE}/{update.SOURCES_INDEX}", f"{POOL}/{DSC}", f"{POOL}/{ORIG}")
+
+
 @pytest.fixture(scope="module")
 def real_chain() -> dict[str, bytes]:
-    """The real files of sid's chain for kexec-tools 2.0.32, by their archive path."""
+    """The real files of sid's chain for kexec-tools 2.0.32, by their archive path: downloaded from the host's
+    archive once into the user's cache, and checked on every use (`authentic_chain`); a cached chain that fails
+    the check is downloaded again."""
+    folder = USER_CACHE / "test-debian-chain"
+    if all((folder / path).exists() for path in CHAIN_PATHS):
+        cached = {path: (folder / path).read_bytes() for path in CHAIN_PATHS}
+        try:
+            return authentic_chain(cached)
+        except UpdateError:
+            pass  # stale or damaged: fetch it again
     archive = host_archives()[0].uri.rstrip("/")
-    inrelease = update._get(f"{archive}/dists/{SUITE}/InRelease")
-    files = {f"dists/{SUITE}/InRelease": inrelease}
-    for path in (f"dists/{SUITE}/{update.SOURCES_INDEX}", f"{POOL}/{DSC}", f"{POOL}/{ORIG}"):
-        files[path] = update._get(f"{archive}/{path}")
+    files = authentic_chain({path: update._get(f"{archive}/{path}") for path in CHAIN_PATHS})
+    for path, data in files.items():
+        atomic.write_bytes(folder / path, data)
     return files
+
+
+def authentic_chain(files: dict[str, bytes]) -> dict[str, bytes]:
+    """`files` if every byte is vouched for: InRelease by the archive key, Sources.xz by its
+    sha256 in InRelease, the .dsc by its uploader's signature, the orig tarball by its sha256 in the .dsc.
+    Else `UpdateError`. (The test under `verify` checks the .dsc's hash in Sources too; here that would cost
+    decompressing all of sid's Sources on every run for no more certainty.)"""
+    inrelease_path, sources_path, dsc_path, orig_path = CHAIN_PATHS
+    inrelease = update.gpgv(files[inrelease_path], [update.ARCHIVE_KEYRING], inrelease_path).text
+    sources_sha256 = update.index_sha256(inrelease, update.SOURCES_INDEX)
+    update.check_sha256(files[sources_path], sources_sha256, sources_path, inrelease_path)
+    dsc = update.gpgv(files[dsc_path], update.UPLOADER_KEYRINGS, dsc_path).text
+    update.check_sha256(
+        files[orig_path], update.sha256_field(dsc, "Checksums-Sha256").get(ORIG, ""), orig_path, dsc_path
+    )
+    return files
+
+
+@pytest.mark.parametrize("path", CHAIN_PATHS)
+def test_a_cached_chain_with_one_byte_changed_is_not_used(real_chain, path):
+    data = real_chain[path]
+    middle = len(data) // 2
+    damaged = {**real_chain, path: data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]}
+    with pytest.raises(UpdateError, match=re.escape(path)):
+        authentic_chain(damaged)
 
 
 def serve(httpserver, files: dict[str, bytes]) -> str:

@@ -7,6 +7,7 @@ tree there, so later runs need no network.
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,7 +42,12 @@ def unpacked(package: str, arch: str = "amd64", suite: str = SUITE) -> Path:
     if not tree.exists():
         partial = Path(tempfile.mkdtemp(dir=tree.parent))
         run("dpkg-deb", "-x", package_deb, partial)
-        partial.rename(tree)
+        try:
+            partial.rename(tree)
+        except OSError:  # a parallel run (pytest -n 2, another checkout) unpacked it first: keep that one
+            if not tree.exists():
+                raise
+            shutil.rmtree(partial)
     return tree
 
 
