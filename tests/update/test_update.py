@@ -103,7 +103,7 @@ def authentic_chain(files: dict[str, bytes]) -> dict[str, bytes]:
     decompressing all of sid's Sources on every run for no more certainty.)"""
     inrelease_path, sources_path, dsc_path, orig_path = CHAIN_PATHS
     inrelease = update.gpgv(files[inrelease_path], [update.ARCHIVE_KEYRING], inrelease_path).text
-    sources_sha256 = update.index_sha256(inrelease, update.SOURCES_INDEX)
+    sources_sha256 = update.sha256_field(inrelease, "SHA256").get(update.SOURCES_INDEX, "")
     update.check_sha256(files[sources_path], sources_sha256, sources_path, inrelease_path)
     dsc = update.gpgv(files[dsc_path], update.UPLOADER_KEYRINGS, dsc_path).text
     update.check_sha256(
