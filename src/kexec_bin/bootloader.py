@@ -18,12 +18,15 @@ from __future__ import annotations
 import functools
 import os
 import re
-from dataclasses import dataclass, field
 
 from .errors import BootError, ConfigError, UsageError
-from .menus import Menu, Reader, bls, grub, normalise, without_device
+from .menus import Menu, bls, grub, normalise, without_device
 from .menus.bls import compare_versions
 from .read import read_regular
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .menus import Reader
 
 __all__ = [
     "BootError",
@@ -45,23 +48,26 @@ INITRD_NAMES = ("/boot/initrd.img-{}", "/boot/initramfs-{}.img", "/boot/initrd-{
 _MAX_LINKS = 40
 
 
-@dataclass(frozen=True)
 class Candidate:
-    """A kernel the boot loader would start: paths as seen on the machine, and where it was found."""
+    """A kernel the boot loader would start: paths as seen on the machine, and where it was found
+    (`source`, for the plan: "GRUB default entry 'Debian GNU/Linux' in /boot/grub/grub.cfg")."""
 
-    kernel: str
-    initrds: tuple[str, ...]
-    release: str | None
-    source: str
-    """Where it came from, for the plan ("GRUB default entry 'Debian GNU/Linux' in /boot/grub/grub.cfg")."""
+    __slots__ = ("initrds", "kernel", "release", "source")
+
+    def __init__(self, kernel: str, initrds: tuple[str, ...], release: str | None, source: str) -> None:
+        self.kernel, self.initrds, self.release, self.source = kernel, initrds, release, source
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.kernel!r}, {self.initrds!r}, {self.release!r}, {self.source!r})"
 
 
-@dataclass
 class Choice:
     """The kernel chosen, and one line for each kernel or source passed over (and why) on the way."""
 
-    candidate: Candidate
-    notes: list[str] = field(default_factory=list)
+    __slots__ = ("candidate", "notes")
+
+    def __init__(self, candidate: Candidate, notes: list[str] | None = None) -> None:
+        self.candidate, self.notes = candidate, [] if notes is None else notes
 
 
 def next_kernel(root: str = "/") -> Choice:

@@ -7,8 +7,6 @@ kexec-tools itself does the real probing when it loads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 # Compressed data (a vmlinuz that kexec-tools decompresses before probing what is inside).
 _COMPRESSIONS = (
     (b"\x1f\x8b", "gzip"),
@@ -22,12 +20,16 @@ _COMPRESSIONS = (
 _HEADER_BYTES = 0x10010
 
 
-@dataclass(frozen=True)
 class KernelImage:
     """A recognised kernel image: its format and, when the header says, the kernel release."""
 
-    format: str
-    release: str | None = None
+    __slots__ = ("format", "release")
+
+    def __init__(self, format: str, release: str | None = None) -> None:
+        self.format, self.release = format, release
+
+    def __repr__(self) -> str:
+        return f"KernelImage({self.format!r}, {self.release!r})"
 
 
 def identify(path: str) -> KernelImage | None:

@@ -13,46 +13,62 @@ and submenus nest. Past a bound the reading stops with a `ConfigError` that name
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Optional
-
 from ..errors import ConfigError
 
-Reader = Callable[[str], Optional[str]]
-"""A path in the tree -> the file's text, None when there is no such file."""
-Resolver = Callable[[str, str, str, str], str]
-"""(a path as the config writes it, the device it is on, the folder it is relative to, the config and entry
-naming it) -> the path in the tree; raises ConfigError for a path that must not be read."""
+# Plain classes and no `typing` at run time: `kexec-bin reboot` reads the host's menus on every run,
+# and dataclasses (with inspect) and typing cost more to import than the reading itself.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional
+
+    Reader = Callable[[str], Optional[str]]
+    """A path in the tree -> the file's text, None when there is no such file."""
+    Resolver = Callable[[str, str, str, str], str]
+    """(a path as the config writes it, the device it is on, the folder it is relative to, the config and entry
+    naming it) -> the path in the tree; raises ConfigError for a path that must not be read."""
 
 
-@dataclass
 class Entry:
-    """One menu entry: its title, kernel ("" when it starts no Linux kernel), initrds and command line."""
+    """One menu entry: its title, kernel ("" when it starts no Linux kernel), initrds and command line.
 
-    title: str
-    kernel: str = ""
-    initrds: list[str] = field(default_factory=list)
-    cmdline: str = ""
-    config: str = ""
-    """The config file that declares the entry."""
-    names: list[str] = field(default_factory=list)
-    """What a default or --entry may call it besides its title: syslinux's LABEL, GRUB's --id."""
-    steps: list[tuple[int, str, str | None]] = field(default_factory=list)
-    """GRUB: (position, title, id) of each enclosing submenu and then the entry itself."""
-    marked_default: bool = False
-    """syslinux's MENU DEFAULT inside its LABEL (in the top menu)."""
-    version: str | None = None
-    """Boot Loader Specification: the entry's `version` line."""
+    `config`: the config file that declares it; `names`: what a default or --entry may call it besides
+    its title (syslinux's LABEL, GRUB's --id); `steps` (GRUB): (position, title, id) of each enclosing
+    submenu and then the entry itself; `marked_default`: syslinux's MENU DEFAULT inside its LABEL (in
+    the top menu); `version`: a Boot Loader Specification entry's `version` line.
+    """
+
+    __slots__ = ("cmdline", "config", "initrds", "kernel", "marked_default", "names", "steps", "title", "version")
+
+    def __init__(
+        self,
+        title: str,
+        kernel: str = "",
+        initrds: list[str] | None = None,
+        cmdline: str = "",
+        config: str = "",
+        names: list[str] | None = None,
+        steps: list[tuple[int, str, str | None]] | None = None,
+        marked_default: bool = False,
+        version: str | None = None,
+    ) -> None:
+        self.title, self.kernel, self.cmdline, self.config = title, kernel, cmdline, config
+        self.initrds = [] if initrds is None else initrds
+        self.names = [] if names is None else names
+        self.steps = [] if steps is None else steps
+        self.marked_default, self.version = marked_default, version
+
+    def __repr__(self) -> str:
+        return f"Entry({self.title!r}, {self.kernel!r}, {self.initrds!r}, {self.cmdline!r})"
 
 
-@dataclass
 class Menu:
-    """Every entry of a config and its includes (Linux or not, in menu order), and the default it names."""
+    """Every entry of a config and its includes (Linux or not, in menu order), and the default it names
+    (`default_source`: how the config names it: `set default=`, ONTIMEOUT, DEFAULT)."""
 
-    entries: list[Entry]
-    default: str = ""
-    default_source: str = ""
-    """How the config names its default: `set default=`, ONTIMEOUT, DEFAULT."""
+    __slots__ = ("default", "default_source", "entries")
+
+    def __init__(self, entries: list[Entry], default: str = "", default_source: str = "") -> None:
+        self.entries, self.default, self.default_source = entries, default, default_source
 
 
 class Budget:

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-from typing import Callable
 
-from . import Budget, Entry, Reader
+from . import Budget, Entry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    from . import Reader
+
+    Lister = Callable[[str], list[str]]
+    """A folder in the tree -> the names in it, [] when there is no such folder."""
 
 PLACES = ("/boot", "/efi", "/boot/efi")
-Lister = Callable[[str], list[str]]
-"""A folder in the tree -> the names in it, [] when there is no such folder."""
 
 
 def read_entries(read: Reader, listdir: Lister, *, budget: Budget | None = None) -> tuple[list[Entry], list[str]]:

@@ -12,7 +12,11 @@ from __future__ import annotations
 import re
 
 from ..errors import ConfigError
-from . import Budget, Entry, Menu, Reader, Resolver
+from . import Budget, Entry, Menu
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import Reader, Resolver
 
 # The features GRUB 2 announces to its scripts (grub-core/normal/main.c): grub-mkconfig's output tests them.
 FEATURES = dict.fromkeys(

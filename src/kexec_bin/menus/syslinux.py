@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import posixpath
 
-from . import Budget, Entry, Menu, Reader, Resolver
+from . import Budget, Entry, Menu
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import Reader, Resolver
 
 # syslinux runs a file of these kinds as something other than a Linux kernel (doc/syslinux.txt, KERNEL).
 NOT_LINUX = (".c32", ".cbt", ".com", ".bs", ".bss", ".0", ".img")

@@ -22,11 +22,15 @@ from .. import plan
 from .._architectures import X86
 from ..errors import ConfigError, PlanError
 from ..isofs import PVD_OFFSET, SECTOR, IsoImage
-from ..menus import Budget, Entry, Menu, Reader, grub, normalise, syslinux, without_device
+from ..menus import Budget, Entry, Menu, grub, normalise, syslinux, without_device
 from ..plan import PlannedFile
 from ..plan.model import shown
 from ..read import read_capped
 from ..wayback import plan_way_back
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..menus import Reader
 
 __all__ = ["PVD_OFFSET", "SECTOR", "IsoImage", "find_entries"]
 
