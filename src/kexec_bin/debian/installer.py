@@ -223,6 +223,9 @@ def _from_pool(mirror: str, release: Release, arch: str, cache: Path, reason: st
         label = package.filename.rsplit("/", 1)[-1]
         deb = fetch_file(deb_url, sha256=package.sha256, max_bytes=package.size, cache=cache, label=label)
         extracted = extract(deb, package.sha256, wanted, cache, label)
+        # The kernel and initrd are kept by the package's sha256 (_extracted_before), so the next plan
+        # needs no .deb: 150 MB less on a disk that must still hold the joined initrd and the install.
+        deb.unlink()
     origin = (
         f"from data.tar of {package.name} {package.version} (.deb sha256 {package.sha256} listed in "
         f"{package.index}, itself listed in InRelease)"
