@@ -164,9 +164,10 @@ def with_panic(cmdline: str, seconds: int) -> tuple[str, int | None, str]:
     )
 
 
-def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str | None = None):
+def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str | None = None, *, linux: bool = True):
     """`plan` with its path (kexec or firmware) and way back: panic= on its command line, where needed a
     one-shot entry named, and for netboot (`scratch` given: where to make files) the installer's deadline.
+    `linux`: the plan boots a Linux kernel, which takes panic= (memdisk, booting a whole image, does not).
     Nothing outside `scratch` is written here: `arm` (or `firmware.boot`) does that right before the boot."""
     from . import firmware
 
@@ -177,7 +178,10 @@ def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str 
     if not getattr(args, "way_back", True):
         plan.way_back = WayBack(None, (*lines, "none (--no-way-back): a failed boot needs a human"), via=via)
         return plan
-    plan.cmdline, added, why = with_panic(plan.cmdline, getattr(args, "panic", DEFAULT_PANIC_SECONDS))
+    if linux:
+        plan.cmdline, added, why = with_panic(plan.cmdline, getattr(args, "panic", DEFAULT_PANIC_SECONDS))
+    else:
+        added, why = None, "no panic=: memdisk boots a whole image, whose own system decides what a panic does"
     lines.append(why)
     one_shot = None
     if via == firmware.FIRMWARE:
@@ -194,7 +198,12 @@ def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str 
         write_atomically(made, archive)
         plan.initrds = [
             *plan.initrds,
-            PlannedFile(made, "kexec-bin", f"made here: a cpio archive holding /{DEADLINE_SCRIPT}", temporary=True),
+            PlannedFile(
+                made,
+                "kexec-bin's way back (the installer's deadline)",
+                f"made here: a cpio archive holding /{DEADLINE_SCRIPT}",
+                temporary=True,
+            ),
         ]
         lines.append(line)
     plan.way_back = WayBack(added, tuple(lines), one_shot, via=via)

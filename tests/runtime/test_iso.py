@@ -338,6 +338,8 @@ def test_memdisk_dry_run_plans_a_real_mode_kexec_load(kexec_bin_iso, tmp_path):
         f" --load --kexec-syscall --real-mode --initrd={ipxe} '--command-line=iso raw' -- {root}/{iso.MEMDISK}\n"
         in result.stdout
     )
+    # memdisk takes no panic= (the whole image's own system decides), and the plan says so.
+    assert "way back: no panic=: memdisk boots a whole image" in result.stdout
 
 
 @pytest.mark.network  # Debian packages, downloaded into an empty cache

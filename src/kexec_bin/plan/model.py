@@ -144,7 +144,7 @@ class BootPlan:
         """
         lines = [f"plan: {shown(self.title)}"]
         for role, planned in [("kernel", self.kernel), *(("initrd", initrd) for initrd in self.initrds)]:
-            where = f"(extracted for the load from {planned.origin})" if planned.temporary else planned.path
+            where = f"(written for the load, from {planned.origin})" if planned.temporary else planned.path
             lines.append(f"  {role:<7} {shown(where)} ({size_text(planned.size)})")
             if not planned.temporary:
                 lines.append(f"  {'':<7} from {shown(planned.origin)}")

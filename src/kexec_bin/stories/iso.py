@@ -114,12 +114,10 @@ def run(args: argparse.Namespace) -> int:
         if args.memdisk:
             import platform
 
-            return plan.carry_out(
-                memdisk_plan(image, root=args.root, machine=platform.machine()),
-                args.mode,
-                exec_after=args.exec_after,
-                root=args.root,
+            boot_plan = plan_way_back(
+                memdisk_plan(image, root=args.root, machine=platform.machine()), args, args.root, linux=False
             )
+            return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
         try:
             found = find_entries(iso.read_text, None if iso.device else image_path_on_its_filesystem(image))
         except ConfigError as error:
