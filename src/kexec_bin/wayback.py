@@ -76,18 +76,22 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_PANIC_SECONDS}; a panic= already on the command line is kept)",
     )
     parser.add_argument(
+        "--no-way-back",
+        dest="way_back",
+        action="store_false",
+        help="arm no way back: no panic=, no one-shot boot entry for the running kernel (netboot: no deadline)",
+    )
+
+
+def add_deadline_option(parser: argparse.ArgumentParser) -> None:
+    """--deadline, for the stories that boot an installer (netboot): the only ones it would change."""
+    parser.add_argument(
         "--deadline",
         type=_minutes,
         default=DEFAULT_DEADLINE_MINUTES,
         metavar="MINUTES",
-        help="netboot: unless the installer's network works (and, with --ssh-key, someone logs in) within "
+        help="unless the installer's network works (and, with --ssh-key, someone logs in) within "
         f"MINUTES (default {DEFAULT_DEADLINE_MINUTES}), it reboots into this system; partitioning disarms it",
-    )
-    parser.add_argument(
-        "--no-way-back",
-        dest="way_back",
-        action="store_false",
-        help="arm no way back: no panic=, no one-shot boot entry for the running kernel",
     )
 
 

@@ -220,10 +220,15 @@ def test_the_installers_deadline_is_a_startup_script_in_an_initrd(tmp_path, logi
 
 
 @pytest.mark.parametrize("minutes", ["0", "-1", "soon"])
-def test_a_bad_deadline_is_a_usage_error(machine, capsys, minutes):
+def test_a_bad_deadline_is_a_usage_error(capsys, minutes):
+    assert main(["netboot", "debian", f"--deadline={minutes}"]) == 64
+    assert f"argument --deadline: {minutes!r}: give the minutes as a number above 0" in capsys.readouterr().err
+
+
+def test_only_netboot_offers_the_installers_deadline(machine, capsys):
     tree, _old, _new = machine
-    assert reboot(tree, f"--deadline={minutes}") == 64
-    assert "--deadline" in capsys.readouterr().err
+    assert reboot(tree, "--deadline=5") == 64  # reboot boots no installer: the option would do nothing
+    assert "unrecognized arguments: --deadline=5" in capsys.readouterr().err
 
 
 def test_the_doctor_names_the_protections_this_host_has(machine):

@@ -12,7 +12,7 @@ import argparse
 
 from .. import plan
 from ..errors import PlanError
-from ..wayback import plan_way_back
+from ..wayback import add_deadline_option, plan_way_back
 
 # The RAM below which the installer itself refuses to run, in MiB: the "min" levels of its lowmem
 # check (rootskel's S15lowmem, in the initrd). Architectures it does not list get amd64's level.
@@ -83,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="more kernel parameters for the installer (e.g. priority=low)",
     )
     plan.add_story_options(parser)
+    add_deadline_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
