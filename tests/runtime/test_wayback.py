@@ -187,6 +187,16 @@ def test_via_auto_takes_the_firmware_path_where_kexec_load_is_disabled(machine, 
     assert listed.stdout.split() == []
 
 
+def test_the_firmware_path_needs_no_kexec_program(machine, capsys, tmp_path, monkeypatch):
+    tree, old, new = machine
+    write_grub(tree.root, new, old)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no kexec anywhere (a source checkout carries no bundled one)
+    assert reboot(tree, "--via", "firmware") == 0
+    out = capsys.readouterr().out
+    assert "way back: path: firmware (--via firmware)" in out
+    assert "kexec command:" not in out  # no kexec runs on this path
+
+
 def test_via_auto_keeps_kexec_where_the_doctor_finds_nothing_in_the_way(machine):
     tree, _old, _new = machine
     plan = planned(tree, "--via", "auto")

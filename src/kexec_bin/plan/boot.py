@@ -133,14 +133,15 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
 
     if mode not in MODES:
         raise PlanError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
-    choice = choose()
     by_firmware = plan.way_back is not None and plan.way_back.via == "firmware"
+    # Through the firmware no kexec program runs, so none is needed (a host may lack one).
+    choice = None if by_firmware else choose()
     if not by_firmware:
         from ..trust import choose_syscall
 
         choose_syscall(plan, root)  # under lockdown: kexec_file_load, or a refusal before anything is loaded
     available = probes.available_memory(root)
-    print(plan.to_text(choice.path, available), file=out)
+    print(plan.to_text(choice.path if choice else None, available), file=out)
     if root != "/":
         print(
             f"  - --root {root}: the files and settings above were read from that tree; the kexec program and "
@@ -161,7 +162,7 @@ def carry_out(plan: BootPlan, mode: str, *, exec_after: float = 5.0, root: str =
         if blocked:
             raise BlockedError(f"this plan would be refused here: {blocked}", blocked.support)
         return 0
-    if by_firmware:
+    if choice is None:  # the firmware path
         from .. import firmware
 
         return firmware.boot(plan, mode, root=root, out=out)

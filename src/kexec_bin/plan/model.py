@@ -158,12 +158,13 @@ class BootPlan:
                 f"  memory: needs about {size_text(needed)}, "
                 f"{size_text(available) if available is not None else 'unknown'} available"
             )
-        joined = "<initrds joined>" if len(self.initrds) > 1 else None
-        if joined is None and self.initrds and self.initrds[0].temporary:
-            joined = "<initrd>"
-        kernel = "<kernel>" if self.kernel.temporary else None
-        command = [program or "kexec", *self.kexec_arguments(joined, kernel)]
-        lines.append(f"  kexec command: {shown(' '.join(_quoted(word) for word in command))}")
+        if not (self.way_back and self.way_back.via == "firmware"):  # through the firmware no kexec runs
+            joined = "<initrds joined>" if len(self.initrds) > 1 else None
+            if joined is None and self.initrds and self.initrds[0].temporary:
+                joined = "<initrd>"
+            kernel = "<kernel>" if self.kernel.temporary else None
+            command = [program or "kexec", *self.kexec_arguments(joined, kernel)]
+            lines.append(f"  kexec command: {shown(' '.join(_quoted(word) for word in command))}")
         return "\n".join(lines)
 
     def warnings_text(self) -> str:
