@@ -216,7 +216,7 @@ def preseed_parameters(spec: str, scratch: str) -> tuple[list[str], list[Planned
         from .download import fetch_bytes
 
         content = fetch_bytes(spec, max_bytes=MAX_ANSWER_FILE)
-        checksum = hashlib.md5(content, usedforsecurity=False).hexdigest()  # the sum preseed checks
+        checksum = hashlib.md5(content).hexdigest()  # the sum preseed checks (usedforsecurity= is Python 3.9+)
         return (
             [url, f"preseed/url/checksum={checksum}"],
             [],

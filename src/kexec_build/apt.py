@@ -166,7 +166,7 @@ class PrivateApt:
         return sorted(into.glob("*.deb"))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)  # functools.cache is Python 3.9+; sdist builds run on 3.8
 def apt_root(arch: str, suite: str) -> PrivateApt:
     """The private apt root for one Debian architecture and suite, kept in the cache (the bundled files'
     pinned packages and the testbed's packages share it)."""
