@@ -79,7 +79,9 @@ def test_reboot_comes_back_in_the_newer_kernel_with_the_same_command_line(vm, tm
     # Under systemd the command returns at once; a timer runs `systemctl kexec` a second later.
     answer = machine.run("kexec-bin reboot --yes --exec-after 1", COMMAND_SECONDS)
     assert "booting in 1 s: systemd runs `systemctl kexec`" in answer
-    assert next_boot(machine).split() == [word for word in first.split() if not word.startswith("BOOT_IMAGE=")]
+    # The same command line minus BOOT_IMAGE=, plus the way back's panic= (docs/way-back.md).
+    kept = [word for word in first.split() if not word.startswith("BOOT_IMAGE=")]
+    assert next_boot(machine).split() == [*kept, "panic=30"]
     assert machine.run("uname -r") == newer
 
 
@@ -173,6 +175,6 @@ def test_reboot_without_systemd_remounts_read_only_and_execs(vm, tmp_path):
     first = machine.run("cat /proc/cmdline")
     machine.send("kexec-bin reboot --yes --exec-after 0")
     machine.expect("booting: no systemd; sync, remount every filesystem read-only, then kexec -e", COMMAND_SECONDS)
-    assert next_boot(machine) == first
+    assert next_boot(machine) == f"{first} panic=30"  # the way back's panic= (docs/way-back.md)
     # Every disk file system went read-only before the exec: none was reported as staying writable.
     assert "stayed writable" not in machine.tail(200)
