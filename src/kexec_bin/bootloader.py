@@ -160,9 +160,12 @@ def grub_menu(root: str) -> tuple[str, Menu, dict[str, str]] | None:
     return None
 
 
-def grub_default(root: str, notes: list[str]) -> list[Candidate]:
-    """GRUB's default entry, as grub.cfg with grubenv selects it; [] without a grub.cfg."""
-    found = grub_menu(root)
+def grub_default(root: str, notes: list[str], found: tuple[str, Menu, dict[str, str]] | None = None) -> list[Candidate]:
+    """GRUB's default entry, as grub.cfg with grubenv selects it; [] without a grub.cfg.
+
+    `found`: `grub_menu(root)` when the caller has read it already (the way back needs its entries too).
+    """
+    found = found or grub_menu(root)
     if found is None:
         return []
     config, menu, environment = found

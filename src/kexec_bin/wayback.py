@@ -232,14 +232,17 @@ def firmware_next_boot(root: str = "/", next_release: str | None = None) -> tupl
     release = Kernel(root).release()
     notes: list[str] = []
     try:
-        default = next(iter(bootloader.grub_default(root, notes) or bootloader.bls_default(root, notes)), None)
+        menu = bootloader.grub_menu(root)  # read once: for the default here, for the running kernel's entry below
+        default = next(
+            iter((bootloader.grub_default(root, notes, menu) if menu else []) or bootloader.bls_default(root, notes)),
+            None,
+        )
     except bootloader.BootError:
-        default = None
+        menu, default = None, None
     if default is None:
         return None, "the firmware's next boot: no GRUB or Boot Loader Specification menu found to check"
     if default.release == release:
         return None, f"the firmware's next boot: the running kernel {release} ({default.source})"
-    menu = bootloader.grub_menu(root) if release else None
     config = menu[0] if menu else None
     entry = _grub_entry_for(menu[1].entries, release) if menu and release else None
     if entry is None or config is None or release is None:
