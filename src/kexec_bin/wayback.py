@@ -175,15 +175,15 @@ def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str 
     Nothing outside `scratch` is written here: `arm` (or `firmware.boot`) does that right before the boot."""
     from . import firmware
 
-    via, why_via = firmware.choose_via(getattr(args, "via", firmware.KEXEC), root)
+    via, why_via = firmware.choose_via(args.via, root)
     lines = [f"path: {via} ({why_via})"]
     if via == firmware.FIRMWARE:
         lines.append(firmware.describe(plan, root))
-    if not getattr(args, "way_back", True):
+    if not args.way_back:
         plan.way_back = WayBack(None, (*lines, "none (--no-way-back): a failed boot needs a human"), via=via)
         return plan
     if linux:
-        plan.cmdline, added, why = with_panic(plan.cmdline, getattr(args, "panic", DEFAULT_PANIC_SECONDS))
+        plan.cmdline, added, why = with_panic(plan.cmdline, args.panic)
     else:
         added, why = None, "no panic=: memdisk boots a whole image, whose own system decides what a panic does"
     lines.append(why)
@@ -197,7 +197,7 @@ def plan_way_back(plan, args: argparse.Namespace, root: str = "/", scratch: str 
     if scratch is not None:
         from .plan.model import PlannedFile
 
-        archive, line = deadline_archive(plan.kernel.origin, args.deadline, bool(getattr(args, "ssh_key", None)))
+        archive, line = deadline_archive(plan.kernel.origin, args.deadline, bool(args.ssh_key))
         made = os.path.join(scratch, "deadline.cpio")
         write_atomically(made, archive)
         plan.initrds = [
