@@ -125,8 +125,8 @@ def upstream_version(debian_version: str) -> str:
 
 def find_source(sources: str, package: str, version: str) -> SourceEntry | None:
     """The stanza of `package` whose upstream version is `version`, in the (verified) Sources text."""
-    for fields in debian_archive.stanzas(sources.splitlines()):
-        if fields.get("Package") != package or upstream_version(fields.get("Version", "")) != version:
+    for fields in debian_archive.stanzas_of(sources, package):
+        if upstream_version(fields.get("Version", "")) != version:
             continue
         digests = debian_archive.checksums(fields.get("Checksums-Sha256", ""))
         return SourceEntry(fields["Version"], fields["Directory"], {name: d for name, (d, _) in digests.items()})

@@ -143,6 +143,20 @@ def test_stanzas_and_checksums_read_continuation_lines_and_comments():
     assert archive.checksums(second["SHA256"]) == {"x/y": ("ab" * 32, 12)}
 
 
+def test_stanzas_of_a_package_are_whole_and_only_its_own():
+    text = (
+        "Package: kexec-tools\nVersion: 1\n\nPackage: kexec-tools-extra\nVersion: 2\n\n"
+        "Version: 3\nPackage: kexec-tools\nDirectory: pool/k\n\nPackage: other\n\nPackage: kexec-tools\nVersion: 4"
+    )
+    assert [stanza.get("Version") for stanza in archive.stanzas_of(text, "kexec-tools")] == ["1", "3", "4"]
+    assert list(archive.stanzas_of(text, "kexec-tools"))[1] == {
+        "Version": "3",
+        "Package": "kexec-tools",
+        "Directory": "pool/k",
+    }
+    assert list(archive.stanzas_of(text, "kexec")) == []
+
+
 APT_DEB822 = """\
 Types: deb
 URIs: http://mirror.example/debian

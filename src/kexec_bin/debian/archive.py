@@ -185,6 +185,18 @@ def stanzas(lines: Iterable[str]) -> Iterator[dict[str, str]]:
         yield fields
 
 
+def stanzas_of(text: str, package: str) -> Iterator[dict[str, str]]:
+    """The stanzas of `package` in an index's `text` (Packages, Sources): a whole index holds tens of
+    thousands, so its `Package: <name>` lines are found with str.find and only their stanzas are parsed."""
+    text = "\n" + text
+    needle = f"\nPackage: {package}\n"
+    found = text.find(needle)
+    while found >= 0:
+        start, stop = text.rfind("\n\n", 0, found + 1), text.find("\n\n", found + 1)
+        yield from stanzas(text[start + 1 : stop if stop >= 0 else None].splitlines())
+        found = text.find(needle, found + 1)
+
+
 def checksums(value: str) -> dict[str, tuple[str, int]]:
     """A checksum field (InRelease's SHA256, a .dsc's Checksums-Sha256): name → (digest, size)."""
     index: dict[str, tuple[str, int]] = {}
