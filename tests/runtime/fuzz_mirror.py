@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import http.server
 import io
 import json
 import lzma
@@ -25,14 +24,13 @@ import random
 import signal
 import sys
 import tarfile
-import threading
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
 
-from kexec_build.testbed.netboot_mirror import ThrowawayKeys
+from kexec_build.testbed.netboot_mirror import Answer, ThrowawayKeys, serve
 from tests.runtime.fuzz_hostile import HANG_SECONDS, _alarm, cpu_seconds, peak_mib, reset_peak
 
 SUITE = "trixie"
@@ -124,6 +122,7 @@ class Archive:
         self.keyring = keys.keyring([self.key], work / "keyring.gpg")
         self.deb = deb()
         self.packages = packages_xz(self.deb)
+        self.healthy = self.files()  # signed once: most cases change it, and each signature is a gpg run
 
     def files(
         self,
@@ -140,13 +139,9 @@ class Archive:
         return {f"dists/{SUITE}/InRelease": inrelease, f"dists/{SUITE}/{PACKAGES}": packages, DEB: deb_bytes}
 
 
-# A response: bytes, or (bytes, content type, status, announced length, seconds between bytes).
-Response = "bytes | tuple[bytes, str, int, int | None, float]"
-
-
 def mutations(archive: Archive, rng: random.Random) -> list[tuple[str, Callable[[], dict]]]:
     """Each hostile change: a name, and the mirror's files with it (path → response; absent: 404)."""
-    good = archive.files()
+    good = archive.healthy
     inrelease, packages = f"dists/{SUITE}/InRelease", f"dists/{SUITE}/{PACKAGES}"
 
     def cut(data: bytes) -> bytes:
@@ -242,49 +237,6 @@ def _flip(data: bytes, rng: random.Random) -> bytes:
     return bytes(changed)
 
 
-@contextlib.contextmanager
-def serve(current: dict) -> Iterator[str]:
-    """Serve `current["files"]` (swapped between cases) under /debian/."""
-
-    class Mirror(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            found = current["files"].get(self.path[len("/debian/") :]) if self.path.startswith("/debian/") else None
-            if found is None:
-                self.send_error(404)
-                return
-            data, kind, status, length, pause = (
-                found if isinstance(found, tuple) else (found, "application/octet-stream", 200, len(found), 0.0)
-            )
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            if length is not None:
-                self.send_header("Content-Length", str(length))
-            self.end_headers()
-            try:
-                if pause:
-                    for index in range(len(data)):
-                        if current["stop"].wait(pause):
-                            return
-                        self.wfile.write(data[index : index + 1])
-                        self.wfile.flush()
-                else:
-                    self.wfile.write(data)
-            except OSError:  # the client gave up on this answer, as it should
-                pass
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/debian"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def run_case(mirror: str, keyring: Path, root: Path) -> tuple[int, str]:
     from kexec_bin import cli
 
@@ -307,14 +259,15 @@ def main() -> int:
     os.environ["PATH"] = f"{work / 'sbin'}:/usr/bin:/bin"
     os.environ["KEXEC_BIN_PREFER"] = "system"
     signal.signal(signal.SIGALRM, _alarm)
-    current: dict = {"files": {}, "stop": threading.Event()}
-    with ThrowawayKeys() as keys, serve(current) as url:
+    served: dict[str, Answer] = {}
+    with ThrowawayKeys() as keys, serve(served) as url:
         archive = Archive(keys, work)
         for seed in range(first, first + count):
             rng = random.Random(seed)
             choices = mutations(archive, rng)
             name, make = choices[seed % len(choices)]
-            current["files"] = make()
+            served.clear()
+            served.update(make())
             os.environ["KEXEC_BIN_CACHE"] = str(work / "cache" / str(seed))
             problems: list[str] = []
             reset_peak()
@@ -350,7 +303,6 @@ def main() -> int:
                 ),
                 flush=True,
             )
-        current["stop"].set()
     return 0
 
 

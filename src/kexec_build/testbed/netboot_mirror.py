@@ -23,7 +23,7 @@ import threading
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Optional, Tuple, Union
 
 from kexec_bin.debian import archive
 from kexec_bin.debian.installer import IMAGES
@@ -66,34 +66,57 @@ def files(suite: str, arch: str) -> dict[str, bytes]:
     }
 
 
+# What the mirror answers for a path: its bytes, or a hostile answer (the fuzz's and the refusal tests'):
+# (bytes, Content-Type, HTTP status, the Content-Length announced or None, seconds between single bytes).
+Answer = Union[bytes, Tuple[bytes, str, int, Optional[int], float]]
+
+
 @contextmanager
-def serve(files: Mapping[str, bytes], address: str = "127.0.0.1", log: list[str] | None = None) -> Iterator[str]:
-    """Serve `files` (path → bytes) under /debian/ on `address`, an ephemeral port; yield the mirror URL.
-    Each request's path is appended to `log` if one is given."""
+def serve(files: Mapping[str, Answer], address: str = "127.0.0.1", log: list[str] | None = None) -> Iterator[str]:
+    """Serve `files` (path → answer; read on every request, so a caller may change them between
+    requests) under /debian/ on `address`, an ephemeral port; yield the mirror URL. Each request's
+    path is appended to `log` if one is given."""
+    stop = threading.Event()
 
     class Mirror(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if log is not None:
                 log.append(self.path)
-            data = files.get(self.path[len("/debian/") :]) if self.path.startswith("/debian/") else None
-            if data is None:
+            found = files.get(self.path[len("/debian/") :]) if self.path.startswith("/debian/") else None
+            if found is None:
                 self.send_error(404)
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
+            data, kind, status, length, pause = (
+                found if isinstance(found, tuple) else (found, "application/octet-stream", 200, len(found), 0.0)
+            )
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            if length is not None:
+                self.send_header("Content-Length", str(length))
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                if not pause:
+                    self.wfile.write(data)
+                for index in range(len(data) if pause else 0):
+                    if stop.wait(pause):
+                        return
+                    self.wfile.write(data[index : index + 1])
+                    self.wfile.flush()
+            except OSError:  # the client gave up on this answer, as a client cut off by its deadline does
+                pass
 
         def log_message(self, *args: object) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer((address, 0), Mirror)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server.daemon_threads = True
+    # shutdown() waits for the loop's next poll: a short one, as each test starts and stops mirrors of its own.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"http://{address}:{server.server_port}/debian"
     finally:
+        stop.set()
         server.shutdown()
         server.server_close()
 
@@ -184,7 +207,7 @@ def pool_files(suite: str, arch: str) -> dict[str, bytes]:
         packages = archive_file(f"dists/{suite}/{index}", refresh=True)
     name = f"debian-installer-{number(suite)}-netboot-{arch}"
     text = lzma.decompress(packages).decode(errors="replace")
-    (stanza,) = [stanza for stanza in archive.stanzas(text.splitlines()) if stanza.get("Package") == name]
+    (stanza,) = archive.stanzas_of(text, name)
     deb = debian_packages.deb(name, arch, suite).read_bytes()
     if sha256(deb) != stanza["SHA256"]:  # the cached package is older than the index: take the archive's
         deb = archive_file(stanza["Filename"])
