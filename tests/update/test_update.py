@@ -142,9 +142,10 @@ def test_a_tampered_sources_entry_is_refused(httpserver, real_chain, isolated):
     sources = lzma.decompress(real_chain[sources_path]).decode()
     stanza = next(block for block in sources.split("\n\n") if block.startswith("Package: kexec-tools\n"))
     dsc_sha256 = update.sha256_field(stanza, "Checksums-Sha256")[DSC]
-    # An attacker's Sources: kexec-tools' .dsc replaced by one of their own (here: any other hash).
-    forged = sources.replace(stanza, stanza.replace(dsc_sha256, "0" * 64))
-    assert forged != sources
+    # An attacker's Sources: kexec-tools' .dsc replaced by one of their own (here: any other hash). The
+    # forged index holds that stanza alone: compressing all of sid's would take seconds and prove no more.
+    forged = stanza.replace(dsc_sha256, "0" * 64)
+    assert forged != stanza
     tampered = {**real_chain, sources_path: lzma.compress(forged.encode(), preset=0)}
     with pytest.raises(
         UpdateError, match=rf"{SUITE}'s {re.escape(update.SOURCES_INDEX)}: sha256 .* that InRelease names"
