@@ -1,16 +1,9 @@
-"""`run_measured(COMMAND)`: a command's status, output, wall-clock and CPU seconds and peak memory.
-
-It runs `python -m tests.runtime.measure REPORT COMMAND...`, which runs COMMAND, then writes its
-exit status, seconds and peak memory to REPORT as JSON.
-
-Linux folds the memory of the process that forks into the child's ru_maxrss, so a command started
-straight from pytest (hundreds of MiB) would seem that large; started from this small interpreter,
-its figure is its own.
-"""
+"""`run_measured(COMMAND)`: a command's status, output, wall-clock and CPU seconds and peak memory,
+measured by the small interpreter in `measured_run.py` (which says why it is needed); and
+`report_worst`, the fuzz tests' summary of their cases."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,26 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def main() -> int:
-    report, command = sys.argv[1], sys.argv[2:]
-    started = time.perf_counter()
-    pid = os.posix_spawnp(command[0], command, os.environ)
-    _, status, usage = os.wait4(pid, 0)
-    seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    with open(report, "w") as file:
-        json.dump(
-            {
-                "returncode": code,
-                "seconds": seconds,
-                "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                "peak_mib": usage.ru_maxrss / 1024,
-            },
-            file,
-        )
-    return 0
+MEASURED_RUN = Path(__file__).with_name("measured_run.py")
 
 
 @dataclass(frozen=True)
@@ -56,11 +30,11 @@ class Measured:
 
 
 def run_measured(command: list[str], *, timeout: float, env: dict | None = None) -> Measured:
-    """Run `command` (through tests/runtime/measure.py, for its own peak memory); kill it after `timeout`
-    seconds (returncode then -SIGKILL, seconds the time it had)."""
+    """Run `command` (through measured_run.py, for its own peak memory); kill it after `timeout` seconds
+    (returncode then -SIGKILL, seconds the time it had)."""
     with tempfile.TemporaryDirectory() as folder:
-        report = Path(folder) / "report.json"
-        measure = [sys.executable, "-m", "tests.runtime.measure", str(report), *command]
+        report = Path(folder) / "report"
+        measure = [sys.executable, "-S", str(MEASURED_RUN), str(report), *command]
         started = time.perf_counter()
         process = subprocess.Popen(
             measure, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env, cwd=PROJECT
@@ -78,19 +52,15 @@ def run_measured(command: list[str], *, timeout: float, env: dict | None = None)
                 0.0,
                 0.0,
             )
-        figures = json.loads(report.read_text())
+        returncode, seconds, cpu_seconds, peak_mib = report.read_text().split()
         return Measured(
-            figures["returncode"],
+            int(returncode),
             stdout.decode(errors="replace"),
             stderr.decode(errors="replace"),
-            figures["seconds"],
-            figures["cpu_seconds"],
-            figures["peak_mib"],
+            float(seconds),
+            float(cpu_seconds),
+            float(peak_mib),
         )
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def report_worst(cases: list[dict], what: str, name: str, cap_seconds: float, cap_mib: float) -> None:
