@@ -28,6 +28,7 @@ from tests.runtime.installed import system_kexec
 SUITE, ARCH = "trixie", "amd64"
 PROJECT = Path(__file__).resolve().parents[2]
 TEXT = f"usr/lib/debian-installer/images/13/{ARCH}/text/debian-installer/{ARCH}"
+PACKAGE = f"debian-installer-13-netboot-{ARCH}"
 pytestmark = pytest.mark.skipif(
     not Path(archive.HOST_KEYRING).is_file(),
     reason="needs Debian's archive keyring (apt-get install debian-archive-keyring)",
@@ -140,7 +141,7 @@ def test_a_changed_deb_is_refused_and_never_cached(run, pool, deb_path):
         status, out, err, _ = run("--mirror", url, "--release", SUITE, "--arch", ARCH)
     assert status == VerificationError.exit_code and out == ""
     packages = lzma.decompress(pool[f"dists/{SUITE}/main/binary-{ARCH}/Packages.xz"]).decode()
-    (listed,) = [s["SHA256"] for s in archive.stanzas_of(packages, "debian-installer-13-netboot-amd64")]
+    (listed,) = [stanza["SHA256"] for stanza in archive.stanzas_of(packages, PACKAGE)]
     assert (
         f"{deb_path.rsplit('/', 1)[-1]}: sha256 mismatch: expected {listed}, got {hashlib.sha256(deb).hexdigest()}"
         in err
@@ -153,10 +154,10 @@ def test_a_changed_packages_index_is_refused(run, pool):
     # An index naming another version of the package; that stanza alone, as compressing the whole index
     # would take seconds and prove no more.
     packages = lzma.decompress(pool[index]).decode()
-    start = packages.index("Package: debian-installer-13-netboot-amd64\n")
-    text = packages[start : packages.index("\n\n", start) + 1].replace("netboot-amd64_2", "netboot-amd64_3", 1)
-    assert "netboot-amd64_3" in text
-    with netboot_mirror.serve({**pool, index: lzma.compress(text.encode(), preset=0)}) as url:
+    stanza = next(block for block in packages.split("\n\n") if block.startswith(f"Package: {PACKAGE}\n"))
+    forged = stanza.replace("netboot-amd64_2", "netboot-amd64_3", 1)
+    assert forged != stanza
+    with netboot_mirror.serve({**pool, index: lzma.compress(forged.encode(), preset=0)}) as url:
         status, out, err, _ = run("--mirror", url, "--release", SUITE, "--arch", ARCH)
     assert status == VerificationError.exit_code and out == ""
     assert f"main/binary-{ARCH}/Packages.xz: " in err and "no verified Packages index" in err, err

@@ -97,7 +97,8 @@ def serve(files: Mapping[str, Answer], address: str = "127.0.0.1", log: list[str
             try:
                 if not pause:
                     self.wfile.write(data)
-                for index in range(len(data) if pause else 0):
+                    return
+                for index in range(len(data)):
                     if stop.wait(pause):
                         return
                     self.wfile.write(data[index : index + 1])
