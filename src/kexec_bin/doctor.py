@@ -22,14 +22,19 @@ __all__ = ["BLOCKED", "INFO", "OK", "SIGNED", "UNKNOWN", "Finding", "Support", "
 EVERYTHING = (*ops.SYSCALLS, ops.EXEC)
 
 
-def support(root: str = "/", choice: Choice | None = None) -> Support:
-    """Run every check against the kernel under `root`; `choice` defaults to what `kexec` would run."""
+def support(root: str = "/", choice: Choice | None = None, *, way_back: bool = True) -> Support:
+    """Run every check against the kernel under `root`; `choice` defaults to what `kexec` would run.
+
+    `way_back` False leaves out the informational findings on what brings the machine back (panic,
+    one-shot entry, deadline, watchdog): no decision reads them, and the preflight before every load
+    need not read their files."""
     kernel = Kernel(root)
     config = _trusted_config(kernel)
     program, program_finding = _program(choice)
     findings: list[Finding] = [program_finding]
     for check in _CHECKS:
-        findings += check(kernel, config, program)
+        if way_back or check is not _way_back:
+            findings += check(kernel, config, program)
     return Support(
         root=root,
         program=program.path if program else None,
@@ -45,7 +50,7 @@ def preflight(operation: tuple, choice: Choice | None, root: str = "/") -> Suppo
     """
     action, syscall = operation
     check_operation(action, syscall)
-    result = support(root, choice)
+    result = support(root, choice, way_back=False)
     if result.state(action, syscall) == BLOCKED:
         raise BlockedError(explain(result, action, syscall), result)
     return result

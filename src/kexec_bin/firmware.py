@@ -49,15 +49,15 @@ def choose_via(via: str, root: str = "/") -> tuple[str, str]:
     from . import ops
     from .doctor import BLOCKED, support
 
-    report = support(root)
+    report = support(root, way_back=False)
     blockers = [finding for finding in report.findings if finding.status == BLOCKED and finding.check in KERNEL_REFUSES]
     if report.state(ops.LOAD) == BLOCKED and blockers:
         return FIRMWARE, "the doctor predicts kexec cannot load here: " + "; ".join(
             f"{finding.check} ({finding.evidence})" for finding in blockers
         )
-    from .read import read_capped
+    from .read import Tree
 
-    guest_type = read_capped(os.path.join(root, "sys/hypervisor/guest_type"), 64)
+    guest_type = Tree(root).read_capped("/sys/hypervisor/guest_type", 64)
     if guest_type is not None and guest_type.strip() == b"PV":
         return FIRMWARE, "a Xen PV guest cannot kexec (/sys/hypervisor/guest_type: PV)"
     return KEXEC, "the doctor finds nothing that stops a kexec load"

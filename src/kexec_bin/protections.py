@@ -9,7 +9,7 @@ DEFAULT_PANIC_SECONDS = 30
 DEFAULT_DEADLINE_MINUTES = 15
 
 
-def protections(kernel, config=None, program=None):
+def protections(kernel):
     """The doctor's findings on what would bring this machine back from a failed boot (all informational)."""
     from .findings import INFO, Finding
 

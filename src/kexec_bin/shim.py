@@ -121,13 +121,12 @@ def main(argv: "list | None" = None) -> int:
 def _become_kexec(args: list) -> int:
     from .resolve import child_environment, choose
 
-    operation = operation_of(args)
+    operation, kernel = _parsed(args)
     choice = choose(verify=operation is not None)
     if operation and not ops.checks_skipped():
         from .doctor import SIGNED, preflight
 
         checked = preflight(operation, choice)
-        kernel = kernel_of(args)
         if kernel and checked.state(*operation) == SIGNED:  # only a kernel with a trusted signature loads here
             from .trust import check_kernel
 

@@ -595,9 +595,7 @@ def choose_syscall(plan: Any, root: str = "/") -> None:
     here, before anything is loaded, with the reason and the fix. KEXEC_BIN_NO_CHECK=1 skips it,
     as it skips the preflight.
     """
-    import os
-
-    if os.environ.get("KEXEC_BIN_NO_CHECK", "") in ("1", "yes", "true") or plan.syscall != "auto":
+    if ops.checks_skipped() or plan.syscall != "auto":
         return
     prediction = check_kernel(plan.kernel.path, root)
     if prediction.syscall != ops.AUTO:
@@ -612,11 +610,12 @@ def prefer_signed(kernel: PlannedFile, root: str, decisions: list) -> PlannedFil
 
     from .plan.model import PlannedFile
 
-    if predict(kernel.path, root).verdict != REFUSED:
+    first = predict(kernel.path, root)
+    if first.verdict != REFUSED:
         return kernel
-    for suffix in SIGNED_SUFFIXES:
+    for suffix in SIGNED_SUFFIXES:  # the doctor's findings are this host's, whichever file: asked once
         path = kernel.path + suffix
-        if os.path.isfile(path) and predict(path, root).accepted:
+        if os.path.isfile(path) and predict(path, root, first.support).accepted:
             decisions.append(
                 f"kernel: {kernel.origin}{suffix}, the signed flavour of the same release: "
                 f"this kernel accepts only signed kernels and {kernel.origin} is not signed by a key it trusts"
