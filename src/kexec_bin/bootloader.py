@@ -147,11 +147,11 @@ def grub_menu(root: str) -> tuple[str, Menu, dict[str, str]] | None:
         if not os.path.lexists(inside(root, config)):
             continue  # grubenv is read only beside a grub.cfg that uses it
         folder = os.path.dirname(config)
-        environment = grub.grubenv(read(f"{folder}/grubenv") or "")
         # GRUB's own variables that grub.cfg tests: where it found its files, and the firmware it runs on.
         platform = "efi" if os.path.isdir(inside(root, "/sys/firmware/efi")) else "pc"
         variables = {"prefix": folder, "grub_platform": platform}
         try:
+            environment = grub.grubenv(read(f"{folder}/grubenv") or "")
             menu = grub.read_menu(read, _grub_resolver, config, variables=variables, environment=environment)
         except ConfigError as error:
             raise BootError(str(error)) from None
@@ -226,12 +226,12 @@ def bls_default(root: str, notes: list[str]) -> list[Candidate]:
     read = _reader(root)
     try:
         entries, passed_over = bls.read_entries(read, lambda folder: _listdir(root, folder))
+        pattern, config = bls.loader_default(read) if entries else ("", "")
     except ConfigError as error:
         raise BootError(str(error)) from None
     notes += passed_over
     if not entries:
         return []
-    pattern, config = bls.loader_default(read)
     chosen = bls.select(entries, pattern)
     why = f"{config}'s default {pattern}" if chosen else "the first in systemd-boot's order"
     entry = chosen or entries[0]
@@ -304,7 +304,9 @@ def _initrd_for(root: str, release: str | None) -> tuple[str, ...]:
 
 
 def _reader(root: str) -> Reader:
-    """The menus' reader on this machine: a file's text, None when absent; a FIFO or device is refused."""
+    """The menus' reader on this machine: a file's text, None when absent; a FIFO or device is refused
+    (ConfigError, as the menu readers raise: a GRUB `[ -d PATH ]` test takes it as false, and the
+    callers here name it as a BootError)."""
 
     def read(path: str) -> str | None:
         full = inside(root, path)
@@ -313,7 +315,7 @@ def _reader(root: str) -> Reader:
         try:
             return read_regular(full, MAX_MENU_BYTES, "boot menu").decode("utf-8", "replace")
         except UsageError as error:
-            raise BootError(f"{error}; kexec-bin reads boot menus only from regular files") from None
+            raise ConfigError(f"{error}; kexec-bin reads boot menus only from regular files") from None
 
     return read
 

@@ -37,23 +37,15 @@ def set_grubenv(path: str, values: dict[str, str | None]) -> None:
     from .read import read_capped
 
     old = read_capped(path, GRUBENV_SIZE)
-    variables = parse(old.decode("utf-8", "replace")) if old is not None else {}
+    from .menus import grub
+
+    variables = grub.grubenv(old.decode("utf-8", "replace")) if old is not None else {}
     for name, value in values.items():
         if value is None:
             variables.pop(name, None)
         else:
             variables[name] = value
     write_atomically(path, grubenv_bytes(variables))
-
-
-def parse(text: str) -> dict[str, str]:
-    variables = {}
-    for line in text.split("\n"):
-        if line.startswith("#") or "=" not in line:
-            continue
-        name, value = line.split("=", 1)
-        variables[name] = value.replace("\\n", "\n").replace("\\\\", "\\")
-    return variables
 
 
 def grubenv_bytes(variables: dict[str, str]) -> bytes:
@@ -133,10 +125,11 @@ def install_confirm(
 
 def confirm(grubenv: str, entry: str, remove: list[str]) -> None:
     """This system is up: clear the one-shot `entry` if GRUB has not, and remove `remove` (the unit runs this)."""
+    from .menus import grub
     from .read import read_capped
 
     block = read_capped(grubenv, GRUBENV_SIZE)
-    if block is not None and parse(block.decode("utf-8", "replace")).get("next_entry") == entry:
+    if block is not None and grub.grubenv(block.decode("utf-8", "replace")).get("next_entry") == entry:
         set_grubenv(grubenv, {"next_entry": None})
     import contextlib
     import shutil

@@ -135,6 +135,17 @@ def test_grub_default_naming_a_missing_file_is_refused(machine):
         next_kernel(str(root))
 
 
+def test_a_grub_test_on_a_folder_is_a_condition_not_a_refusal(machine):
+    # As theme and font snippets in grub.cfg test folders: kexec-bin's reader takes only files, so the test
+    # is false, and the menu is read on.
+    root, old, new = machine
+    config = write_grub(root, new, old)
+    (root / "boot/grub/fonts").mkdir()
+    text = config.read_text()
+    config.write_text("if [ -d /boot/grub/fonts ]; then\n  insmod gfxterm\nfi\n" + text)
+    assert next_kernel(str(root)).candidate.kernel == f"/boot/vmlinuz-{new}"
+
+
 def test_grub_default_on_firmware_setup_is_refused(machine):
     root, old, new = machine
     write_grub(root, new, old, default="uefi-firmware")

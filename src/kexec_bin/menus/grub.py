@@ -67,8 +67,15 @@ def read_menu(
 
 
 def grubenv(text: str) -> dict[str, str]:
-    """grubenv's NAME=value lines (grub-editenv pads the file with '#' to 1024 bytes)."""
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    """grubenv's NAME=value lines, unescaped as GRUB's load_env reads them ('\\' and newline are written
+    escaped; grub-editenv pads the block with '#' to 1024 bytes)."""
+    variables = {}
+    for line in text.split("\n"):
+        if line.startswith("#") or "=" not in line:
+            continue
+        name, value = line.split("=", 1)
+        variables[name] = value.replace("\\n", "\n").replace("\\\\", "\\")
+    return variables
 
 
 def select(entries: list[Entry], default: str) -> tuple[Entry | None, list[str]]:
