@@ -56,7 +56,7 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
         folder.mkdir(parents=True, exist_ok=True)
         partial = tempfile.NamedTemporaryFile(dir=folder, prefix=".partial-", delete=False)  # noqa: SIM115 - `with` below
     except OSError as error:
-        raise _cache_error(folder, error) from None
+        raise cache_error(folder, error) from None
     with partial:
         try:
             digest = hashlib.sha256()
@@ -66,14 +66,14 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
                 try:
                     partial.write(chunk)
                 except OSError as error:
-                    raise _cache_error(folder, error) from None
+                    raise cache_error(folder, error) from None
 
             # More bytes than the signed size cannot have the signed hash: a verification failure, not a network one.
             _fetch(url, max_bytes, write, label, oversize=VerificationError)
             try:
                 partial.flush()  # no fsync: a cached file is hashed again before use, so a torn one is fetched anew
             except OSError as error:
-                raise _cache_error(folder, error) from None
+                raise cache_error(folder, error) from None
             if digest.hexdigest() != sha256:
                 raise VerificationError(
                     f"{label or url}: sha256 mismatch: expected {sha256}, got {digest.hexdigest()} "
@@ -87,7 +87,8 @@ def fetch_file(url: str, *, sha256: str, max_bytes: int, cache: Path | None = No
     return cached
 
 
-def _cache_error(folder: Path, error: OSError) -> CacheError:
+def cache_error(folder: Path, error: OSError) -> CacheError:
+    """The cache at `folder` cannot be written: why, and the two ways out."""
     return CacheError(
         f"cannot write the download cache {folder}: {error.strerror or error}; free space there, "
         "or point KEXEC_BIN_CACHE at a folder with room (the installer needs about 200 MiB)"

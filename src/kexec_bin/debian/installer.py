@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 from .._architectures import DEBIAN as MACHINES  # `uname -m` → Debian architecture (recipes/targets.toml)
-from ..download import Progress, cache_dir, fetch_file
-from ..errors import CacheError, DownloadError, KexecBinError, PlanError, VerificationError
+from ..download import Progress, cache_dir, cache_error, fetch_file
+from ..errors import DownloadError, KexecBinError, PlanError, VerificationError
 from ..resolve import sha256_of
 from . import xz
 from .archive import Release, stanzas
@@ -108,9 +108,7 @@ def installer_files(
     reason, images_error = by_images
     try:
         found = _from_pool(mirror, release, arch, cache, reason)
-    except (DownloadError, PlanError) as pool_error:
-        if isinstance(pool_error, VerificationError):
-            raise
+    except (DownloadError, PlanError) as pool_error:  # a VerificationError is neither: it is raised as it is
         # The pool offers no way round: the images path's own failure is the one to name.
         raise type(images_error)(f"{images_error} (no package pool to fall back on: {_short(pool_error)})") from None
     if accept_kernel:
@@ -342,7 +340,6 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
     the package's size. What was taken out of a .deb is noted by its sha256, so it is done once.
     `label` names the package in messages (the cached file is named by its hash).
     """
-    import hashlib
     import lzma
     import tarfile
 
@@ -383,12 +380,12 @@ def extract(deb: Path, deb_sha256: str, members: set[str], cache: Path, label: s
                             f"{label}: {member.name} is not a regular file in the package; the layout changed"
                         )
                     source = archive.extractfile(member)
-                    digests[member.name] = _store(source.read, folder, hashlib.sha256()) if source else ""
+                    digests[member.name] = _store(source.read, folder) if source else ""
                     if len(digests) == len(members):
                         break
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as error:
             if isinstance(error, OSError) and error.errno is not None:
-                raise CacheError(f"cannot write the download cache {folder}: {error.strerror}") from None
+                raise cache_error(folder, error) from None
             raise VerificationError(f"{label}: its data archive cannot be read ({error})") from None
         finally:
             if reader:
@@ -469,8 +466,11 @@ class _Bounded:
         return data
 
 
-def _store(read: Callable[[int], bytes], folder: Path, digest: hashlib._Hash) -> str:
+def _store(read: Callable[[int], bytes], folder: Path) -> str:
     """Copy a stream into `folder`, named by its sha256 once complete; return the sha256."""
+    import hashlib
+
+    digest = hashlib.sha256()
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".partial-", delete=False) as partial:
         try:
@@ -493,7 +493,7 @@ def _write_json(path: Path, value: object) -> None:
             json.dump(value, partial)
         os.replace(partial.name, path)
     except OSError as error:
-        raise CacheError(f"cannot write the download cache {path.parent}: {error.strerror or error}") from None
+        raise cache_error(path.parent, error) from None
 
 
 def _terminal() -> bool:
@@ -504,5 +504,4 @@ def _terminal() -> bool:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import hashlib
     from typing import BinaryIO
