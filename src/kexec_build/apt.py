@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from kexec_bin.debian.archive import apt_sources
+from kexec_bin.debian.archive import HOST_KEYRING, apt_sources
 from kexec_bin.read import Tree
 
 from .commands import run
@@ -22,7 +22,6 @@ from .errors import ToolchainError
 from .paths import cache_dir
 
 HOST_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
-DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Resolved at import, before a test points KEXEC_BIN_CACHE at a temporary folder: downloads persist.
 APT_ROOTS = cache_dir() / "apt"
 
@@ -49,10 +48,7 @@ def host_archives(sources: Sequence[Path] = HOST_SOURCES) -> list[Archive]:
     the runtime's one apt-sources reader, which skips `Enabled: no` entries and commented lines)."""
     entries = apt_sources(Tree("/"), [str(source) for source in sources])
     archives = [
-        Archive(uri, entry.signed_by or DEFAULT_KEYRING)
-        for entry in entries
-        if "deb" in entry.types
-        for uri in entry.uris
+        Archive(uri, entry.signed_by or HOST_KEYRING) for entry in entries if "deb" in entry.types for uri in entry.uris
     ]
     main = [a for a in dict.fromkeys(archives) if "security" not in a.uri]
     if not main:

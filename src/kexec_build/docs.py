@@ -268,7 +268,6 @@ def write(root: Path = PROJECT_ROOT) -> list[Path]:
     for relative, text in files.items():
         target = root / relative
         if not target.exists() or target.read_text() != text:
-            target.parent.mkdir(parents=True, exist_ok=True)
             write_text(target, text)
             changed.append(target)
     return changed

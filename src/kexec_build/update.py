@@ -33,7 +33,7 @@ from .errors import UpdateError
 from .paths import PROJECT_ROOT, cache_dir
 from .recipes import Recipes, Release
 
-ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+ARCHIVE_KEYRING = Path(debian_archive.HOST_KEYRING)
 # The Debian developers' and maintainers' keys (the debian-keyring package): who may upload a .dsc.
 UPLOADER_KEYRINGS = tuple(
     Path("/usr/share/keyrings") / name
@@ -75,17 +75,22 @@ def gpgv(data: bytes, keyrings: Sequence[Path], what: str) -> Signed:
 
     Read through the runtime's own gpgv reader (status lines in the C locale): the signer is named
     whatever the host's language."""
+    _require(keyrings, what)
+    try:
+        verified = debian_archive.gpgv(data, [str(keyring) for keyring in keyrings], what)
+    except VerificationError as error:
+        raise UpdateError(str(error)) from None
+    return Signed(verified.text, ", ".join(verified.signers))
+
+
+def _require(keyrings: Sequence[Path], what: str) -> None:
+    """Refuse to check `what` without its keyrings, naming the packages that hold them."""
     missing = [str(keyring) for keyring in keyrings if not keyring.exists()]
     if missing:
         raise UpdateError(
             f"cannot check {what}: {', '.join(missing)} missing; install debian-archive-keyring and "
             "debian-keyring (apt-get install debian-archive-keyring debian-keyring gpgv)"
         )
-    try:
-        verified = debian_archive.gpgv(data, [str(keyring) for keyring in keyrings], what)
-    except VerificationError as error:
-        raise UpdateError(str(error)) from None
-    return Signed(verified.text, ", ".join(verified.signers))
 
 
 def signed_release(mirror: str, suite: str) -> debian_archive.Release:
@@ -94,6 +99,7 @@ def signed_release(mirror: str, suite: str) -> debian_archive.Release:
     import time
 
     url = f"{mirror}/dists/{suite}/InRelease"
+    _require([ARCHIVE_KEYRING], f"{suite}'s InRelease")
     try:
         return debian_archive.verify_release(
             _get(url), url, suite, [str(ARCHIVE_KEYRING)], now=time.time(), fresh=False

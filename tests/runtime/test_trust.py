@@ -15,7 +15,7 @@ from kexec_build.vm import secure_boot
 
 from .conftest import set_options
 
-DEBIAN_CA = ("Debian Secure Boot CA", "6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1")
+DEBIAN_CA = secure_boot.DEBIAN_CA
 MICROSOFT_UEFI_CA = ("Microsoft Corporation UEFI CA 2011", "13adbf4309bd82709c8cd54f316ed522988a1bd4")
 DEBIAN_SIGNER = "Debian Secure Boot Signer 2022 - linux"
 

@@ -24,8 +24,6 @@ from .measure import Row, timed
 ROUNDS = 60
 GOAL = 1.10
 CHECKED_GOAL = 2.5
-# The subject key id of Debian's Secure Boot CA, which signs Debian's kernels.
-DEBIAN_CA_KEY_ID = "6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1"
 TRUST_GOAL = 3.0  # doctor --kernel reads and parses a whole kernel file besides every check of the doctor
 
 
@@ -121,7 +119,7 @@ def locked_down(work: Path, kernel: Path) -> Path:
         "proc/config.gz": gzip.compress(config.read_bytes()),
         "proc/sys/kernel/osrelease": config.name.removeprefix("config-").encode() + b"\n",
         "sys/kernel/security/lockdown": b"none [integrity] confidentiality\n",
-        "proc/keys": secure_boot.proc_keys_line("Debian Secure Boot CA", DEBIAN_CA_KEY_ID).encode() + b"\n",
+        "proc/keys": secure_boot.proc_keys_line(*secure_boot.DEBIAN_CA).encode() + b"\n",
         "proc/self/status": Path("/proc/self/status").read_bytes(),
         "proc/self/uid_map": Path("/proc/self/uid_map").read_bytes(),
     }

@@ -28,6 +28,7 @@ from typing import Iterator, Mapping, Optional, Tuple, Union
 from kexec_bin.debian import archive
 from kexec_bin.debian.installer import IMAGES
 
+from .. import atomic
 from ..apt import host_archives
 from . import debian_packages
 
@@ -41,9 +42,10 @@ def files(suite: str, arch: str) -> dict[str, bytes]:
     """Mirror path (under the archive root) → bytes: InRelease (also under its suite alias), SHA256SUMS,
     kernel, initrd."""
     images = f"main/installer-{arch}/current/images"
-    package = f"debian-installer-{number(suite)}-netboot-{arch}"
+    release_number = number(suite)
+    package = f"debian-installer-{release_number}-netboot-{arch}"
     tree = debian_packages.unpacked(package, arch, suite)
-    (folder,) = tree.glob(f"usr/lib/debian-installer/images/{number(suite)}/{arch}/text")
+    (folder,) = tree.glob(f"usr/lib/debian-installer/images/{release_number}/{arch}/text")
     kernel_name, initrd_name = IMAGES[arch]
     kernel = (folder / kernel_name.removeprefix("netboot/")).read_bytes()
     initrd = (folder / initrd_name.removeprefix("netboot/")).read_bytes()
@@ -128,7 +130,8 @@ def sha256(data: bytes) -> str:
 
 def signed_sha256(inrelease: bytes, path: str) -> str:
     """The sha256 InRelease lists for `path` (read from the signed text)."""
-    return archive.checksums(_signed_text(inrelease).split("\nSHA256:\n", 1)[1])[path][0]
+    release = next(archive.stanzas(_signed_text(inrelease).splitlines()))
+    return archive.checksums(release["SHA256"])[path][0]
 
 
 def _signed_text(inrelease: bytes) -> str:
@@ -219,12 +222,10 @@ def archive_file(path: str, *, refresh: bool = False) -> bytes:
     """`path` under the host's Debian archive, kept in the cache (fetched again with `refresh`)."""
     target = debian_packages.CACHE / "netboot-mirror" / "archive" / path
     if refresh or not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        url = f"{host_archives()[0].uri.rstrip('/')}/{path}"
-        partial = tempfile.NamedTemporaryFile(dir=target.parent, delete=False)  # noqa: SIM115 - `with` below
-        with urllib.request.urlopen(url, timeout=600) as response, partial:
-            shutil.copyfileobj(response, partial, 1 << 20)
-        Path(partial.name).replace(target)
+        with urllib.request.urlopen(f"{host_archives()[0].uri.rstrip('/')}/{path}", timeout=600) as response:
+            data = response.read()
+        atomic.write_bytes(target, data)
+        return data
     return target.read_bytes()
 
 

@@ -119,6 +119,11 @@ def signed(kernel: Path, key: Path, cert: Path, out: Path, passphrase: str | Non
     return out
 
 
+# The CA that signs Debian's kernels for Secure Boot: its name and subject key id, as /proc/keys shows it
+# on a Debian machine booted through shim (the tests' and the bench's trusted key).
+DEBIAN_CA = ("Debian Secure Boot CA", "6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1")
+
+
 def proc_keys_line(name: str, key_id: str, serial: int = 0x0DCA30DD) -> str:
     """One asymmetric key as /proc/keys shows it to root."""
     return f"{serial:08x} I------     1 perm 1f010000     0     0 asymmetri {name}: {key_id}: X509.rsa {key_id[-8:]} []"
