@@ -118,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
                 memdisk_plan(image, root=args.root, machine=platform.machine()), args, args.root, linux=False
             )
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
+        # Where the next system finds the image (iso_path=, findiso=); a disc's live system scans for it.
+        iso_path = "" if iso.device else image_path_on_its_filesystem(image)
         try:
-            found = find_entries(iso.read_text, None if iso.device else image_path_on_its_filesystem(image))
+            found = find_entries(iso.read_text, iso_path or None)
         except ConfigError as error:
             raise ConfigError(f"{image}: {error}") from None
         if not found.entries:
@@ -130,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         number, entry, why = choose_entry(found, args.entry, image)
         with tempfile.TemporaryDirectory(prefix="kexec-bin-iso-") as scratch:
             boot_plan = plan_way_back(
-                kernel_plan(iso, number, entry, why, found.config == LOOPBACK, scratch, args), args, args.root
+                kernel_plan(iso, iso_path, number, entry, why, found.config == LOOPBACK, scratch, args),
+                args,
+                args.root,
             )
             return plan.carry_out(boot_plan, args.mode, exec_after=args.exec_after, root=args.root)
 
@@ -249,14 +253,21 @@ def choose_entry(found: Found, wanted: str | None, image: str) -> tuple[int, Ent
 
 
 def kernel_plan(
-    iso: IsoImage, number: int, entry: Entry, why: str, from_loopback: bool, scratch: str, args: argparse.Namespace
+    iso: IsoImage,
+    iso_path: str,
+    number: int,
+    entry: Entry,
+    why: str,
+    from_loopback: bool,
+    scratch: str,
+    args: argparse.Namespace,
 ) -> plan.BootPlan:
-    """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them.
+    """Extract `entry`'s kernel and initrds into `scratch` and make the plan that boots them; `iso_path`
+    is the image as the next system's file system holds it ("" for a disc).
 
     A dry run extracts the kernel only (the plan checks it: its format, its signature under Secure
     Boot) and shows the initrds at the sizes their directory records give: a plan writes no more
     than it needs to show."""
-    iso_path = "" if iso.device else image_path_on_its_filesystem(iso.path)
     # From a disc, a live system finds its medium itself (it scans the block devices).
     finder = None if iso.device else next((name for marker, name in IMAGE_FINDERS if marker in entry.cmdline), None)
     if from_loopback or finder:
