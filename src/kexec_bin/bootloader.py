@@ -211,14 +211,14 @@ def _grub_resolver(word: str, device: str, base: str, origin: str) -> str:
 
 def _grub_path(root: str, path: str, config: str) -> str:
     """A GRUB path as seen on the machine: under /boot when /boot is its own partition."""
-    if not os.path.lexists(inside(root, path)) and os.path.lexists(inside(root, "/boot" + path)):
+    if os.path.lexists(inside(root, path)):
+        return path
+    if os.path.lexists(inside(root, "/boot" + path)):
         return "/boot" + path
-    if not os.path.lexists(inside(root, path)):
-        raise BootError(
-            f"{config}'s default entry names {path}, which does not exist: run update-grub "
-            "(grub2-mkconfig) to rewrite it, or name the kernel with --kernel"
-        )
-    return path
+    raise BootError(
+        f"{config}'s default entry names {path}, which does not exist: run update-grub "
+        "(grub2-mkconfig) to rewrite it, or name the kernel with --kernel"
+    )
 
 
 def bls_default(root: str, notes: list[str]) -> list[Candidate]:
